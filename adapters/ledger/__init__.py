@@ -1,0 +1,1 @@
+"""The double-entry ledger: tables, migrations, batched reads and the posting service."""

@@ -1,0 +1,74 @@
+"""Engine construction for the ledger database: SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+__all__ = ["WRITE_OPTION", "create_ledger_engine", "is_sqlite"]
+
+# Execution option for connections that will write: on SQLite they take the write lock at
+# BEGIN (BEGIN IMMEDIATE) so that concurrent writers queue instead of failing half way.
+WRITE_OPTION = "ledger_write"
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def create_ledger_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    on_statement: Callable[[], None] | None = None,
+) -> AsyncEngine:
+    """Create the async engine for `url`.
+
+    `on_statement` is called once per SQL statement sent to the database; the gateway counts
+    statements per request with it (tests and the benchmark read those counts).
+    """
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        # One file, many readers, one writer at a time: WAL plus a generous busy timeout.
+        kwargs["connect_args"] = {"timeout": 30}
+        if parsed.database in (None, "", ":memory:"):
+            kwargs["poolclass"] = NullPool
+    else:
+        kwargs["pool_size"] = pool_size
+        kwargs["max_overflow"] = pool_size
+        kwargs["pool_pre_ping"] = False
+        # Read-only statements leave no session state to reset, but a failed transaction does:
+        # keep SQLAlchemy's rollback-on-return.
+    engine = create_async_engine(parsed, **kwargs)
+
+    if parsed.get_backend_name() == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _sqlite_begin(connection: Any) -> None:
+            immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    if on_statement is not None:
+        callback = on_statement
+
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if not statement.startswith("BEGIN"):  # SQLite's explicit BEGIN is not a query
+                callback()
+
+    return engine

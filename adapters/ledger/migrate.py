@@ -1,0 +1,42 @@
+"""Schema migrations (Alembic), run programmatically on the ledger engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.ledger.tables import metadata
+
+__all__ = ["pending_schema_changes", "upgrade_to_head"]
+
+_SCRIPTS = Path(__file__).with_name("migrations")
+
+
+def _config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPTS))
+    config.attributes["connection"] = connection
+    return config
+
+
+async def upgrade_to_head(engine: AsyncEngine) -> None:
+    """Bring the database to the newest schema revision (idempotent)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
+
+
+async def pending_schema_changes(engine: AsyncEngine) -> list[Any]:
+    """Differences between the migrated database and `tables.metadata` (empty when in sync)."""
+
+    def compare(sync: Connection) -> list[Any]:
+        return list(compare_metadata(MigrationContext.configure(sync), metadata))
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(compare)

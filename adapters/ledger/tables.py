@@ -1,0 +1,198 @@
+"""SQLAlchemy Core tables of the ledger (DESIGN.md, "Core ledger model").
+
+Amounts are BIGINT minor units, each balance counter is CHECKed >= 0 and the overdraft guards
+are row CHECKs on the counters, so the database refuses a broken balance whatever the code does.
+Every row that belongs to a tenant carries `tenant_id`; entries carry it too (denormalised from
+their transaction) so that every read can filter by tenant without a join.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.types import DateTime, TypeDecorator
+
+__all__ = [
+    "customers",
+    "ledger_account_versions",
+    "ledger_accounts",
+    "ledger_entries",
+    "ledger_transactions",
+    "metadata",
+    "tenants",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def _created_at() -> Column[dt.datetime]:
+    return Column("created_at", UtcDateTime(), nullable=False, server_default=func.now())
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    _created_at(),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("display_name", Text, nullable=False),
+    Column("email", Text),
+    _created_at(),
+    Column("metadata", JSON, nullable=False, default=dict),
+    CheckConstraint("kind in ('individual', 'business')", name="kind"),
+    Index(None, "tenant_id", "id"),
+)
+
+ledger_accounts = Table(
+    "ledger_accounts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id")),
+    Column("name", Text, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("currency_exponent", Integer, nullable=False),
+    Column("normal_balance", String(6), nullable=False),
+    Column("posted_debits", BigInteger, nullable=False, default=0),
+    Column("posted_credits", BigInteger, nullable=False, default=0),
+    Column("pending_debits", BigInteger, nullable=False, default=0),
+    Column("pending_credits", BigInteger, nullable=False, default=0),
+    Column("lock_version", BigInteger, nullable=False, default=0),
+    Column("debits_must_not_exceed_credits", Boolean, nullable=False, default=False),
+    Column("credits_must_not_exceed_debits", Boolean, nullable=False, default=False),
+    _created_at(),
+    CheckConstraint("normal_balance in ('debit', 'credit')", name="normal_balance"),
+    CheckConstraint("currency_exponent between 0 and 4", name="currency_exponent"),
+    CheckConstraint(
+        "posted_debits >= 0 and posted_credits >= 0 and pending_debits >= 0"
+        " and pending_credits >= 0",
+        name="counters_non_negative",
+    ),
+    CheckConstraint("lock_version >= 0", name="lock_version_non_negative"),
+    # TigerBeetle's guards: what may still be debited (or credited) must be covered by posted
+    # credits (or debits); pending amounts count against the guard.
+    CheckConstraint(
+        "not debits_must_not_exceed_credits or pending_debits + posted_debits <= posted_credits",
+        name="debits_must_not_exceed_credits",
+    ),
+    CheckConstraint(
+        "not credits_must_not_exceed_debits or pending_credits + posted_credits <= posted_debits",
+        name="credits_must_not_exceed_debits",
+    ),
+    Index(None, "customer_id", "id"),
+    Index(None, "tenant_id", "id"),
+)
+
+ledger_transactions = Table(
+    "ledger_transactions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("request_fingerprint", String(64), nullable=False),
+    Column("description", Text),
+    Column("status", String(8), nullable=False),
+    Column("effective_at", UtcDateTime(), nullable=False),
+    Column("posted_at", UtcDateTime()),
+    Column("reverses_transaction_id", Id, ForeignKey("ledger_transactions.id"), unique=True),
+    _created_at(),
+    Column("metadata", JSON, nullable=False, default=dict),
+    CheckConstraint("status in ('pending', 'posted', 'voided')", name="status"),
+    UniqueConstraint("tenant_id", "idempotency_key"),
+)
+
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("transaction_id", Id, ForeignKey("ledger_transactions.id"), nullable=False),
+    Column("account_id", Id, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("direction", String(6), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(8), nullable=False),
+    Column("effective_at", UtcDateTime(), nullable=False),
+    _created_at(),
+    CheckConstraint("direction in ('debit', 'credit')", name="direction"),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    CheckConstraint("status in ('pending', 'posted', 'voided')", name="status"),
+    Index(None, "account_id", "effective_at", "id"),
+    Index(None, "transaction_id"),
+)
+
+ledger_account_versions = Table(
+    "ledger_account_versions",
+    metadata,
+    Column(
+        "account_id", Id, ForeignKey("ledger_accounts.id"), primary_key=True, autoincrement=False
+    ),
+    Column("lock_version", BigInteger, primary_key=True, autoincrement=False),
+    Column("transaction_id", Id, ForeignKey("ledger_transactions.id"), nullable=False),
+    Column("posted_debits", BigInteger, nullable=False),
+    Column("posted_credits", BigInteger, nullable=False),
+    Column("pending_debits", BigInteger, nullable=False),
+    Column("pending_credits", BigInteger, nullable=False),
+    Column("effective_at", UtcDateTime(), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False, server_default=func.now()),
+)

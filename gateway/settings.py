@@ -1,0 +1,131 @@
+"""Settings: one frozen object read from the environment; secrets never print."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DEV_JWT_SECRET", "Secret", "Settings", "load_settings"]
+
+# Used only when GATEWAY_ENV=development and no JWT_SECRET is set: the embedded default must
+# work with no configuration, and every token it signs says so in its issuer.
+DEV_JWT_SECRET = "finance-gateway-development-secret-do-not-use-in-production"  # noqa: S105
+
+
+class Secret:
+    """A string that never shows itself in repr, str or logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the gateway reads from its environment. Build with `load_settings`."""
+
+    environment: str = "development"
+    database_url: str = "sqlite+aiosqlite:///var/gateway.db"
+    database_pool_size: int = 10
+    redis_url: str | None = None
+    jwt_secret: Secret = field(default_factory=lambda: Secret(DEV_JWT_SECRET))
+    jwt_issuer: str = "finance-gateway-dev"
+    jwt_audience: str = "finance-gateway"
+    jwt_leeway_seconds: int = 30
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    max_page_size: int = 100
+    max_query_depth: int = 12
+    max_aliases: int = 30
+    max_query_bytes: int = 100_000
+    graphiql: bool = True
+    graphiql_assets_dir: Path = Path("var/graphiql")
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _flag(value: str, name: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def _int(value: str, name: str, *, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from `environ` (default: the process environment).
+
+    Outside development a JWT secret must be given; the development secret is refused.
+    """
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    environment = env.get("GATEWAY_ENV", defaults.environment)
+    secret_text = env.get("JWT_SECRET")
+    if secret_text is None:
+        if environment != "development":
+            raise ValueError("JWT_SECRET must be set outside development (GATEWAY_ENV)")
+        secret_text = DEV_JWT_SECRET
+    elif environment != "development" and (secret_text == DEV_JWT_SECRET or len(secret_text) < 32):
+        raise ValueError("JWT_SECRET must be a random string of at least 32 characters")
+    return Settings(
+        environment=environment,
+        database_url=env.get("DATABASE_URL", defaults.database_url),
+        database_pool_size=_int(
+            env.get("DATABASE_POOL_SIZE", str(defaults.database_pool_size)),
+            "DATABASE_POOL_SIZE",
+            minimum=1,
+        ),
+        redis_url=env.get("REDIS_URL") or None,
+        jwt_secret=Secret(secret_text),
+        jwt_issuer=env.get("JWT_ISSUER", defaults.jwt_issuer),
+        jwt_audience=env.get("JWT_AUDIENCE", defaults.jwt_audience),
+        host=env.get("GATEWAY_HOST", defaults.host),
+        port=_int(env.get("GATEWAY_PORT", str(defaults.port)), "GATEWAY_PORT", minimum=1),
+        log_level=env.get("LOG_LEVEL", defaults.log_level),
+        max_page_size=_int(
+            env.get("MAX_PAGE_SIZE", str(defaults.max_page_size)), "MAX_PAGE_SIZE", minimum=1
+        ),
+        graphiql=_flag(
+            env.get("GRAPHIQL", "true" if environment == "development" else "false"), "GRAPHIQL"
+        ),
+        graphiql_assets_dir=Path(env.get("GRAPHIQL_ASSETS_DIR", str(defaults.graphiql_assets_dir))),
+    )

@@ -1,0 +1,77 @@
+"""Factories with defaults: each inserts one row through SQLAlchemy Core and returns its id."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.ledger.tables import customers, ledger_accounts, tenants
+from adapters.money import currency_exponent
+
+__all__ = ["make_account", "make_customer", "make_tenant"]
+
+_sequence = itertools.count(1)
+
+
+async def make_tenant(engine: AsyncEngine, name: str | None = None) -> int:
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            insert(tenants).values(name=name or f"tenant-{next(_sequence)}").returning(tenants.c.id)
+        )
+        return int(result.scalar_one())
+
+
+async def make_customer(
+    engine: AsyncEngine,
+    tenant_id: int,
+    *,
+    display_name: str | None = None,
+    kind: str = "individual",
+    created_at: dt.datetime | None = None,
+) -> int:
+    values: dict[str, object] = {
+        "tenant_id": tenant_id,
+        "kind": kind,
+        "display_name": display_name or f"Customer {next(_sequence)}",
+        "email": None,
+        "metadata": {},
+    }
+    if created_at is not None:
+        values["created_at"] = created_at
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            insert(customers).values(**values).returning(customers.c.id)
+        )
+        return int(result.scalar_one())
+
+
+async def make_account(
+    engine: AsyncEngine,
+    tenant_id: int,
+    *,
+    customer_id: int | None = None,
+    name: str | None = None,
+    currency: str = "USD",
+    normal_balance: str = "debit",
+    debits_must_not_exceed_credits: bool = False,
+    credits_must_not_exceed_debits: bool = False,
+) -> int:
+    async with engine.begin() as connection:
+        result = await connection.execute(
+            insert(ledger_accounts)
+            .values(
+                tenant_id=tenant_id,
+                customer_id=customer_id,
+                name=name or f"Account {next(_sequence)}",
+                currency=currency,
+                currency_exponent=currency_exponent(currency),
+                normal_balance=normal_balance,
+                debits_must_not_exceed_credits=debits_must_not_exceed_credits,
+                credits_must_not_exceed_debits=credits_must_not_exceed_debits,
+            )
+            .returning(ledger_accounts.c.id)
+        )
+        return int(result.scalar_one())
