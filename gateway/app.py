@@ -1,0 +1,66 @@
+"""The ASGI application: routes, lifespan and the GraphQL endpoint, built from Settings."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from gateway.http import GraphQLHandler
+from gateway.lifespan import Services, open_services
+from gateway.settings import Settings
+from resolvers.schema import build_schema
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Starlette:
+    """Build the app. With `services` given (tests), the caller owns their lifetime."""
+    schema = build_schema(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases)
+    state: dict[str, Services] = {}
+
+    def current() -> Services:
+        return state["services"]
+
+    handler: GraphQLHandler | None = None
+
+    async def graphql(request: Request) -> Response:
+        nonlocal handler
+        if handler is None:
+            handler = GraphQLHandler(schema, current())
+        return await handler(request)
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        if await current().database_is_ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "database unreachable"}, status_code=503)
+
+    async def metrics(_request: Request) -> Response:
+        return PlainTextResponse(current().metrics.render())
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        if services is not None:
+            state["services"] = services
+            yield
+            return
+        async with open_services(settings) as opened:
+            state["services"] = opened
+            yield
+
+    if services is not None:
+        state["services"] = services
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

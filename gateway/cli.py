@@ -1,0 +1,180 @@
+"""The `gateway` command: serve, migrate, seed, token, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.settings import Settings, load_settings
+
+__all__ = ["main"]
+
+logger = logging.getLogger("gateway.cli")
+
+EXAMPLE_QUERY = (
+    "{ customers(first: 2) { edges { node { id displayName ledgerAccounts(first: 3) "
+    "{ edges { node { name balance { posted { amount currency } } } } } } } } }"
+)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _ensure_sqlite_folder(settings: Settings) -> None:
+    if settings.is_sqlite:
+        _, _, path = settings.database_url.partition(":///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def _migrate(settings: Settings) -> None:
+    from adapters.ledger.engine import create_ledger_engine
+    from adapters.ledger.migrate import upgrade_to_head
+
+    _ensure_sqlite_folder(settings)
+    engine = create_ledger_engine(settings.database_url)
+    try:
+        await upgrade_to_head(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _seed(settings: Settings, customers: int, seed: int, if_empty: bool) -> None:
+    from adapters.ledger.engine import create_ledger_engine
+    from adapters.ledger.seed import is_empty, seed_ledger
+
+    engine = create_ledger_engine(settings.database_url)
+    try:
+        if if_empty and not await is_empty(engine):
+            logger.info("database already holds data; not seeding")
+            return
+        summary = await seed_ledger(engine, customers=customers, seed=seed)
+        logger.info("seeded %s", summary)
+    finally:
+        await engine.dispose()
+
+
+def _serve(settings: Settings, *, migrate: bool, seed_demo: int) -> None:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    if migrate:
+        asyncio.run(_migrate(settings))
+    if seed_demo:
+        asyncio.run(_seed(settings, seed_demo, 42, if_empty=True))
+    app = create_app(settings)
+    url = f"http://{settings.host}:{settings.port}/graphql"
+    if settings.is_development:
+        print(f"\nfinance-gateway (development) on {url}\n"  # noqa: T201
+              "Open it in a browser for GraphiQL; a development token for the first tenant "
+              "is printed by `gateway token` and pre-filled in GraphiQL.\n")  # fmt: skip
+        _print_example(settings, url)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+def _print_example(settings: Settings, url: str) -> None:
+    token = asyncio.run(_development_token(settings))
+    if token is None:
+        return
+    query = EXAMPLE_QUERY
+    print(  # noqa: T201
+        f"Development token (tenant of the demo data):\n{token}\n\nTry:\n"
+        f"curl -s {url} -H 'Authorization: Bearer {token}' "
+        f"-H 'Content-Type: application/json' -d '{{\"query\": \"{query}\"}}'\n"
+    )
+
+
+async def _development_token(settings: Settings) -> str | None:
+    from gateway.lifespan import open_services
+
+    async with open_services(settings) as services:
+        return services.development_token
+
+
+def _token(settings: Settings, tenant: int, scopes: list[str], subject: str, hours: int) -> str:
+    import datetime as dt
+
+    from gateway.auth import mint_token
+
+    return mint_token(
+        settings, tenant_id=tenant, scopes=scopes, subject=subject, ttl=dt.timedelta(hours=hours)
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the GraphQL endpoint (uvicorn)")
+    serve.add_argument("--migrate", action="store_true", help="migrate the database first")
+    serve.add_argument(
+        "--seed-demo",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed N demo customers first when the database is empty",
+    )
+
+    commands.add_parser("migrate", help="bring the database schema up to date")
+
+    seed = commands.add_parser("seed", help="seed deterministic demo/benchmark data")
+    seed.add_argument("--customers", type=int, default=100)
+    seed.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
+    seed.add_argument("--if-empty", action="store_true", help="only when no tenant exists yet")
+
+    token = commands.add_parser("token", help="print a signed bearer token (JWT)")
+    token.add_argument("--tenant", type=int, required=True)
+    token.add_argument(
+        "--scopes", default="ledger:read", help="comma-separated, e.g. ledger:read,ledger:write"
+    )
+    token.add_argument("--subject", default="developer")
+    token.add_argument("--hours", type=int, default=12)
+
+    commands.add_parser("export-schema", help="print the schema (SDL) to stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ValueError as error:
+        print(f"configuration error: {error}", file=sys.stderr)  # noqa: T201
+        return 2
+    _configure_logging(settings.log_level)
+    if args.command == "serve":
+        _serve(settings, migrate=args.migrate, seed_demo=args.seed_demo)
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    elif args.command == "seed":
+        asyncio.run(_seed(settings, args.customers, args.seed, if_empty=args.if_empty))
+    elif args.command == "token":
+        scopes = [scope.strip() for scope in args.scopes.split(",") if scope.strip()]
+        try:
+            print(_token(settings, args.tenant, scopes, args.subject, args.hours))  # noqa: T201
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)  # noqa: T201
+            return 2
+    elif args.command == "export-schema":
+        from resolvers.schema import schema
+
+        print(schema.as_str())  # noqa: T201
+    return 0

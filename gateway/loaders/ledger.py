@@ -1,0 +1,87 @@
+"""Ledger loaders: every relation of the ledger types resolves through one of these.
+
+A loader batches the keys requested while one level of the query resolves into one call of
+the LedgerReader (one SQL statement). Paged relations get one loader per (first, cursor)
+pair, since those are part of the statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any
+
+from aiodataloader import DataLoader
+
+from adapters.ledger.queries import EntryCursor, LedgerReader
+from adapters.records import Customer, Page
+
+__all__ = ["LedgerLoaders"]
+
+# Bounds the size of one IN (...) / array parameter.
+_MAX_BATCH = 1000
+
+
+def _loader(fn: Callable[[Sequence[Any]], Awaitable[list[Any]]]) -> DataLoader:
+    return DataLoader(fn, max_batch_size=_MAX_BATCH)
+
+
+class LedgerLoaders:
+    """The ledger loaders of one request, all scoped to `tenant_id`."""
+
+    def __init__(self, reader: LedgerReader, tenant_id: int) -> None:
+        self._reader = reader
+        self._tenant_id = tenant_id
+        self.customer_by_id: DataLoader = _loader(partial(reader.customers_by_ids, tenant_id))
+        self.ledger_account_by_id: DataLoader = _loader(partial(reader.accounts_by_ids, tenant_id))
+        self.ledger_transaction_by_id: DataLoader = _loader(
+            partial(reader.transactions_by_ids, tenant_id)
+        )
+        self.ledger_entry_by_id: DataLoader = _loader(partial(reader.entries_by_ids, tenant_id))
+        self.ledger_entries_by_transaction_id: DataLoader = _loader(
+            partial(reader.entries_by_transaction_ids, tenant_id)
+        )
+        self.ledger_account_count_by_customer_id: DataLoader = _loader(
+            partial(reader.count_accounts_by_customer_ids, tenant_id)
+        )
+        self._paged: dict[tuple[Any, ...], DataLoader] = {}
+
+    def _paged_loader(
+        self, name: str, first: int, cursor: Any, fn: Callable[..., Awaitable[list[Any]]]
+    ) -> DataLoader:
+        key = (name, first, cursor)
+        loader = self._paged.get(key)
+        if loader is None:
+            loader = self._paged[key] = _loader(fn)
+        return loader
+
+    def ledger_accounts_by_customer_id(self, first: int, after_id: int) -> DataLoader:
+        """Loads Page[LedgerAccount] per customer id (ascending id, after `after_id`)."""
+        return self._paged_loader(
+            "accounts",
+            first,
+            after_id,
+            partial(
+                self._reader.accounts_by_customer_ids,
+                self._tenant_id,
+                first=first,
+                after_id=after_id,
+            ),
+        )
+
+    def ledger_entries_by_account_id(self, first: int, before: EntryCursor | None) -> DataLoader:
+        """Loads Page[LedgerEntry] per account id (newest first, after the cursor)."""
+        return self._paged_loader(
+            "entries",
+            first,
+            before,
+            partial(
+                self._reader.entries_by_account_ids, self._tenant_id, first=first, before=before
+            ),
+        )
+
+    async def customers_page(self, first: int, after_id: int) -> Page[Customer]:
+        return await self._reader.customers_page(self._tenant_id, first=first, after_id=after_id)
+
+    async def customer_count(self) -> int:
+        return await self._reader.count_customers(self._tenant_id)

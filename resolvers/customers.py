@@ -1,0 +1,106 @@
+"""Customer type and the customer/customers root fields."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from adapters import records
+from gateway.context import Info
+from resolvers.node import Node, encode_global_id, pk_of
+from resolvers.pagination import (
+    Connection,
+    check_first,
+    decode_cursor,
+    encode_cursor,
+    make_connection,
+)
+from resolvers.permissions import CanReadLedger
+
+if TYPE_CHECKING:
+    from resolvers.ledger_accounts import LedgerAccount
+
+__all__ = ["Customer", "CustomerKind", "CustomerQuery"]
+
+CustomerKind = strawberry.enum(
+    records.CustomerKind,
+    name="CustomerKind",
+    description="Whether a customer is a person or a company.",
+)
+
+_ACCOUNTS = Annotated["LedgerAccount", strawberry.lazy("resolvers.ledger_accounts")]
+
+
+@strawberry.type(description="A customer of the tenant: a person or a business.")
+class Customer(Node):
+    pk: strawberry.Private[int]
+    kind: CustomerKind = strawberry.field(description="Individual or business.")
+    display_name: str = strawberry.field(description="Name to show for the customer.")
+    created_at: dt.datetime = strawberry.field(description="When the customer was created.")
+
+    @classmethod
+    def from_record(cls, record: records.Customer) -> Customer:
+        return cls(
+            id=encode_global_id("Customer", record.id),
+            pk=record.id,
+            kind=record.kind,
+            display_name=record.display_name,
+            created_at=record.created_at,
+        )
+
+    @strawberry.field(
+        description=(
+            "The customer's ledger accounts, oldest first. `first` is at most the server's "
+            "page cap (100 by default)."
+        )
+    )
+    async def ledger_accounts(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[_ACCOUNTS]:
+        from resolvers.ledger_accounts import LedgerAccount
+
+        context = info.context
+        limit = check_first(first, context.max_page_size)
+        after_id = decode_cursor("a", after, 1)[0] if after is not None else 0
+        page = await context.ledger.ledger_accounts_by_customer_id(limit, after_id).load(self.pk)
+        count_loader = context.ledger.ledger_account_count_by_customer_id
+        return make_connection(
+            page.items,
+            page.has_next_page,
+            LedgerAccount.from_record,
+            lambda account: encode_cursor("a", account.id),
+            count=lambda: count_loader.load(self.pk),
+        )
+
+
+@strawberry.type
+class CustomerQuery:
+    @strawberry.field(
+        description="One customer by global id; null when it does not exist in your tenant.",
+        permission_classes=[CanReadLedger],
+    )
+    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
+        pk = pk_of("Customer", id)
+        record = None if pk is None else await info.context.ledger.customer_by_id.load(pk)
+        return None if record is None else Customer.from_record(record)
+
+    @strawberry.field(
+        description="The tenant's customers, oldest first, at most the page cap per page.",
+        permission_classes=[CanReadLedger],
+    )
+    async def customers(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[Customer]:
+        context = info.context
+        limit = check_first(first, context.max_page_size)
+        after_id = decode_cursor("c", after, 1)[0] if after is not None else 0
+        page = await context.ledger.customers_page(limit, after_id)
+        return make_connection(
+            page.items,
+            page.has_next_page,
+            Customer.from_record,
+            lambda customer: encode_cursor("c", customer.id),
+            count=context.ledger.customer_count,
+        )

@@ -1,0 +1,130 @@
+"""LedgerAccount and LedgerBalance, and the ledgerAccount root field."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from adapters import records
+from gateway.context import Info
+from resolvers.money import Money
+from resolvers.node import Node, encode_global_id, pk_of
+from resolvers.pagination import (
+    Connection,
+    check_first,
+    decode_cursor,
+    encode_cursor,
+    make_connection,
+)
+from resolvers.permissions import CanReadLedger
+
+if TYPE_CHECKING:
+    from resolvers.ledger_transactions import LedgerEntry
+
+__all__ = ["Direction", "LedgerAccount", "LedgerAccountQuery", "LedgerBalance"]
+
+Direction = strawberry.enum(
+    records.Direction,
+    name="Direction",
+    description="Side of a double-entry posting: DEBIT or CREDIT.",
+)
+
+_ENTRY = Annotated["LedgerEntry", strawberry.lazy("resolvers.ledger_transactions")]
+
+
+@strawberry.type(
+    description=(
+        "Balances of a ledger account, signed by its normal balance: positive means the "
+        "account holds value on its normal side."
+    )
+)
+class LedgerBalance:
+    posted: Money = strawberry.field(description="Sum of posted entries.")
+    pending: Money = strawberry.field(description="Posted plus pending entries.")
+    available: Money = strawberry.field(
+        description="Posted balance less pending outflows: what may be spent now."
+    )
+
+
+def _entry_time_us(at: dt.datetime) -> int:
+    return (at - _EPOCH) // dt.timedelta(microseconds=1)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@strawberry.type(description="An account of the double-entry ledger, in one currency.")
+class LedgerAccount(Node):
+    record: strawberry.Private[records.LedgerAccount]
+    name: str = strawberry.field(description="Name of the account.")
+    currency: str = strawberry.field(description="ISO 4217 code of every entry on the account.")
+    normal_balance: Direction = strawberry.field(
+        description="The side on which the account's balance grows (DEBIT for assets)."
+    )
+    created_at: dt.datetime = strawberry.field(description="When the account was opened.")
+
+    @classmethod
+    def from_record(cls, record: records.LedgerAccount) -> LedgerAccount:
+        return cls(
+            id=encode_global_id("LedgerAccount", record.id),
+            record=record,
+            name=record.name,
+            currency=record.currency,
+            normal_balance=record.normal_balance,
+            created_at=record.created_at,
+        )
+
+    @strawberry.field(description="Current balances, from the account's counters (exact).")
+    def balance(self) -> LedgerBalance:
+        account = self.record
+        currency, exponent = account.currency, account.currency_exponent
+        return LedgerBalance(
+            posted=Money.of(account.posted_balance, currency, exponent),
+            pending=Money.of(account.pending_balance, currency, exponent),
+            available=Money.of(account.available_balance, currency, exponent),
+        )
+
+    @strawberry.field(
+        description="Balance changes applied to the account so far (rises by one per change)."
+    )
+    def version(self) -> int:
+        return self.record.lock_version
+
+    @strawberry.field(
+        description=(
+            "Entries on the account, newest first (by effective time). `first` is at most the "
+            "server's page cap (100 by default)."
+        )
+    )
+    async def entries(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[_ENTRY]:
+        from resolvers.ledger_transactions import LedgerEntry
+
+        context = info.context
+        limit = check_first(first, context.max_page_size)
+        before = None
+        if after is not None:
+            micros, entry_id = decode_cursor("e", after, 2)
+            before = (_EPOCH + dt.timedelta(microseconds=micros), entry_id)
+        page = await context.ledger.ledger_entries_by_account_id(limit, before).load(self.record.id)
+        return make_connection(
+            page.items,
+            page.has_next_page,
+            LedgerEntry.from_record,
+            lambda entry: encode_cursor("e", _entry_time_us(entry.effective_at), entry.id),
+        )
+
+
+@strawberry.type
+class LedgerAccountQuery:
+    @strawberry.field(
+        description="One ledger account by global id; null when it is not in your tenant.",
+        permission_classes=[CanReadLedger],
+    )
+    async def ledger_account(self, info: Info, id: strawberry.ID) -> LedgerAccount | None:
+        pk = pk_of("LedgerAccount", id)
+        record = None if pk is None else await info.context.ledger.ledger_account_by_id.load(pk)
+        return None if record is None else LedgerAccount.from_record(record)

@@ -1,0 +1,172 @@
+"""Ledger mutations: validate and map input, call the posting service, map the result.
+
+Balancing, idempotency and state transitions live in adapters/ledger/posting.py; here the
+input is turned into exact minor units and record ids, and errors keep their field paths.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import strawberry
+
+from adapters import records
+from adapters.errors import InvalidInput
+from adapters.ledger.posting import NewEntry, NewTransaction, PostingResult
+from adapters.money import currency_exponent, parse_decimal_amount
+from gateway.context import Info
+from resolvers.ledger_accounts import Direction
+from resolvers.ledger_transactions import LedgerTransaction, TransactionStatus
+from resolvers.node import decode_id_of
+from resolvers.permissions import CanWriteLedger
+from resolvers.scalars import Decimal
+
+__all__ = ["LedgerMutation"]
+
+MAX_ENTRIES = 100
+
+
+@strawberry.input(description="One side of a transaction to post.")
+class LedgerEntryInput:
+    account_id: strawberry.ID = strawberry.field(description="Global id of a ledger account.")
+    direction: Direction = strawberry.field(description="DEBIT or CREDIT.")
+    amount: Decimal = strawberry.field(
+        description=(
+            "Positive decimal string in major units, with no more decimals than the currency "
+            'allows ("12.50" USD, "1000" JPY).'
+        )
+    )
+    currency: str = strawberry.field(description="ISO 4217 code; must be the account's currency.")
+
+
+@strawberry.input(description="A balanced transaction to post to the ledger.")
+class PostLedgerTransactionInput:
+    idempotency_key: str = strawberry.field(
+        description=(
+            "Client-chosen key (1-255 characters). Repeating a request with the same key and "
+            "body returns the first result; the same key with another body is refused."
+        )
+    )
+    entries: list[LedgerEntryInput] = strawberry.field(
+        description=(
+            f"At least one debit and one credit, at most {MAX_ENTRIES}; debits must equal "
+            "credits in each currency."
+        )
+    )
+    description: str | None = strawberry.field(
+        default=None, description="Free text, at most 1000 characters."
+    )
+    effective_at: dt.datetime | None = strawberry.field(
+        default=None, description="When the transaction takes effect; defaults to now."
+    )
+    status: TransactionStatus = strawberry.field(
+        default=records.TransactionStatus.POSTED,
+        description="POSTED (default) applies at once; PENDING holds amounts until confirmed.",
+    )
+
+
+@strawberry.type(description="Result of a ledger write.")
+class LedgerTransactionPayload:
+    transaction: LedgerTransaction = strawberry.field(
+        description="The transaction as it now stands."
+    )
+    replayed: bool = strawberry.field(
+        description="True when this answers a repeated request (same idempotency key and body)."
+    )
+
+
+def _new_entry(index: int, entry: LedgerEntryInput) -> NewEntry:
+    prefix = f"entries.{index}"
+    currency_exponent(entry.currency, field=f"{prefix}.currency")
+    return NewEntry(
+        account_id=decode_id_of("LedgerAccount", entry.account_id, field=f"{prefix}.account_id"),
+        direction=records.Direction(entry.direction),
+        amount=parse_decimal_amount(entry.amount, entry.currency, field=f"{prefix}.amount"),
+        currency=entry.currency,
+    )
+
+
+def _payload(info: Info, result: PostingResult) -> LedgerTransactionPayload:
+    transaction = result.transaction
+    info.context.ledger.ledger_entries_by_transaction_id.prime(transaction.id, list(result.entries))
+    return LedgerTransactionPayload(
+        transaction=LedgerTransaction.from_record(transaction), replayed=result.replayed
+    )
+
+
+@strawberry.type
+class LedgerMutation:
+    @strawberry.mutation(
+        description=(
+            "Post a balanced transaction. Refused with a code when unbalanced "
+            "(UNBALANCED_TRANSACTION), when an entry's currency is not its account's "
+            "(CURRENCY_MISMATCH), when an account is not found in your tenant (NOT_FOUND), "
+            "when an overdraft guard would be broken (INSUFFICIENT_FUNDS), or when the "
+            "idempotency key was used with another body (IDEMPOTENCY_KEY_REUSED)."
+        ),
+        permission_classes=[CanWriteLedger],
+    )
+    async def post_ledger_transaction(
+        self,
+        info: Info,
+        input: PostLedgerTransactionInput,
+    ) -> LedgerTransactionPayload:
+        if not input.entries:
+            raise InvalidInput("a transaction needs at least one debit and one credit",
+                               field="entries")  # fmt: skip
+        if len(input.entries) > MAX_ENTRIES:
+            raise InvalidInput(f"at most {MAX_ENTRIES} entries", field="entries")
+        new = NewTransaction(
+            idempotency_key=input.idempotency_key,
+            entries=tuple(_new_entry(i, entry) for i, entry in enumerate(input.entries)),
+            description=input.description,
+            effective_at=input.effective_at,
+            status=records.TransactionStatus(input.status),
+        )
+        context = info.context
+        return _payload(info, await context.posting.post_transaction(context.tenant_id, new))
+
+    @strawberry.mutation(
+        description="Confirm a PENDING transaction: its amounts move to the posted balances.",
+        permission_classes=[CanWriteLedger],
+    )
+    async def post_pending_transaction(
+        self,
+        info: Info,
+        id: strawberry.ID,
+    ) -> LedgerTransactionPayload:
+        pk = decode_id_of("LedgerTransaction", id)
+        context = info.context
+        return _payload(info, await context.posting.post_pending(context.tenant_id, pk))
+
+    @strawberry.mutation(
+        description="Cancel a PENDING transaction: its amounts leave the pending balances.",
+        permission_classes=[CanWriteLedger],
+    )
+    async def void_pending_transaction(
+        self,
+        info: Info,
+        id: strawberry.ID,
+    ) -> LedgerTransactionPayload:
+        pk = decode_id_of("LedgerTransaction", id)
+        context = info.context
+        return _payload(info, await context.posting.void_pending(context.tenant_id, pk))
+
+    @strawberry.mutation(
+        description=(
+            "Reverse a POSTED transaction with a new one whose entries are flipped; a "
+            "transaction can be reversed once."
+        ),
+        permission_classes=[CanWriteLedger],
+    )
+    async def reverse_ledger_transaction(
+        self,
+        info: Info,
+        id: strawberry.ID,
+        idempotency_key: str,
+    ) -> LedgerTransactionPayload:
+        pk = decode_id_of("LedgerTransaction", id)
+        context = info.context
+        return _payload(
+            info, await context.posting.reverse_transaction(context.tenant_id, pk, idempotency_key)
+        )

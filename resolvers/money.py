@@ -1,0 +1,38 @@
+"""Money on the wire: exact decimal string, minor units, currency and exponent."""
+
+from __future__ import annotations
+
+import strawberry
+
+from adapters.money import format_minor_units
+from resolvers.scalars import BigInt, Decimal
+
+__all__ = ["Money"]
+
+
+@strawberry.type(
+    description=(
+        "An exact amount of money. `amount` is in major units as a decimal string; "
+        "`minorUnits` is the same amount as an integer count of the currency's smallest unit."
+    )
+)
+class Money:
+    amount: Decimal = strawberry.field(
+        description='Decimal string in major units, with exactly `exponent` decimals ("12.50").'
+    )
+    minor_units: BigInt = strawberry.field(
+        description='Integer string in minor units ("1250" for 12.50 USD).'
+    )
+    currency: str = strawberry.field(description='ISO 4217 alphabetic code ("USD").')
+    exponent: int = strawberry.field(
+        description="ISO 4217 minor-unit exponent of the currency (USD 2, JPY 0, BHD 3)."
+    )
+
+    @classmethod
+    def of(cls, minor_units: int, currency: str, exponent: int) -> Money:
+        return cls(
+            amount=Decimal(format_minor_units(minor_units, exponent)),
+            minor_units=BigInt(str(minor_units)),
+            currency=currency,
+            exponent=exponent,
+        )

@@ -1,0 +1,107 @@
+"""Cursor connections (Relay): Connection, Edge, PageInfo, the cursor codec and the page cap."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+import strawberry
+
+from adapters.errors import InvalidInput
+
+__all__ = [
+    "Connection",
+    "Edge",
+    "PageInfo",
+    "check_first",
+    "decode_cursor",
+    "encode_cursor",
+    "make_connection",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@strawberry.type(description="Where a page sits in its list (forward pagination only).")
+class PageInfo:
+    has_next_page: bool = strawberry.field(
+        description="True when more items follow; pass `endCursor` as `after` to get them."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="Always false: lists page forward only, from `after`."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="Cursor of the first item of this page; null when the page is empty."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last item of this page; null when the page is empty."
+    )
+
+
+@strawberry.type(description="One item of a page and the cursor that points at it.")
+class Edge(Generic[T]):
+    node: T = strawberry.field(description="The item.")
+    cursor: str = strawberry.field(description="Opaque position of this item in its list.")
+
+
+@strawberry.type(description="A page of a list, with cursors to fetch the next one.")
+class Connection(Generic[T]):
+    edges: list[Edge[T]] = strawberry.field(description="The items of this page, in order.")
+    page_info: PageInfo = strawberry.field(description="Cursors and whether more items follow.")
+    _count: strawberry.Private[Callable[[], Awaitable[int]] | None]
+
+    @strawberry.field(
+        description=(
+            "Number of items in the whole list (not just this page); null where counting is "
+            "not cheap. Costs one extra, batched, statement when asked for."
+        )
+    )
+    async def total_count(self) -> int | None:
+        return None if self._count is None else await self._count()
+
+
+def make_connection(
+    items: Sequence[R],
+    has_next_page: bool,
+    node: Callable[[R], T],
+    cursor: Callable[[R], str],
+    count: Callable[[], Awaitable[int]] | None = None,
+) -> Connection[T]:
+    """Build a connection from one page of records, mapping each to its GraphQL type."""
+    edges = [Edge(node=node(item), cursor=cursor(item)) for item in items]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=has_next_page,
+            has_previous_page=False,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        _count=count,
+    )
+
+
+def check_first(first: int, maximum: int) -> int:
+    """The page size, or BAD_USER_INPUT naming `first` when it is out of 0..maximum."""
+    if first < 0 or first > maximum:
+        raise InvalidInput(f"first must be between 0 and {maximum}", field="first")
+    return first
+
+
+def encode_cursor(kind: str, *parts: int) -> str:
+    return base64.urlsafe_b64encode(":".join([kind, *map(str, parts)]).encode()).decode()
+
+
+def decode_cursor(kind: str, cursor: str, size: int) -> list[int]:
+    """The `size` integers inside a cursor of `kind`; BAD_USER_INPUT naming `after` otherwise."""
+    try:
+        kind_found, *parts = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+        numbers = [int(part) for part in parts]
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        numbers, kind_found = [], ""
+    if kind_found != kind or len(numbers) != size or any(n < 0 or n >= 2**63 for n in numbers):
+        raise InvalidInput("after is not a cursor of this list", field="after")
+    return numbers

@@ -1,0 +1,101 @@
+"""The schema: root types merged from each domain module, plus the Node entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.types import ExecutionContext
+
+from adapters.errors import InvalidInput
+from gateway.context import Info
+from resolvers.customers import Customer, CustomerQuery
+from resolvers.ledger_accounts import LedgerAccount, LedgerAccountQuery
+from resolvers.ledger_mutations import LedgerMutation
+from resolvers.ledger_transactions import LedgerEntry, LedgerTransaction, LedgerTransactionQuery
+from resolvers.node import Node, decode_global_id
+from resolvers.permissions import CanReadLedger
+from resolvers.scalars import DateTime
+
+__all__ = ["build_schema", "schema"]
+
+
+async def _resolve_node(info: Info, global_id: str) -> Node | None:
+    try:
+        type_name, pk = decode_global_id(global_id)
+    except LookupError:
+        return None
+    ledger = info.context.ledger
+    if type_name == "Customer":
+        customer = await ledger.customer_by_id.load(pk)
+        return None if customer is None else Customer.from_record(customer)
+    if type_name == "LedgerAccount":
+        account = await ledger.ledger_account_by_id.load(pk)
+        return None if account is None else LedgerAccount.from_record(account)
+    if type_name == "LedgerTransaction":
+        transaction = await ledger.ledger_transaction_by_id.load(pk)
+        return None if transaction is None else LedgerTransaction.from_record(transaction)
+    if type_name == "LedgerEntry":
+        entry = await ledger.ledger_entry_by_id.load(pk)
+        return None if entry is None else LedgerEntry.from_record(entry)
+    return None
+
+
+@strawberry.type
+class NodeQuery:
+    @strawberry.field(
+        description="Any object by its global id; null when it does not exist in your tenant.",
+        permission_classes=[CanReadLedger],
+    )
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        return await _resolve_node(info, id)
+
+    @strawberry.field(
+        description="Several objects by global id, in the order asked (null where not found).",
+        permission_classes=[CanReadLedger],
+    )
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+        if len(ids) > info.context.max_page_size:
+            raise InvalidInput(f"at most {info.context.max_page_size} ids per call", field="ids")
+        return list(await asyncio.gather(*(_resolve_node(info, i) for i in ids)))
+
+
+@strawberry.type(description="Read the ledger: customers, accounts, transactions and entries.")
+class Query(NodeQuery, CustomerQuery, LedgerAccountQuery, LedgerTransactionQuery):
+    pass
+
+
+@strawberry.type(description="Write to the ledger. Every mutation needs the ledger:write scope.")
+class Mutation(LedgerMutation):
+    pass
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Errors are shaped and logged once, by the HTTP layer (gateway.errors)."""
+
+
+def build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.Schema:
+    """The schema with its limits; parse and validation results are cached per document."""
+    extensions: list[Any] = [
+        ParserCache(maxsize=1024),
+        QueryDepthLimiter(max_depth=max_depth),
+        MaxAliasesLimiter(max_alias_count=max_aliases),
+        ValidationCache(maxsize=1024),
+    ]
+    return _Schema(
+        query=Query,
+        mutation=Mutation,
+        types=[Customer, LedgerAccount, LedgerTransaction, LedgerEntry],
+        scalar_overrides={dt.datetime: DateTime},
+        extensions=extensions,
+    )
+
+
+schema = build_schema()
