@@ -1,0 +1,387 @@
+"""The posting service: balanced transactions written atomically and idempotently.
+
+DESIGN.md, "Core ledger model": each call is one database transaction. The idempotency key is
+checked first; touched accounts are locked in ascending id order (SELECT ... FOR UPDATE on
+PostgreSQL, BEGIN IMMEDIATE on SQLite); entries, counters (+1 `lock_version` per touched
+account) and one version row per touched account are written together. Every method takes
+`tenant_id`, and another tenant's rows read exactly like missing ones.
+
+Raises (adapters.errors): InvalidInput, NotFound, Unbalanced, CurrencyMismatch,
+InsufficientFunds, IdempotencyMismatch and InvalidTransition (both Conflict).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from adapters.errors import (
+    Conflict,
+    CurrencyMismatch,
+    IdempotencyMismatch,
+    InsufficientFunds,
+    InvalidTransition,
+    NotFound,
+)
+from adapters.ledger.engine import WRITE_OPTION
+from adapters.ledger.posting_balances import (
+    Deltas,
+    add_change,
+    apply_changes,
+    check_limits,
+    lock_accounts,
+)
+from adapters.ledger.posting_requests import (
+    NewEntry,
+    NewTransaction,
+    check_idempotency_key,
+    check_row_id,
+    reversal_fingerprint,
+    transaction_fingerprint,
+    validate_new_transaction,
+)
+from adapters.ledger.tables import (
+    ledger_entries,
+    ledger_transactions,
+)
+from adapters.money import currency_exponent
+from adapters.records import Direction, LedgerEntry, LedgerTransaction, TransactionStatus
+
+__all__ = ["NewEntry", "NewTransaction", "PostingResult", "PostingService"]
+
+_FLIPPED = {Direction.DEBIT: Direction.CREDIT, Direction.CREDIT: Direction.DEBIT}
+# Attempts per call: a lost race for an idempotency key is retried once and then replays.
+_ATTEMPTS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PostingResult:
+    """The transaction and its entries (in request order) after a call.
+
+    `replayed` is True when an earlier request with the same idempotency key and body is
+    answered again; the transaction is then returned as it is now.
+    """
+
+    transaction: LedgerTransaction
+    entries: tuple[LedgerEntry, ...]
+    replayed: bool
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class _KeyRace(Exception):
+    """A concurrent request committed the same idempotency key first."""
+
+
+class PostingService:
+    """Writes ledger transactions for one engine; safe to share across concurrent tasks."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], dt.datetime] = _utc_now) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._clock = clock
+
+    async def post_transaction(self, tenant_id: int, new: NewTransaction) -> PostingResult:
+        """Post `new` (pending or posted), or replay the earlier result for its key."""
+        validate_new_transaction(new)
+        fingerprint = transaction_fingerprint(new)
+
+        async def write(connection: AsyncConnection) -> PostingResult:
+            earlier = await _replay(connection, tenant_id, new.idempotency_key, fingerprint)
+            if earlier is not None:
+                return earlier
+            return await self._write(connection, tenant_id, new, fingerprint, None)
+
+        return await self._in_write_transaction(write)
+
+    async def post_pending(self, tenant_id: int, transaction_id: int) -> PostingResult:
+        """Move a pending transaction's amounts to the posted counters (pending -> posted)."""
+        return await self._settle(tenant_id, transaction_id, TransactionStatus.POSTED)
+
+    async def void_pending(self, tenant_id: int, transaction_id: int) -> PostingResult:
+        """Release a pending transaction's amounts (pending -> voided)."""
+        return await self._settle(tenant_id, transaction_id, TransactionStatus.VOIDED)
+
+    async def reverse_transaction(
+        self, tenant_id: int, transaction_id: int, idempotency_key: str
+    ) -> PostingResult:
+        """Post, once, a transaction with every entry of a posted one flipped.
+
+        The reversal is effective now and netting the original to zero; a second reversal
+        (with another key) raises InvalidTransition, the same key replays the first.
+        """
+        check_idempotency_key(idempotency_key)
+        check_row_id(transaction_id, what="ledger transaction", field="transaction_id")
+        fingerprint = reversal_fingerprint(transaction_id)
+
+        async def write(connection: AsyncConnection) -> PostingResult:
+            # Lock the original first: same-key retries queue here, then replay.
+            original = await _lock_transaction(connection, tenant_id, transaction_id)
+            earlier = await _replay(connection, tenant_id, idempotency_key, fingerprint)
+            if earlier is not None:
+                return earlier
+            if original.status != TransactionStatus.POSTED:
+                raise InvalidTransition(
+                    f"only posted transactions can be reversed; this one is {original.status}",
+                    field="transaction_id",
+                )
+            await _ensure_not_reversed(connection, transaction_id)
+            reversal = NewTransaction(
+                idempotency_key=idempotency_key,
+                entries=tuple(
+                    NewEntry(
+                        int(row.account_id),
+                        _FLIPPED[Direction(row.direction)],
+                        int(row.amount),
+                        str(row.currency),
+                    )
+                    for row in await _entry_rows(connection, transaction_id)
+                ),
+                description=f"Reversal of transaction {transaction_id}",
+            )
+            return await self._write(connection, tenant_id, reversal, fingerprint, transaction_id)
+
+        return await self._in_write_transaction(write)
+
+    async def _in_write_transaction(
+        self, work: Callable[[AsyncConnection], Awaitable[PostingResult]]
+    ) -> PostingResult:
+        """Run `work` in one write transaction; once more if it lost an idempotency-key race."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                async with self._writer.begin() as connection:
+                    return await work(connection)
+            except _KeyRace as race:
+                if attempt == _ATTEMPTS:
+                    raise Conflict(
+                        "a concurrent request with this idempotency key interfered; retry",
+                        field="idempotency_key",
+                    ) from race
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write(
+        self,
+        connection: AsyncConnection,
+        tenant_id: int,
+        new: NewTransaction,
+        fingerprint: str,
+        reverses_transaction_id: int | None,
+    ) -> PostingResult:
+        """Validate against the locked accounts, then write everything; all or nothing."""
+        accounts = await lock_accounts(connection, tenant_id, {e.account_id for e in new.entries})
+        for index, entry in enumerate(new.entries):
+            account = accounts.get(entry.account_id)
+            if account is None:
+                raise NotFound("ledger account not found", field=f"entries.{index}.account_id")
+            if account.currency != entry.currency:
+                raise CurrencyMismatch(
+                    f"entry currency {entry.currency} differs from the account's "
+                    f"{account.currency}",
+                    field=f"entries.{index}.currency",
+                )
+        status = TransactionStatus(new.status)
+        deltas: Deltas = {}
+        for entry in new.entries:
+            add_change(deltas, entry.account_id, f"{status}_{entry.direction}s", entry.amount)
+        check_limits(accounts, deltas, new.entries)
+
+        now = self._clock()
+        effective_at = now if new.effective_at is None else new.effective_at
+        async with _translated_integrity_errors():
+            transaction = (
+                await connection.execute(
+                    insert(ledger_transactions)
+                    .values(
+                        tenant_id=tenant_id,
+                        idempotency_key=new.idempotency_key,
+                        request_fingerprint=fingerprint,
+                        description=new.description,
+                        status=str(status),
+                        effective_at=effective_at,
+                        posted_at=now if status == TransactionStatus.POSTED else None,
+                        reverses_transaction_id=reverses_transaction_id,
+                        metadata={},
+                    )
+                    .returning(*ledger_transactions.c)
+                )
+            ).one()
+            await apply_changes(connection, deltas, int(transaction.id), transaction.effective_at)
+            entries = await connection.execute(
+                insert(ledger_entries).returning(*ledger_entries.c, sort_by_parameter_order=True),
+                [
+                    {
+                        "tenant_id": tenant_id,
+                        "transaction_id": transaction.id,
+                        "account_id": entry.account_id,
+                        "direction": str(entry.direction),
+                        "amount": entry.amount,
+                        "currency": entry.currency,
+                        "status": str(status),
+                        "effective_at": transaction.effective_at,
+                    }
+                    for entry in new.entries
+                ],
+            )
+            return _result(transaction, entries.all(), replayed=False)
+
+    async def _settle(
+        self, tenant_id: int, transaction_id: int, target: TransactionStatus
+    ) -> PostingResult:
+        check_row_id(transaction_id, what="ledger transaction", field="transaction_id")
+        verb = "posted" if target == TransactionStatus.POSTED else "voided"
+        async with self._writer.begin() as connection:
+            transaction = await _lock_transaction(connection, tenant_id, transaction_id)
+            if transaction.status != TransactionStatus.PENDING:
+                raise InvalidTransition(
+                    f"only pending transactions can be {verb}; this one is {transaction.status}",
+                    field="transaction_id",
+                )
+            deltas: Deltas = {}
+            for entry in await _entry_rows(connection, transaction_id):
+                account_id, amount = int(entry.account_id), int(entry.amount)
+                add_change(deltas, account_id, f"pending_{entry.direction}s", -amount)
+                if target == TransactionStatus.POSTED:
+                    add_change(deltas, account_id, f"posted_{entry.direction}s", amount)
+            async with _translated_integrity_errors():
+                await apply_changes(connection, deltas, transaction_id, transaction.effective_at)
+            settled = (
+                await connection.execute(
+                    update(ledger_transactions)
+                    .where(ledger_transactions.c.id == transaction_id)
+                    .values(
+                        status=str(target),
+                        posted_at=self._clock() if target == TransactionStatus.POSTED else None,
+                    )
+                    .returning(*ledger_transactions.c)
+                )
+            ).one()
+            entries = await connection.execute(
+                update(ledger_entries)
+                .where(ledger_entries.c.transaction_id == transaction_id)
+                .values(status=str(target))
+                .returning(*ledger_entries.c)
+            )
+            return _result(settled, entries.all(), replayed=False)
+
+
+async def _replay(
+    connection: AsyncConnection, tenant_id: int, key: str, fingerprint: str
+) -> PostingResult | None:
+    """The earlier result for `key`, None when unused; IdempotencyMismatch for another body."""
+    transaction = (
+        await connection.execute(
+            select(ledger_transactions).where(
+                ledger_transactions.c.tenant_id == tenant_id,
+                ledger_transactions.c.idempotency_key == key,
+            )
+        )
+    ).one_or_none()
+    if transaction is None:
+        return None
+    if transaction.request_fingerprint != fingerprint:
+        raise IdempotencyMismatch(
+            "this idempotency key was already used with a different request",
+            field="idempotency_key",
+        )
+    return _result(transaction, await _entry_rows(connection, transaction.id), replayed=True)
+
+
+async def _lock_transaction(
+    connection: AsyncConnection, tenant_id: int, transaction_id: int
+) -> Row[Any]:
+    transaction = (
+        await connection.execute(
+            select(ledger_transactions)
+            .where(
+                ledger_transactions.c.id == transaction_id,
+                ledger_transactions.c.tenant_id == tenant_id,
+            )
+            .with_for_update()
+        )
+    ).one_or_none()
+    if transaction is None:
+        raise NotFound("ledger transaction not found", field="transaction_id")
+    return transaction
+
+
+async def _ensure_not_reversed(connection: AsyncConnection, transaction_id: int) -> None:
+    reversal = await connection.scalar(
+        select(ledger_transactions.c.id).where(
+            ledger_transactions.c.reverses_transaction_id == transaction_id
+        )
+    )
+    if reversal is not None:
+        raise InvalidTransition(
+            f"transaction was already reversed by transaction {reversal}", field="transaction_id"
+        )
+
+
+async def _entry_rows(connection: AsyncConnection, transaction_id: int) -> Sequence[Row[Any]]:
+    result = await connection.execute(
+        select(ledger_entries)
+        .where(ledger_entries.c.transaction_id == transaction_id)
+        .order_by(ledger_entries.c.id)
+    )
+    return result.all()
+
+
+@asynccontextmanager
+async def _translated_integrity_errors() -> AsyncIterator[None]:
+    """Turn the database's constraint refusals into adapter errors; others propagate."""
+    try:
+        yield
+    except IntegrityError as error:
+        text = str(error.orig).lower()
+        if "idempotency_key" in text:
+            raise _KeyRace from error
+        if "reverses_transaction_id" in text:
+            raise InvalidTransition(
+                "transaction was already reversed", field="transaction_id"
+            ) from error
+        if "must_not_exceed" in text or "counters_non_negative" in text:
+            raise InsufficientFunds(
+                "insufficient funds: an overdraft guard refused the entries", field="entries"
+            ) from error
+        raise
+
+
+def _result(transaction: Row[Any], entries: Sequence[Row[Any]], *, replayed: bool) -> PostingResult:
+    return PostingResult(
+        transaction=LedgerTransaction(
+            id=int(transaction.id),
+            tenant_id=int(transaction.tenant_id),
+            idempotency_key=transaction.idempotency_key,
+            description=transaction.description,
+            status=TransactionStatus(transaction.status),
+            effective_at=transaction.effective_at,
+            posted_at=transaction.posted_at,
+            reverses_transaction_id=transaction.reverses_transaction_id,
+            created_at=transaction.created_at,
+        ),
+        entries=tuple(
+            LedgerEntry(
+                id=int(row.id),
+                tenant_id=int(row.tenant_id),
+                transaction_id=int(row.transaction_id),
+                account_id=int(row.account_id),
+                direction=Direction(row.direction),
+                amount=int(row.amount),
+                currency=row.currency,
+                currency_exponent=currency_exponent(row.currency),
+                status=TransactionStatus(row.status),
+                effective_at=row.effective_at,
+                created_at=row.created_at,
+            )
+            for row in sorted(entries, key=lambda row: int(row.id))
+        ),
+        replayed=replayed,
+    )

@@ -1,0 +1,116 @@
+"""Balance changes of the posting service: locked accounts, limits, counters, version rows.
+
+Counters only ever change through `apply_changes`, which bumps `lock_version` by one per
+touched account and appends that account's version row, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.errors import InsufficientFunds, InvalidInput
+from adapters.ledger.posting_requests import NewEntry
+from adapters.ledger.tables import ledger_account_versions, ledger_accounts
+from adapters.money import MAX_MINOR_UNITS
+from adapters.records import Direction
+
+__all__ = ["COUNTERS", "Deltas", "add_change", "apply_changes", "check_limits", "lock_accounts"]
+
+COUNTERS = ("posted_debits", "posted_credits", "pending_debits", "pending_credits")
+
+Deltas = dict[int, dict[str, int]]
+"""Account id -> counter name -> signed change."""
+
+
+async def lock_accounts(
+    connection: AsyncConnection, tenant_id: int, account_ids: Iterable[int]
+) -> dict[int, Row[Any]]:
+    """This tenant's accounts among `account_ids`, row-locked in ascending id order."""
+    rows = await connection.execute(
+        select(ledger_accounts)
+        .where(
+            ledger_accounts.c.tenant_id == tenant_id,
+            ledger_accounts.c.id.in_(sorted(account_ids)),
+        )
+        .order_by(ledger_accounts.c.id)
+        .with_for_update()
+    )
+    return {int(row.id): row for row in rows}
+
+
+def add_change(deltas: Deltas, account_id: int, counter: str, amount: int) -> None:
+    changes = deltas.setdefault(account_id, dict.fromkeys(COUNTERS, 0))
+    changes[counter] += amount
+
+
+def check_limits(
+    accounts: Mapping[int, Row[Any]], deltas: Deltas, entries: Sequence[NewEntry]
+) -> None:
+    """Refuse counters past BIGINT and overdrafts of guarded accounts, naming an entry."""
+
+    def first_entry(account_id: int, direction: Direction) -> str:
+        index = next(
+            (
+                i
+                for i, e in enumerate(entries)
+                if (e.account_id, e.direction) == (account_id, direction)
+            ),
+            None,
+        )
+        return "entries" if index is None else f"entries.{index}.amount"
+
+    for account_id, changes in sorted(deltas.items()):
+        account = accounts[account_id]
+        after = {counter: int(account._mapping[counter]) + changes[counter] for counter in COUNTERS}
+        debits = after["posted_debits"] + after["pending_debits"]
+        credits = after["posted_credits"] + after["pending_credits"]
+        for direction, total in ((Direction.DEBIT, debits), (Direction.CREDIT, credits)):
+            if total > MAX_MINOR_UNITS:
+                raise InvalidInput(
+                    f"the account's {direction}s would exceed {MAX_MINOR_UNITS} minor units",
+                    field=first_entry(account_id, direction),
+                )
+        if account.debits_must_not_exceed_credits and debits > after["posted_credits"]:
+            raise InsufficientFunds(
+                "insufficient funds: the account's debits would exceed its posted credits",
+                field=first_entry(account_id, Direction.DEBIT),
+            )
+        if account.credits_must_not_exceed_debits and credits > after["posted_debits"]:
+            raise InsufficientFunds(
+                "insufficient funds: the account's credits would exceed its posted debits",
+                field=first_entry(account_id, Direction.CREDIT),
+            )
+
+
+async def apply_changes(
+    connection: AsyncConnection, deltas: Deltas, transaction_id: int, effective_at: dt.datetime
+) -> None:
+    """Change the counters of each touched account (ascending id), +1 lock_version, version row."""
+    versions: list[dict[str, Any]] = []
+    columns = ledger_accounts.c
+    for account_id, changes in sorted(deltas.items()):
+        account = (
+            await connection.execute(
+                update(ledger_accounts)
+                .where(columns.id == account_id)
+                .values(
+                    {counter: columns[counter] + changes[counter] for counter in COUNTERS}
+                    | {"lock_version": columns.lock_version + 1}
+                )
+                .returning(columns.lock_version, *(columns[c] for c in COUNTERS))
+            )
+        ).one()
+        versions.append(
+            {
+                "account_id": account_id,
+                "transaction_id": transaction_id,
+                "effective_at": effective_at,
+                **account._asdict(),
+            }
+        )
+    await connection.execute(insert(ledger_account_versions), versions)
