@@ -11,11 +11,11 @@ import uuid
 from typing import Any
 
 import orjson
-from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry import Schema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 from gateway.context import RequestContext
 from gateway.errors import BadRequest, GatewayError, UnsupportedMediaType, format_errors

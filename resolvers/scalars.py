@@ -8,7 +8,7 @@ from typing import NewType
 
 import strawberry
 
-__all__ = ["BigInt", "DateTime", "Decimal", "serialize_datetime"]
+__all__ = ["SCALARS", "BigInt", "Decimal", "serialize_datetime"]
 
 _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _BIGINT = re.compile(r"-?[0-9]{1,19}")
@@ -45,30 +45,32 @@ def _parse_datetime(value: object) -> dt.datetime:
     return parsed.astimezone(dt.UTC)
 
 
-Decimal = strawberry.scalar(
-    NewType("Decimal", str),
-    name="Decimal",
-    description=(
-        'An exact decimal number in major currency units, as a string ("1234.50"). Never a float.'
-    ),
-    serialize=str,
-    parse_value=_parse_decimal,
-)
+Decimal = NewType("Decimal", str)
+BigInt = NewType("BigInt", str)
 
-BigInt = strawberry.scalar(
-    NewType("BigInt", str),
-    name="BigInt",
-    description=(
-        "A 64-bit integer as a string (GraphQL Int is 32-bit; $21.4M in cents overflows it)."
+# Given to the schema as StrawberryConfig(scalar_map=SCALARS).
+SCALARS = {
+    Decimal: strawberry.scalar(
+        name="Decimal",
+        description=(
+            'An exact decimal number in major currency units, as a string ("1234.50"). '
+            "Never a float."
+        ),
+        serialize=str,
+        parse_value=_parse_decimal,
     ),
-    serialize=str,
-    parse_value=_parse_bigint,
-)
-
-DateTime = strawberry.scalar(
-    dt.datetime,
-    name="DateTime",
-    description='A point in time, RFC 3339 in UTC ("2026-01-31T12:00:00Z").',
-    serialize=serialize_datetime,
-    parse_value=_parse_datetime,
-)
+    BigInt: strawberry.scalar(
+        name="BigInt",
+        description=(
+            "A 64-bit integer as a string (GraphQL Int is 32-bit; $21.4M in cents overflows it)."
+        ),
+        serialize=str,
+        parse_value=_parse_bigint,
+    ),
+    dt.datetime: strawberry.scalar(
+        name="DateTime",
+        description='A point in time, RFC 3339 in UTC ("2026-01-31T12:00:00Z").',
+        serialize=serialize_datetime,
+        parse_value=_parse_datetime,
+    ),
+}

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+from functools import partial
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, ParserCache, QueryDepthLimiter, ValidationCache
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from adapters.errors import InvalidInput
@@ -19,7 +26,7 @@ from resolvers.ledger_mutations import LedgerMutation
 from resolvers.ledger_transactions import LedgerEntry, LedgerTransaction, LedgerTransactionQuery
 from resolvers.node import Node, decode_global_id
 from resolvers.permissions import CanReadLedger
-from resolvers.scalars import DateTime
+from resolvers.scalars import SCALARS
 
 __all__ = ["build_schema", "schema"]
 
@@ -82,18 +89,25 @@ class _Schema(strawberry.Schema):
 
 
 def build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.Schema:
-    """The schema with its limits; parse and validation results are cached per document."""
+    """The schema with its limits; parse and validation results are cached per document.
+
+    The limit rules are built once, so the validation cache (keyed by the rule classes) hits
+    on every request with the same document; each request gets fresh extension instances.
+    """
+    rules = [
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+    ]
     extensions: list[Any] = [
-        ParserCache(maxsize=1024),
-        QueryDepthLimiter(max_depth=max_depth),
-        MaxAliasesLimiter(max_alias_count=max_aliases),
-        ValidationCache(maxsize=1024),
+        partial(ParserCache, maxsize=1024),
+        partial(AddValidationRules, rules),
+        partial(ValidationCache, maxsize=1024),
     ]
     return _Schema(
         query=Query,
         mutation=Mutation,
         types=[Customer, LedgerAccount, LedgerTransaction, LedgerEntry],
-        scalar_overrides={dt.datetime: DateTime},
+        config=StrawberryConfig(scalar_map=SCALARS),
         extensions=extensions,
     )
 

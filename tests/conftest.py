@@ -12,7 +12,7 @@ from tests.factories import make_tenant
 if TYPE_CHECKING:
     from tests.fixtures.database import Database
 
-pytest_plugins = ["tests.fixtures.database"]
+pytest_plugins = ["tests.fixtures.database", "tests.fixtures.gateway"]
 
 
 @pytest.fixture

@@ -8,10 +8,12 @@ import itertools
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.ledger.posting import NewEntry, NewTransaction, PostingResult, PostingService
 from adapters.ledger.tables import customers, ledger_accounts, tenants
 from adapters.money import currency_exponent
+from adapters.records import Direction, TransactionStatus
 
-__all__ = ["make_account", "make_customer", "make_tenant"]
+__all__ = ["make_account", "make_customer", "make_tenant", "post_transfer"]
 
 _sequence = itertools.count(1)
 
@@ -75,3 +77,32 @@ async def make_account(
             .returning(ledger_accounts.c.id)
         )
         return int(result.scalar_one())
+
+
+async def post_transfer(
+    engine: AsyncEngine,
+    tenant_id: int,
+    *,
+    debit: int,
+    credit: int,
+    amount: int,
+    currency: str = "USD",
+    key: str | None = None,
+    status: TransactionStatus = TransactionStatus.POSTED,
+    description: str | None = None,
+    effective_at: dt.datetime | None = None,
+) -> PostingResult:
+    """Post one two-entry transaction through the real posting service."""
+    return await PostingService(engine).post_transaction(
+        tenant_id,
+        NewTransaction(
+            idempotency_key=key or f"transfer-{next(_sequence)}",
+            entries=(
+                NewEntry(debit, Direction.DEBIT, amount, currency),
+                NewEntry(credit, Direction.CREDIT, amount, currency),
+            ),
+            description=description,
+            effective_at=effective_at,
+            status=status,
+        ),
+    )

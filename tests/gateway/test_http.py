@@ -1,0 +1,208 @@
+"""GraphQL over HTTP: authentication first, request shapes, status codes, masking."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from graphql import GraphQLError
+from sqlalchemy import func, select
+
+from adapters.ledger.tables import ledger_transactions
+from gateway.errors import format_errors
+from resolvers.node import encode_global_id
+from tests.factories import make_account, make_customer
+from tests.fixtures.database import Database
+from tests.fixtures.gateway import GraphQLClient
+
+LOOKUP = "query Lookup($id: ID!) { customer(id: $id) { id displayName } }"
+
+
+async def test_a_request_without_a_token_is_401_before_anything_else(
+    http: httpx.AsyncClient,
+) -> None:
+    response = await http.post("/graphql", content=b"not even json")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["x-request-id"]
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "missing bearer token (Authorization: Bearer <token>)",
+                "extensions": {"code": "UNAUTHENTICATED"},
+            }
+        ]
+    }
+
+
+async def test_a_bad_token_is_401(http: httpx.AsyncClient) -> None:
+    response = await http.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"authorization": "Bearer x.y.z"}
+    )
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED"}
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status", "message"),
+    [
+        pytest.param(b"{}", "text/plain", 415, "must be application/json", id="not_json_case"),
+        pytest.param(b"{nope", "application/json", 400, "not valid JSON", id="bad_json_case"),
+        pytest.param(b"[]", "application/json", 400, "must be a JSON object", id="array_case"),
+        pytest.param(b"{}", "application/json", 400, "no GraphQL query", id="no_query_case"),
+        pytest.param(
+            b'{"query": "{ __typename }", "variables": [1]}', "application/json", 400,
+            "variables must be a JSON object", id="bad_variables_case",
+        ),
+        pytest.param(
+            b'{"query": "' + b"{ __typename }" * 10_000 + b'"}', "application/json", 400,
+            "larger than", id="too_large_case",
+        ),
+    ],
+)  # fmt: skip
+async def test_malformed_requests_are_refused_with_a_status(
+    gql: GraphQLClient, tenant_id: int, content: bytes, content_type: str, status: int,
+    message: str,
+) -> None:  # fmt: skip
+    response = await gql.http.post(
+        "/graphql",
+        content=content,
+        headers={"authorization": f"Bearer {gql.token(tenant_id)}", "content-type": content_type},
+    )
+    assert response.status_code == status
+    error = response.json()["errors"][0]
+    assert message in error["message"]
+    assert error["extensions"]["code"] == "BAD_REQUEST"
+
+
+async def test_get_runs_queries(database: Database, gql: GraphQLClient, tenant_id: int) -> None:
+    customer = await make_customer(database.engine, tenant_id, display_name="Ada")
+    global_id = encode_global_id("Customer", customer)
+    response = await gql.http.get(
+        "/graphql",
+        params={"query": LOOKUP, "variables": f'{{"id": "{global_id}"}}'},
+        headers={"authorization": f"Bearer {gql.token(tenant_id)}"},
+    )
+    assert response.status_code == 200
+    assert response.json() == {"data": {"customer": {"id": global_id, "displayName": "Ada"}}}
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_get_never_executes_a_mutation(
+    database: Database, gql: GraphQLClient, tenant_id: int
+) -> None:
+    debit = encode_global_id("LedgerAccount", await make_account(database.engine, tenant_id))
+    credit = encode_global_id("LedgerAccount", await make_account(database.engine, tenant_id))
+    mutation = (
+        'mutation { postLedgerTransaction(input: {idempotencyKey: "k", entries: ['
+        f'{{accountId: "{debit}", direction: DEBIT, amount: "1.00", currency: "USD"}},'
+        f'{{accountId: "{credit}", direction: CREDIT, amount: "1.00", currency: "USD"}}]}})'
+        " { replayed } }"
+    )
+    response = await gql.http.get(
+        "/graphql",
+        params={"query": mutation},
+        headers={"authorization": f"Bearer {gql.token(tenant_id)}"},
+    )
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
+    async with database.engine.connect() as connection:
+        written = await connection.scalar(
+            select(func.count())
+            .select_from(ledger_transactions)
+            .where(ledger_transactions.c.tenant_id == tenant_id)
+        )
+    assert written == 0
+
+
+async def test_validation_errors_carry_a_code_and_status_by_media_type(
+    gql: GraphQLClient, tenant_id: int
+) -> None:
+    headers = {"authorization": f"Bearer {gql.token(tenant_id)}"}
+    legacy = await gql.http.post("/graphql", json={"query": "{ nope }"}, headers=headers)
+    assert legacy.status_code == 200
+    assert legacy.json()["data"] is None
+    assert legacy.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+    modern = await gql.http.post(
+        "/graphql",
+        json={"query": "{ nope }"},
+        headers={**headers, "accept": "application/graphql-response+json"},
+    )
+    assert modern.status_code == 400
+    assert modern.headers["content-type"].startswith("application/graphql-response+json")
+
+
+async def test_query_depth_is_limited(gql: GraphQLClient, tenant_id: int) -> None:
+    path = ["customers", "edges", "node", "ledgerAccounts", "edges", "node", "entries", "edges",
+            "node", "transaction", "entries", "account", "entries", "edges", "node"]  # fmt: skip
+    deep = "{ " + " { ".join(path) + " { id" + " }" * (len(path) + 1)
+    body = await gql.post(deep, tenant_id=tenant_id)
+    assert body["data"] is None
+    assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+
+
+async def test_aliases_are_limited(gql: GraphQLClient, tenant_id: int) -> None:
+    aliases = " ".join(f"a{i}: __typename" for i in range(31))
+    body = await gql.post(f"{{ {aliases} }}", tenant_id=tenant_id)
+    assert body["data"] is None
+    assert "aliases" in body["errors"][0]["message"]
+
+
+async def test_writing_needs_the_write_scope_and_writes_nothing(
+    database: Database, gql: GraphQLClient, tenant_id: int
+) -> None:
+    debit = encode_global_id("LedgerAccount", await make_account(database.engine, tenant_id))
+    credit = encode_global_id("LedgerAccount", await make_account(database.engine, tenant_id))
+    body = await gql.post(
+        """mutation Post($input: PostLedgerTransactionInput!) {
+             postLedgerTransaction(input: $input) { replayed } }""",
+        {"input": {"idempotencyKey": "k1", "entries": [
+            {"accountId": debit, "direction": "DEBIT", "amount": "1.00", "currency": "USD"},
+            {"accountId": credit, "direction": "CREDIT", "amount": "1.00", "currency": "USD"}]}},
+        tenant_id=tenant_id,
+        scopes=["ledger:read"],
+    )  # fmt: skip
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN", "scope": "ledger:write"}
+    async with database.engine.connect() as connection:
+        written = await connection.scalar(
+            select(func.count())
+            .select_from(ledger_transactions)
+            .where(ledger_transactions.c.tenant_id == tenant_id)
+        )
+    assert written == 0
+
+
+async def test_reading_needs_the_read_scope(gql: GraphQLClient, tenant_id: int) -> None:
+    body = await gql.post("{ customers { edges { node { id } } } }", tenant_id=tenant_id,
+                          scopes=["ledger:write"])  # fmt: skip
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"] == {"code": "FORBIDDEN", "scope": "ledger:read"}
+
+
+def test_unexpected_errors_are_masked_and_logged_with_the_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = "password=hunter2 at db-host:5432"
+    error = GraphQLError("boom", path=["customer"], original_error=RuntimeError(secret))
+    with caplog.at_level(logging.ERROR, logger="gateway.errors"):
+        formatted = format_errors([error], "req-123")
+    assert formatted == [
+        {
+            "message": "Internal server error (request id req-123).",
+            "path": ["customer"],
+            "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-123"},
+        }
+    ]
+    assert "req-123" in caplog.text
+    assert secret in caplog.text  # the real cause stays in the server log only
+
+
+async def test_health_readiness_and_metrics(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    assert (await http.get("/readyz")).json() == {"status": "ready"}
+    metrics = (await http.get("/metrics")).text
+    assert "gateway_sql_statements_total" in metrics

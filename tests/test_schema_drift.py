@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from resolvers.schema import schema
+
+SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schema.graphql"
+
+
+def test_schema_graphql_matches_the_code() -> None:
+    exported = schema.as_str() + "\n"
+    assert SCHEMA_FILE.read_text() == exported, "schema.graphql drifted: run `make schema`"
+
+
+def test_every_type_and_field_has_a_description() -> None:
+    missing = []
+    for name, graphql_type in schema._schema.type_map.items():
+        if name.startswith("__") or name in {"String", "Int", "Boolean", "ID", "Float"}:
+            continue
+        if not graphql_type.description:
+            missing.append(name)
+        for field_name, field in getattr(graphql_type, "fields", {}).items():
+            if not field.description:
+                missing.append(f"{name}.{field_name}")
+    assert missing == []
