@@ -18,8 +18,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the gateway with its dev tools
 
-assets: ## install GraphiQL's scripts and styles locally (npm; no CDN at run time)
-	bash scripts/install_graphiql_assets.sh
+assets: install ## install GraphiQL's scripts and styles locally (npm; no CDN at run time)
+	$(BIN)/python -m gateway.graphiql_assets
 
 run: install assets ## migrate, seed demo data when empty, serve on 127.0.0.1:8000 with GraphiQL
 	$(BIN)/gateway serve --migrate --seed-demo 50

@@ -8,8 +8,9 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from gateway.graphiql import graphiql_routes
 from gateway.http import GraphQLHandler
 from gateway.lifespan import Services, open_services
 from gateway.settings import Settings
@@ -57,10 +58,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
 
     if services is not None:
         state["services"] = services
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
+    if settings.graphiql:
+        routes.extend(graphiql_routes(settings.graphiql_assets_dir / "assets"))
     return Starlette(routes=routes, lifespan=lifespan)

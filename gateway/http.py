@@ -1,7 +1,8 @@
 """GraphQL over HTTP: read the request, authenticate, execute, shape the response.
 
-Order of work for every request: size cap, authentication (401 before anything else is
-looked at), body decoding, then parse, validation (both cached) and execution.
+Order of work for every request: authentication (401 before anything else is looked at),
+size cap and body decoding, then parse, validation (both cached) and execution. A browser's
+GET without a query gets GraphiQL instead, when it is enabled.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from strawberry.types.graphql import OperationType
 
 from gateway.context import RequestContext
 from gateway.errors import BadRequest, GatewayError, UnsupportedMediaType, format_errors
+from gateway.graphiql import render_graphiql_page
+from gateway.graphiql_examples import EXAMPLE_OPERATIONS
 from gateway.lifespan import Services
 from gateway.loaders import LedgerLoaders
 
@@ -92,7 +95,27 @@ class GraphQLHandler:
             raise BadRequest("operationName must be a string")
         return query, variables, operation_name
 
+    def _wants_graphiql(self, request: Request) -> bool:
+        return (
+            self._services.settings.graphiql
+            and request.method == "GET"
+            and "query" not in request.query_params
+            and "text/html" in request.headers.get("accept", "")
+        )
+
+    def _graphiql(self) -> Response:
+        services = self._services
+        token = services.development_token
+        return render_graphiql_page(
+            assets_dir=services.settings.graphiql_assets_dir / "assets",
+            endpoint="/graphql",
+            default_headers={"Authorization": f"Bearer {token}"} if token else None,
+            example_operations=EXAMPLE_OPERATIONS,
+        )
+
     async def __call__(self, request: Request) -> Response:
+        if self._wants_graphiql(request):
+            return self._graphiql()
         services = self._services
         services.metrics.requests += 1
         request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex

@@ -22,9 +22,9 @@ from resolvers.permissions import CanReadLedger
 if TYPE_CHECKING:
     from resolvers.ledger_accounts import LedgerAccount
 
-__all__ = ["Customer", "CustomerKind", "CustomerQuery"]
+__all__ = ["Customer", "CustomerQuery"]
 
-CustomerKind = strawberry.enum(
+strawberry.enum(
     records.CustomerKind,
     name="CustomerKind",
     description="Whether a customer is a person or a company.",
@@ -36,7 +36,7 @@ _ACCOUNTS = Annotated["LedgerAccount", strawberry.lazy("resolvers.ledger_account
 @strawberry.type(description="A customer of the tenant: a person or a business.")
 class Customer(Node):
     pk: strawberry.Private[int]
-    kind: CustomerKind = strawberry.field(description="Individual or business.")
+    kind: records.CustomerKind = strawberry.field(description="Individual or business.")
     display_name: str = strawberry.field(description="Name to show for the customer.")
     created_at: dt.datetime = strawberry.field(description="When the customer was created.")
 

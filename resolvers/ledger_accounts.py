@@ -23,9 +23,9 @@ from resolvers.permissions import CanReadLedger
 if TYPE_CHECKING:
     from resolvers.ledger_transactions import LedgerEntry
 
-__all__ = ["Direction", "LedgerAccount", "LedgerAccountQuery", "LedgerBalance"]
+__all__ = ["LedgerAccount", "LedgerAccountQuery", "LedgerBalance"]
 
-Direction = strawberry.enum(
+strawberry.enum(
     records.Direction,
     name="Direction",
     description="Side of a double-entry posting: DEBIT or CREDIT.",
@@ -60,7 +60,7 @@ class LedgerAccount(Node):
     record: strawberry.Private[records.LedgerAccount]
     name: str = strawberry.field(description="Name of the account.")
     currency: str = strawberry.field(description="ISO 4217 code of every entry on the account.")
-    normal_balance: Direction = strawberry.field(
+    normal_balance: records.Direction = strawberry.field(
         description="The side on which the account's balance grows (DEBIT for assets)."
     )
     created_at: dt.datetime = strawberry.field(description="When the account was opened.")

@@ -15,8 +15,7 @@ from adapters.errors import InvalidInput
 from adapters.ledger.posting import NewEntry, NewTransaction, PostingResult
 from adapters.money import currency_exponent, parse_decimal_amount
 from gateway.context import Info
-from resolvers.ledger_accounts import Direction
-from resolvers.ledger_transactions import LedgerTransaction, TransactionStatus
+from resolvers.ledger_transactions import LedgerTransaction
 from resolvers.node import decode_id_of
 from resolvers.permissions import CanWriteLedger
 from resolvers.scalars import Decimal
@@ -29,7 +28,7 @@ MAX_ENTRIES = 100
 @strawberry.input(description="One side of a transaction to post.")
 class LedgerEntryInput:
     account_id: strawberry.ID = strawberry.field(description="Global id of a ledger account.")
-    direction: Direction = strawberry.field(description="DEBIT or CREDIT.")
+    direction: records.Direction = strawberry.field(description="DEBIT or CREDIT.")
     amount: Decimal = strawberry.field(
         description=(
             "Positive decimal string in major units, with no more decimals than the currency "
@@ -59,7 +58,7 @@ class PostLedgerTransactionInput:
     effective_at: dt.datetime | None = strawberry.field(
         default=None, description="When the transaction takes effect; defaults to now."
     )
-    status: TransactionStatus = strawberry.field(
+    status: records.TransactionStatus = strawberry.field(
         default=records.TransactionStatus.POSTED,
         description="POSTED (default) applies at once; PENDING holds amounts until confirmed.",
     )

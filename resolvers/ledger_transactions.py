@@ -8,14 +8,14 @@ import strawberry
 
 from adapters import records
 from gateway.context import Info
-from resolvers.ledger_accounts import Direction, LedgerAccount
+from resolvers.ledger_accounts import LedgerAccount
 from resolvers.money import Money
 from resolvers.node import Node, encode_global_id, pk_of
 from resolvers.permissions import CanReadLedger
 
-__all__ = ["LedgerEntry", "LedgerTransaction", "LedgerTransactionQuery", "TransactionStatus"]
+__all__ = ["LedgerEntry", "LedgerTransaction", "LedgerTransactionQuery"]
 
-TransactionStatus = strawberry.enum(
+strawberry.enum(
     records.TransactionStatus,
     name="TransactionStatus",
     description=(
@@ -31,7 +31,7 @@ TransactionStatus = strawberry.enum(
 class LedgerTransaction(Node):
     record: strawberry.Private[records.LedgerTransaction]
     description: str | None = strawberry.field(description="Free text given when posting.")
-    status: TransactionStatus = strawberry.field(description="PENDING, POSTED or VOIDED.")
+    status: records.TransactionStatus = strawberry.field(description="PENDING, POSTED or VOIDED.")
     effective_at: dt.datetime = strawberry.field(
         description="When the transaction takes effect for balances at a point in time."
     )
@@ -73,9 +73,9 @@ class LedgerTransaction(Node):
 @strawberry.type(description="One side of a transaction: an amount debited or credited.")
 class LedgerEntry(Node):
     record: strawberry.Private[records.LedgerEntry]
-    direction: Direction = strawberry.field(description="DEBIT or CREDIT.")
+    direction: records.Direction = strawberry.field(description="DEBIT or CREDIT.")
     amount: Money = strawberry.field(description="Always positive; the direction gives the side.")
-    status: TransactionStatus = strawberry.field(description="Status of its transaction.")
+    status: records.TransactionStatus = strawberry.field(description="Status of its transaction.")
     effective_at: dt.datetime = strawberry.field(description="Effective time of its transaction.")
 
     @classmethod

@@ -7,6 +7,7 @@ import re
 from typing import NewType
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
 __all__ = ["SCALARS", "BigInt", "Decimal", "serialize_datetime"]
 
@@ -49,7 +50,7 @@ Decimal = NewType("Decimal", str)
 BigInt = NewType("BigInt", str)
 
 # Given to the schema as StrawberryConfig(scalar_map=SCALARS).
-SCALARS = {
+SCALARS: dict[object, ScalarDefinition] = {
     Decimal: strawberry.scalar(
         name="Decimal",
         description=(

@@ -7,7 +7,7 @@ pair, since those are part of the statement.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -22,8 +22,8 @@ __all__ = ["LedgerLoaders"]
 _MAX_BATCH = 1000
 
 
-def _loader(fn: Callable[[Sequence[Any]], Awaitable[list[Any]]]) -> DataLoader:
-    return DataLoader(fn, max_batch_size=_MAX_BATCH)
+def _loader(fn: Callable[[list[Any]], Awaitable[list[Any]]]) -> DataLoader[Any, Any]:
+    return DataLoader(fn, max_batch_size=_MAX_BATCH)  # type: ignore[arg-type]
 
 
 class LedgerLoaders:
@@ -32,30 +32,36 @@ class LedgerLoaders:
     def __init__(self, reader: LedgerReader, tenant_id: int) -> None:
         self._reader = reader
         self._tenant_id = tenant_id
-        self.customer_by_id: DataLoader = _loader(partial(reader.customers_by_ids, tenant_id))
-        self.ledger_account_by_id: DataLoader = _loader(partial(reader.accounts_by_ids, tenant_id))
-        self.ledger_transaction_by_id: DataLoader = _loader(
+        self.customer_by_id: DataLoader[Any, Any] = _loader(
+            partial(reader.customers_by_ids, tenant_id)
+        )
+        self.ledger_account_by_id: DataLoader[Any, Any] = _loader(
+            partial(reader.accounts_by_ids, tenant_id)
+        )
+        self.ledger_transaction_by_id: DataLoader[Any, Any] = _loader(
             partial(reader.transactions_by_ids, tenant_id)
         )
-        self.ledger_entry_by_id: DataLoader = _loader(partial(reader.entries_by_ids, tenant_id))
-        self.ledger_entries_by_transaction_id: DataLoader = _loader(
+        self.ledger_entry_by_id: DataLoader[Any, Any] = _loader(
+            partial(reader.entries_by_ids, tenant_id)
+        )
+        self.ledger_entries_by_transaction_id: DataLoader[Any, Any] = _loader(
             partial(reader.entries_by_transaction_ids, tenant_id)
         )
-        self.ledger_account_count_by_customer_id: DataLoader = _loader(
+        self.ledger_account_count_by_customer_id: DataLoader[Any, Any] = _loader(
             partial(reader.count_accounts_by_customer_ids, tenant_id)
         )
-        self._paged: dict[tuple[Any, ...], DataLoader] = {}
+        self._paged: dict[tuple[Any, ...], DataLoader[Any, Any]] = {}
 
     def _paged_loader(
         self, name: str, first: int, cursor: Any, fn: Callable[..., Awaitable[list[Any]]]
-    ) -> DataLoader:
+    ) -> DataLoader[Any, Any]:
         key = (name, first, cursor)
         loader = self._paged.get(key)
         if loader is None:
             loader = self._paged[key] = _loader(fn)
         return loader
 
-    def ledger_accounts_by_customer_id(self, first: int, after_id: int) -> DataLoader:
+    def ledger_accounts_by_customer_id(self, first: int, after_id: int) -> DataLoader[Any, Any]:
         """Loads Page[LedgerAccount] per customer id (ascending id, after `after_id`)."""
         return self._paged_loader(
             "accounts",
@@ -69,7 +75,9 @@ class LedgerLoaders:
             ),
         )
 
-    def ledger_entries_by_account_id(self, first: int, before: EntryCursor | None) -> DataLoader:
+    def ledger_entries_by_account_id(
+        self, first: int, before: EntryCursor | None
+    ) -> DataLoader[Any, Any]:
         """Loads Page[LedgerEntry] per account id (newest first, after the cursor)."""
         return self._paged_loader(
             "entries",

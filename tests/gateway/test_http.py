@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from pathlib import Path
 
 import httpx
 import pytest
@@ -10,7 +12,10 @@ from graphql import GraphQLError
 from sqlalchemy import func, select
 
 from adapters.ledger.tables import ledger_transactions
+from gateway.app import create_app
 from gateway.errors import format_errors
+from gateway.lifespan import Services
+from gateway.settings import Settings
 from resolvers.node import encode_global_id
 from tests.factories import make_account, make_customer
 from tests.fixtures.database import Database
@@ -206,3 +211,23 @@ async def test_health_readiness_and_metrics(http: httpx.AsyncClient) -> None:
     assert (await http.get("/readyz")).json() == {"status": "ready"}
     metrics = (await http.get("/metrics")).text
     assert "gateway_sql_statements_total" in metrics
+
+
+async def test_a_browser_gets_graphiql_with_the_development_token(
+    services: Services, settings: Settings, tmp_path: Path
+) -> None:
+    browsing = dataclasses.replace(settings, graphiql=True, graphiql_assets_dir=tmp_path)
+    app = create_app(
+        browsing, dataclasses.replace(services, settings=browsing, development_token="dev-tok")
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
+    ) as client:
+        page = await client.get("/graphql", headers={"accept": "text/html"})
+        api = await client.get("/graphql", headers={"accept": "application/json"})
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    # No assets in tmp_path: the page says so plainly instead of loading forever.
+    assert "not installed" in page.text
+    assert "<script" not in page.text
+    assert api.status_code == 401  # an API client without a token still gets 401

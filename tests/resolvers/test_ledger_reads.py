@@ -58,7 +58,8 @@ async def test_customers_page_forward_with_cursors(
     [
         pytest.param({"first": 101}, "first", "between 0 and 100", id="over_cap_case"),
         pytest.param({"first": -1}, "first", "between 0 and 100", id="negative_case"),
-        pytest.param({"first": 1, "after": "bm9wZQ=="}, "after", "not a cursor", id="bad_cursor_case"),
+        pytest.param({"first": 1, "after": "bm9wZQ=="}, "after", "not a cursor",
+                     id="bad_cursor_case"),
         pytest.param({"first": 1, "after": "YTox"}, "after", "not a cursor",
                      id="cursor_of_another_list_case"),
     ],
@@ -87,7 +88,8 @@ async def test_another_tenants_objects_read_as_not_found(
     }"""
     body = await gql.post(
         query,
-        {"c": encode_global_id("Customer", theirs), "a": encode_global_id("LedgerAccount", their_account)},
+        {"c": encode_global_id("Customer", theirs),
+         "a": encode_global_id("LedgerAccount", their_account)},
         tenant_id=tenant_id,
     )  # fmt: skip
     assert body == {
@@ -127,7 +129,8 @@ async def test_node_resolves_every_type(
     body = await gql.post(
         """query($ids: [ID!]!) { nodes(ids: $ids) { __typename id
              ... on Customer { displayName } ... on LedgerAccount { name } } }""",
-        {"ids": [encode_global_id("Customer", customer), encode_global_id("LedgerAccount", account)]},
+        {"ids": [encode_global_id("Customer", customer),
+                 encode_global_id("LedgerAccount", account)]},
         tenant_id=tenant_id,
     )  # fmt: skip
     assert body["data"]["nodes"] == [

@@ -1,0 +1,87 @@
+"""Example operations opened as tabs in GraphiQL: the canonical benchmark queries and a write."""
+
+from __future__ import annotations
+
+__all__ = ["EXAMPLE_OPERATIONS"]
+
+_DASHBOARD = """query Dashboard {
+  customers(first: 10) {
+    totalCount
+    edges {
+      node {
+        id
+        displayName
+        ledgerAccounts(first: 5) {
+          edges {
+            node {
+              id
+              name
+              currency
+              balance {
+                posted { amount currency }
+                available { amount currency }
+              }
+            }
+          }
+        }
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
+_STATEMENT = """# Paste a LedgerAccount id from the Dashboard tab into the variables: {"id": "..."}
+query Statement($id: ID!) {
+  ledgerAccount(id: $id) {
+    name
+    balance { posted { amount currency } pending { amount currency } }
+    entries(first: 20) {
+      edges {
+        node {
+          id
+          direction
+          amount { amount currency }
+          transaction { id description status postedAt }
+        }
+      }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}
+"""
+
+_LOOKUP = """# Paste a Customer id from the Dashboard tab into the variables: {"id": "..."}
+query Lookup($id: ID!) {
+  customer(id: $id) {
+    id
+    displayName
+    kind
+    createdAt
+  }
+}
+"""
+
+_POST = """# Move 12.50 USD between two accounts of the same currency (ids from the Dashboard tab).
+# Sending it again with the same idempotencyKey returns the first result (replayed: true).
+mutation Transfer($from: ID!, $to: ID!) {
+  postLedgerTransaction(input: {
+    idempotencyKey: "graphiql-example-1"
+    description: "Transfer from GraphiQL"
+    entries: [
+      { accountId: $from, direction: CREDIT, amount: "12.50", currency: "USD" }
+      { accountId: $to, direction: DEBIT, amount: "12.50", currency: "USD" }
+    ]
+  }) {
+    replayed
+    transaction { id status entries { direction amount { amount currency } } }
+  }
+}
+"""
+
+EXAMPLE_OPERATIONS: list[tuple[str, str]] = [
+    ("Dashboard", _DASHBOARD),
+    ("Statement", _STATEMENT),
+    ("Lookup", _LOOKUP),
+    ("Transfer", _POST),
+]
