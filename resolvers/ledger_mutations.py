@@ -13,6 +13,7 @@ import strawberry
 from adapters import records
 from adapters.errors import InvalidInput
 from adapters.ledger.posting import NewEntry, NewTransaction, PostingResult
+from adapters.ledger.posting_requests import MAX_ENTRIES
 from adapters.money import currency_exponent, parse_decimal_amount
 from gateway.context import Info
 from resolvers.ledger_transactions import LedgerTransaction
@@ -21,8 +22,6 @@ from resolvers.permissions import CanWriteLedger
 from resolvers.scalars import Decimal
 
 __all__ = ["LedgerMutation"]
-
-MAX_ENTRIES = 100
 
 
 @strawberry.input(description="One side of a transaction to post.")
