@@ -76,8 +76,8 @@ def _serve(settings: Settings, *, migrate: bool, seed_demo: int) -> None:
     url = f"http://{settings.host}:{settings.port}/graphql"
     if settings.is_development:
         print(f"\nfinance-gateway (development) on {url}\n"  # noqa: T201
-              "Open it in a browser for GraphiQL; a development token for the first tenant "
-              "is printed by `gateway token` and pre-filled in GraphiQL.\n")  # fmt: skip
+              "Open it in a browser for GraphiQL (the token below is pre-filled there); "
+              "`gateway token --tenant N` mints others.\n")  # fmt: skip
         _print_example(settings, url)
     uvicorn.run(
         app,

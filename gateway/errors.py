@@ -86,7 +86,10 @@ def _format(error: GraphQLError, request_id: str) -> dict[str, Any]:
     if original is None:
         # Raised by graphql-core itself: syntax, validation or variable coercion.
         extensions = dict(error.extensions or {})
-        extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
+        parse_failed = error.message.startswith("Syntax Error")
+        extensions.setdefault(
+            "code", "GRAPHQL_PARSE_FAILED" if parse_failed else "GRAPHQL_VALIDATION_FAILED"
+        )
     elif isinstance(original, AdapterError):
         formatted["message"] = original.message
         extensions = {"code": original.code}

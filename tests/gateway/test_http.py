@@ -231,3 +231,9 @@ async def test_a_browser_gets_graphiql_with_the_development_token(
     assert "not installed" in page.text
     assert "<script" not in page.text
     assert api.status_code == 401  # an API client without a token still gets 401
+
+
+async def test_syntax_errors_have_their_own_code(gql: GraphQLClient, tenant_id: int) -> None:
+    body = await gql.post("{ customers {", tenant_id=tenant_id)
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
