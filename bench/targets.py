@@ -1,0 +1,93 @@
+"""What the benchmark asks for: ids picked from the seeded data, and the JSON request bodies."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import text
+
+from adapters.ledger.engine import create_ledger_engine
+
+__all__ = ["OPERATIONS", "QUERIES", "Targets", "find_targets", "write_bodies"]
+
+QUERIES = Path(__file__).with_name("queries")
+OPERATIONS = {"q1": "Dashboard", "q2": "Statement", "q3": "Lookup"}
+STATEMENT_ENTRIES = 100  # Q2 asks for entries(first: 100): its account must have a full page
+LOOKUP_POSITION = 4242  # Q3 reads the 4242nd customer of the tenant, as the peers do
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """The seeded tenant and the rows Q2 and Q3 read."""
+
+    tenant_id: int
+    account_id: int
+    account_entries: int
+    customer_id: int
+
+
+async def find_targets(database_url: str) -> Targets:
+    """Pick the tenant with the most customers, its first account with >= 100 entries (Q2)
+    and its 4242nd customer, or its last when it has fewer (Q3)."""
+    engine = create_ledger_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            tenant_id = await connection.scalar(
+                text(
+                    "select tenant_id from customers group by tenant_id"
+                    " order by count(*) desc, tenant_id limit 1"
+                )
+            )
+            if tenant_id is None:
+                raise SystemExit("the database has no customers: seed it first")
+            account = (
+                await connection.execute(
+                    text(
+                        "select account_id, count(*) from ledger_entries where tenant_id = :t"
+                        " group by account_id having count(*) >= :n order by account_id limit 1"
+                    ),
+                    {"t": tenant_id, "n": STATEMENT_ENTRIES},
+                )
+            ).first()
+            if account is None:
+                raise SystemExit(
+                    f"no account of tenant {tenant_id} has {STATEMENT_ENTRIES} entries"
+                )
+            customer_id = await connection.scalar(
+                text(
+                    "select id from (select id from customers where tenant_id = :t"
+                    " order by id limit :n) as first_customers order by id desc limit 1"
+                ),
+                {"t": tenant_id, "n": LOOKUP_POSITION},
+            )
+    finally:
+        await engine.dispose()
+    return Targets(int(tenant_id), int(account[0]), int(account[1]), int(customer_id))
+
+
+def global_id(type_name: str, pk: int) -> str:
+    return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
+
+
+def write_bodies(directory: Path, targets: Targets) -> dict[str, Path]:
+    """Write q1.json..q3.json (query without comments, operationName, variables) to `directory`."""
+    variables = {
+        "q1": None,
+        "q2": {"id": global_id("LedgerAccount", targets.account_id)},
+        "q3": {"id": global_id("Customer", targets.customer_id)},
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    bodies: dict[str, Path] = {}
+    for name, operation in OPERATIONS.items():
+        lines = (QUERIES / f"{name}.graphql").read_text().splitlines()
+        document = "\n".join(line for line in lines if not line.lstrip().startswith("#")) + "\n"
+        body: dict[str, object] = {"query": document, "operationName": operation}
+        if variables[name] is not None:
+            body["variables"] = variables[name]
+        path = directory / f"{name}.json"
+        path.write_text(json.dumps(body) + "\n")
+        bodies[name] = path
+    return bodies
