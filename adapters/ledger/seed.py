@@ -230,8 +230,11 @@ async def _max_id(connection: AsyncConnection, table: Table, sqlite: bool) -> in
     )
     if sqlite:
         return highest
+    name = await connection.scalar(
+        text("select pg_get_serial_sequence(:table, 'id')"), {"table": table.name}
+    )
     sequence = await connection.execute(
-        text(f"select last_value, is_called from {table.name}_id_seq")  # noqa: S608 (our names)
+        text(f"select last_value, is_called from {name}")  # noqa: S608 (a catalog name)
     )
     last_value, is_called = sequence.one()
     return max(highest, int(last_value) if is_called else int(last_value) - 1)
