@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLObjectType
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -103,13 +104,38 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.Sc
         partial(AddValidationRules, rules),
         partial(ValidationCache, maxsize=1024),
     ]
-    return _Schema(
+    schema = _Schema(
         query=Query,
         mutation=Mutation,
         types=[Customer, LedgerAccount, LedgerTransaction, LedgerEntry],
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=extensions,
     )
+    _read_plain_fields_directly(schema)
+    return schema
+
+
+def _read_plain_fields_directly(schema: strawberry.Schema) -> None:
+    """Resolve fields without a resolver by one getattr instead of Strawberry's wrappers.
+
+    Strawberry routes every plain attribute through three Python calls; Q1 of the benchmark
+    reads about 1,700 of them per request. The replacement does exactly what Strawberry's
+    default resolver does (getattr of the Python name), minus the layers.
+    """
+    for graphql_type in schema._schema.type_map.values():
+        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
+            continue
+        for field in graphql_type.fields.values():
+            if getattr(field.resolve, "_is_default", False):
+                definition = field.extensions["strawberry-definition"]
+                field.resolve = _attribute_reader(definition.python_name)
+
+
+def _attribute_reader(name: str) -> Callable[[Any, Any], Any]:
+    def read(source: Any, _info: Any) -> Any:
+        return getattr(source, name)
+
+    return read
 
 
 schema = build_schema()
