@@ -47,10 +47,7 @@ from adapters.ledger.posting_requests import (
     transaction_fingerprint,
     validate_new_transaction,
 )
-from adapters.ledger.tables import (
-    ledger_entries,
-    ledger_transactions,
-)
+from adapters.ledger.tables import ledger_entries, ledger_transactions
 from adapters.money import currency_exponent
 from adapters.records import Direction, LedgerEntry, LedgerTransaction, TransactionStatus
 
@@ -341,9 +338,10 @@ async def _translated_integrity_errors() -> AsyncIterator[None]:
         yield
     except IntegrityError as error:
         text = str(error.orig).lower()
-        if "idempotency_key" in text:
+        is_unique = "unique" in text  # PostgreSQL and SQLite both say so
+        if is_unique and "idempotency_key" in text:
             raise _KeyRace from error
-        if "reverses_transaction_id" in text:
+        if is_unique and "reverses_transaction_id" in text:
             raise InvalidTransition(
                 "transaction was already reversed", field="transaction_id"
             ) from error

@@ -131,6 +131,8 @@ def _validate_entry(index: int, entry: NewEntry) -> None:
             f"amount must be a whole number of minor units from 1 to {MAX_MINOR_UNITS}",
             field=f"{prefix}.amount",
         )
+    if not isinstance(entry.currency, str):
+        raise InvalidInput("currency must be an ISO 4217 code", field=f"{prefix}.currency")
     currency_exponent(entry.currency, field=f"{prefix}.currency")
 
 

@@ -398,6 +398,22 @@ REFUSALS: list[tuple[str, Build, type[AdapterError], str, str | None]] = [
         "entries.1.currency",
     ),
     (
+        "lowercase_currency",
+        lambda a: _with(
+            a, entries=(entry(a.cash, DEBIT, 5, "usd"), entry(a.revenue, CREDIT, 5, "usd"))
+        ),
+        InvalidInput,
+        "BAD_USER_INPUT",
+        "entries.0.currency",
+    ),
+    (
+        "boolean_amount",
+        lambda a: _with(a, entries=(entry(a.cash, DEBIT, 1), entry(a.revenue, CREDIT, True))),
+        InvalidInput,
+        "BAD_USER_INPUT",
+        "entries.1.amount",
+    ),
+    (
         "entry_currency_differs_from_account",
         lambda a: _with(
             a,
