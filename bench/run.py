@@ -177,6 +177,9 @@ def _gateway_run(
     env, bodies, token = gateway.env, gateway.bodies, gateway.token
     if options.url:
         base = options.url.rstrip("/")
+        if round_number == 1:
+            for name, note in check_answers(f"{base}/graphql", bodies, token).items():
+                _say(f"  gateway check {name}: {note}")
         return _measure("gateway", f"{base}/graphql", bodies, token, options, round_number, wrk,
                         f"{base}/metrics")  # fmt: skip
     base = f"http://127.0.0.1:{options.port}"
