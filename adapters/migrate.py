@@ -1,4 +1,7 @@
-"""Schema migrations (Alembic), run programmatically on the ledger engine."""
+"""Schema migrations (Alembic), run programmatically on the gateway's database.
+
+Every table module must be imported here, so that `pending_schema_changes` sees all tables.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.ledger.tables import metadata
+import adapters.ledger.tables  # noqa: F401  (registers the ledger tables)
+from adapters.db import metadata
 
-__all__ = ["pending_schema_changes", "upgrade_to_head"]
+__all__ = ["metadata", "pending_schema_changes", "upgrade_to_head"]
 
 _SCRIPTS = Path(__file__).with_name("migrations")
 

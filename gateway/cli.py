@@ -38,7 +38,7 @@ def _ensure_sqlite_folder(settings: Settings) -> None:
 
 async def _migrate(settings: Settings) -> None:
     from adapters.ledger.engine import create_ledger_engine
-    from adapters.ledger.migrate import upgrade_to_head
+    from adapters.migrate import upgrade_to_head
 
     _ensure_sqlite_folder(settings)
     engine = create_ledger_engine(settings.database_url)

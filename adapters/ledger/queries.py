@@ -19,8 +19,8 @@ from sqlalchemy import ARRAY, BigInteger, TextClause, bindparam, func, select, t
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.db import UtcDateTime
 from adapters.ledger.tables import (
-    UtcDateTime,
     customers,
     ledger_accounts,
     ledger_entries,

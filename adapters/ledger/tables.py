@@ -8,27 +8,23 @@ their transaction) so that every read can filter by tenant without a join.
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
     func,
 )
-from sqlalchemy.types import DateTime, TypeDecorator
+
+from adapters.db import Id, UtcDateTime, created_at_column, metadata
 
 __all__ = [
     "customers",
@@ -36,57 +32,15 @@ __all__ = [
     "ledger_accounts",
     "ledger_entries",
     "ledger_transactions",
-    "metadata",
     "tenants",
 ]
-
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
-
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
-Id = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class UtcDateTime(TypeDecorator[dt.datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
-        value = value.astimezone(dt.UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, dt.datetime)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC)
-
-
-def _created_at() -> Column[dt.datetime]:
-    return Column("created_at", UtcDateTime(), nullable=False, server_default=func.now())
-
 
 tenants = Table(
     "tenants",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("name", Text, nullable=False),
-    _created_at(),
+    created_at_column(),
 )
 
 customers = Table(
@@ -97,7 +51,7 @@ customers = Table(
     Column("kind", String(16), nullable=False),
     Column("display_name", Text, nullable=False),
     Column("email", Text),
-    _created_at(),
+    created_at_column(),
     Column("metadata", JSON, nullable=False, default=dict),
     CheckConstraint("kind in ('individual', 'business')", name="kind"),
     Index(None, "tenant_id", "id"),
@@ -120,7 +74,7 @@ ledger_accounts = Table(
     Column("lock_version", BigInteger, nullable=False, default=0),
     Column("debits_must_not_exceed_credits", Boolean, nullable=False, default=False),
     Column("credits_must_not_exceed_debits", Boolean, nullable=False, default=False),
-    _created_at(),
+    created_at_column(),
     CheckConstraint("normal_balance in ('debit', 'credit')", name="normal_balance"),
     CheckConstraint("currency_exponent between 0 and 4", name="currency_exponent"),
     CheckConstraint(
@@ -155,7 +109,7 @@ ledger_transactions = Table(
     Column("effective_at", UtcDateTime(), nullable=False),
     Column("posted_at", UtcDateTime()),
     Column("reverses_transaction_id", Id, ForeignKey("ledger_transactions.id"), unique=True),
-    _created_at(),
+    created_at_column(),
     Column("metadata", JSON, nullable=False, default=dict),
     CheckConstraint("status in ('pending', 'posted', 'voided')", name="status"),
     UniqueConstraint("tenant_id", "idempotency_key"),
@@ -173,7 +127,7 @@ ledger_entries = Table(
     Column("currency", String(3), nullable=False),
     Column("status", String(8), nullable=False),
     Column("effective_at", UtcDateTime(), nullable=False),
-    _created_at(),
+    created_at_column(),
     CheckConstraint("direction in ('debit', 'credit')", name="direction"),
     CheckConstraint("amount > 0", name="amount_positive"),
     CheckConstraint("status in ('pending', 'posted', 'voided')", name="status"),

@@ -1,14 +1,14 @@
-"""Alembic environment: runs on the connection handed in by adapters.ledger.migrate."""
+"""Alembic environment: runs on the connection handed in by adapters.migrate."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from adapters.ledger.tables import metadata
+from adapters.migrate import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run migrations through `gateway migrate` (adapters.ledger.migrate)")
+    raise RuntimeError("run migrations through `gateway migrate` (adapters.migrate)")
 
 context.configure(
     connection=connection,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-import adapters.ledger.tables  # noqa: F401  (custom column types)
+import adapters.db  # noqa: F401  (custom column types)
 from alembic import op
 
 revision = ${repr(up_revision)}

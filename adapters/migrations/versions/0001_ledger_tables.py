@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import adapters.ledger.tables
+import adapters.db
 
 revision = "0001"
 down_revision = None
@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column(
             "created_at",
-            adapters.ledger.tables.UtcDateTime(timezone=True),
+            adapters.db.UtcDateTime(timezone=True),
             server_default=sa.text("(CURRENT_TIMESTAMP)"),
             nullable=False,
         ),
@@ -53,7 +53,7 @@ def upgrade() -> None:
         sa.Column("email", sa.Text(), nullable=True),
         sa.Column(
             "created_at",
-            adapters.ledger.tables.UtcDateTime(timezone=True),
+            adapters.db.UtcDateTime(timezone=True),
             server_default=sa.text("(CURRENT_TIMESTAMP)"),
             nullable=False,
         ),
@@ -84,10 +84,8 @@ def upgrade() -> None:
         sa.Column("request_fingerprint", sa.String(length=64), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("status", sa.String(length=8), nullable=False),
-        sa.Column(
-            "effective_at", adapters.ledger.tables.UtcDateTime(timezone=True), nullable=False
-        ),
-        sa.Column("posted_at", adapters.ledger.tables.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("effective_at", adapters.db.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("posted_at", adapters.db.UtcDateTime(timezone=True), nullable=True),
         sa.Column(
             "reverses_transaction_id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -95,7 +93,7 @@ def upgrade() -> None:
         ),
         sa.Column(
             "created_at",
-            adapters.ledger.tables.UtcDateTime(timezone=True),
+            adapters.db.UtcDateTime(timezone=True),
             server_default=sa.text("(CURRENT_TIMESTAMP)"),
             nullable=False,
         ),
@@ -148,7 +146,7 @@ def upgrade() -> None:
         sa.Column("credits_must_not_exceed_debits", sa.Boolean(), nullable=False),
         sa.Column(
             "created_at",
-            adapters.ledger.tables.UtcDateTime(timezone=True),
+            adapters.db.UtcDateTime(timezone=True),
             server_default=sa.text("(CURRENT_TIMESTAMP)"),
             nullable=False,
         ),
@@ -205,12 +203,10 @@ def upgrade() -> None:
         sa.Column("posted_credits", sa.BigInteger(), nullable=False),
         sa.Column("pending_debits", sa.BigInteger(), nullable=False),
         sa.Column("pending_credits", sa.BigInteger(), nullable=False),
-        sa.Column(
-            "effective_at", adapters.ledger.tables.UtcDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("effective_at", adapters.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column(
             "recorded_at",
-            adapters.ledger.tables.UtcDateTime(timezone=True),
+            adapters.db.UtcDateTime(timezone=True),
             server_default=sa.text("(CURRENT_TIMESTAMP)"),
             nullable=False,
         ),
@@ -249,12 +245,10 @@ def upgrade() -> None:
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("status", sa.String(length=8), nullable=False),
-        sa.Column(
-            "effective_at", adapters.ledger.tables.UtcDateTime(timezone=True), nullable=False
-        ),
+        sa.Column("effective_at", adapters.db.UtcDateTime(timezone=True), nullable=False),
         sa.Column(
             "created_at",
-            adapters.ledger.tables.UtcDateTime(timezone=True),
+            adapters.db.UtcDateTime(timezone=True),
             server_default=sa.text("(CURRENT_TIMESTAMP)"),
             nullable=False,
         ),

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from adapters.ledger.migrate import pending_schema_changes, upgrade_to_head
+from adapters.migrate import pending_schema_changes, upgrade_to_head
 from tests.fixtures.database import Database
 
 

@@ -15,8 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.ledger.engine import create_ledger_engine
-from adapters.ledger.migrate import pending_schema_changes, upgrade_to_head
 from adapters.ledger.seed import SeedSummary, is_empty, seed_ledger
+from adapters.migrate import pending_schema_changes, upgrade_to_head
 from tests.factories import make_customer
 from tests.fixtures.database import Database
 
