@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -64,13 +66,19 @@ def mint_token(
 
 
 class TokenVerifier:
-    """Verifies bearer tokens: signature, issuer, audience, expiry (with leeway), claims."""
+    """Verifies bearer tokens: signature, issuer, audience, expiry (with leeway), claims.
 
-    def __init__(self, settings: Settings) -> None:
+    A token that verified is remembered (bounded, until it expires), so a client that sends
+    the same token on every request pays for the signature check once.
+    """
+
+    def __init__(self, settings: Settings, *, max_remembered: int = 10_000) -> None:
         self._key = settings.jwt_secret.reveal()
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._max_remembered = max_remembered
 
     def verify_authorization(self, header: str | None) -> Principal:
         """Principal for an `Authorization: Bearer <jwt>` header value, or Unauthenticated."""
@@ -82,6 +90,19 @@ class TokenVerifier:
         return self.verify(token.strip())
 
     def verify(self, token: str) -> Principal:
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            principal, expires_at = remembered
+            if time.time() < expires_at:
+                return principal
+            del self._verified[token]
+        principal, expires_at = self._decode(token)
+        self._verified[token] = (principal, expires_at)
+        if len(self._verified) > self._max_remembered:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -100,6 +121,7 @@ class TokenVerifier:
         scope = claims.get("scope", "")
         if not isinstance(tenant, str) or not tenant.isdigit() or not isinstance(scope, str):
             raise Unauthenticated("the token carries no valid tenant or scope")
-        return Principal(
+        principal = Principal(
             subject=str(claims["sub"]), tenant_id=int(tenant), scopes=frozenset(scope.split())
         )
+        return principal, float(claims["exp"]) + self._leeway

@@ -66,7 +66,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             settings=settings,
             engine=engine,
             metrics=metrics,
-            reader=LedgerReader(engine),
+            reader=LedgerReader(engine, on_statement=metrics.count_statement),
             posting=PostingService(engine),
             verifier=TokenVerifier(settings),
             development_token=token,

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ARRAY, BigInteger, TextClause, bindparam, func, select, text
-from sqlalchemy.engine import Row
+from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.db import UtcDateTime
@@ -81,99 +81,119 @@ def _names(columns: Sequence[Any]) -> str:
     return ", ".join(column.name for column in columns)
 
 
-def _customer(row: Row[Any]) -> Customer:
-    return Customer(
-        row.id, row.tenant_id, CustomerKind(row.kind), row.display_name, row.email, row.created_at
-    )
+def _customer(row: Sequence[Any]) -> Customer:
+    return Customer(row[0], row[1], CustomerKind(row[2]), row[3], row[4], row[5])
 
 
-def _account(row: Row[Any]) -> LedgerAccount:
+def _account(row: Sequence[Any]) -> LedgerAccount:
     return LedgerAccount(
-        row.id,
-        row.tenant_id,
-        row.customer_id,
-        row.name,
-        row.currency,
-        row.currency_exponent,
-        Direction(row.normal_balance),
-        row.posted_debits,
-        row.posted_credits,
-        row.pending_debits,
-        row.pending_credits,
-        row.lock_version,
-        bool(row.debits_must_not_exceed_credits),
-        bool(row.credits_must_not_exceed_debits),
-        row.created_at,
-    )
+        row[0], row[1], row[2], row[3], row[4], row[5], Direction(row[6]), row[7], row[8],
+        row[9], row[10], row[11], bool(row[12]), bool(row[13]), row[14],
+    )  # fmt: skip
 
 
-def _transaction(row: Row[Any]) -> LedgerTransaction:
+def _transaction(row: Sequence[Any]) -> LedgerTransaction:
     return LedgerTransaction(
-        row.id,
-        row.tenant_id,
-        row.idempotency_key,
-        row.description,
-        TransactionStatus(row.status),
-        row.effective_at,
-        row.posted_at,
-        row.reverses_transaction_id,
-        row.created_at,
+        row[0], row[1], row[2], row[3], TransactionStatus(row[4]), row[5], row[6], row[7], row[8]
     )
 
 
-def _entry(row: Row[Any]) -> LedgerEntry:
+def _entry(row: Sequence[Any]) -> LedgerEntry:
     return LedgerEntry(
-        row.id,
-        row.tenant_id,
-        row.transaction_id,
-        row.account_id,
-        Direction(row.direction),
-        row.amount,
-        row.currency,
-        currency_exponent(row.currency),
-        TransactionStatus(row.status),
-        row.effective_at,
-        row.created_at,
+        row[0], row[1], row[2], row[3], Direction(row[4]), row[5], row[6],
+        currency_exponent(row[6]), TransactionStatus(row[7]), row[8], row[9],
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    """One read in both dialects: asyncpg text ($n parameters, arrays for key lists) and a
+    SQLAlchemy text clause for SQLite (:name parameters, expanding IN for key lists)."""
+
+    postgres: str
+    parameters: tuple[str, ...]  # names, in $1..$n order
+    sqlite: TextClause
+
+
+def _statement(
+    postgres: str, parameters: tuple[str, ...], sqlite: str, columns: Sequence[Any]
+) -> _Statement:
+    clause = text(sqlite).columns(*columns)
+    if ":ids" in sqlite:
+        clause = clause.bindparams(bindparam("ids", expanding=True))
+    if ":before_at" in sqlite:
+        clause = clause.bindparams(bindparam("before_at", type_=UtcDateTime()))
+    return _Statement(postgres, parameters, clause)  # type: ignore[arg-type]
+
+
+def _by_ids(table: str, columns: Sequence[Any]) -> _Statement:
+    names = _names(columns)
+    return _statement(
+        f"select {names} from {table} where tenant_id = $1 and id = any($2::bigint[])",
+        ("tenant_id", "ids"),
+        f"select {names} from {table} where tenant_id = :tenant_id and id in :ids",
+        columns,
     )
 
 
-def _typed(sql: str, columns: Sequence[Any]) -> TextClause:
-    """A text statement whose result columns keep their table types (UTC datetimes)."""
-    return text(sql).columns(*columns)  # type: ignore[return-value]
+_CUSTOMERS_BY_IDS = _by_ids("customers", _CUSTOMER_COLUMNS)
+_ACCOUNTS_BY_IDS = _by_ids("ledger_accounts", _ACCOUNT_COLUMNS)
+_TRANSACTIONS_BY_IDS = _by_ids("ledger_transactions", _TRANSACTION_COLUMNS)
+_ENTRIES_BY_IDS = _by_ids("ledger_entries", _ENTRY_COLUMNS)
 
-
-_IDS = bindparam("ids", type_=ARRAY(BigInteger))
-_BEFORE_AT = bindparam("before_at", type_=UtcDateTime())
-
-# PostgreSQL: one LATERAL probe per key, each using the (parent, order) index.
-_PG_ACCOUNTS_BY_CUSTOMER = _typed(
-    f"""select a.* from unnest(cast(:ids as bigint[])) as k(customer_id)
+_CUSTOMERS_PAGE = _statement(
+    f"""select {_names(_CUSTOMER_COLUMNS)} from customers
+    where tenant_id = $1 and id > $2 order by id limit $3""",
+    ("tenant_id", "after", "limit"),
+    f"""select {_names(_CUSTOMER_COLUMNS)} from customers
+    where tenant_id = :tenant_id and id > :after order by id limit :limit""",
+    _CUSTOMER_COLUMNS,
+)
+_COUNT_CUSTOMERS = _statement(
+    "select count(*) from customers where tenant_id = $1",
+    ("tenant_id",),
+    "select count(*) from customers where tenant_id = :tenant_id",
+    [],
+)
+_COUNT_ACCOUNTS_BY_CUSTOMER = _statement(
+    """select customer_id, count(*) from ledger_accounts
+    where tenant_id = $1 and customer_id = any($2::bigint[]) group by customer_id""",
+    ("tenant_id", "ids"),
+    """select customer_id, count(*) from ledger_accounts
+    where tenant_id = :tenant_id and customer_id in :ids group by customer_id""",
+    [],
+)
+_ENTRIES_BY_TRANSACTION = _statement(
+    f"""select {_names(_ENTRY_COLUMNS)} from ledger_entries
+    where tenant_id = $1 and transaction_id = any($2::bigint[]) order by id""",
+    ("tenant_id", "ids"),
+    f"""select {_names(_ENTRY_COLUMNS)} from ledger_entries
+    where tenant_id = :tenant_id and transaction_id in :ids order by id""",
+    _ENTRY_COLUMNS,
+)
+# PostgreSQL pages each key with one LATERAL probe on its (parent, order) index; SQLite, which
+# has no LATERAL, ranks the rows of every key with a window function.
+_ACCOUNTS_BY_CUSTOMER = _statement(
+    f"""select a.* from unnest($2::bigint[]) as k(customer_id)
     cross join lateral (
       select {_names(_ACCOUNT_COLUMNS)} from ledger_accounts
-      where tenant_id = :tenant_id and customer_id = k.customer_id and id > :after
-      order by id limit :limit) as a""",
-    _ACCOUNT_COLUMNS,
-).bindparams(_IDS)
-_PG_ENTRIES_BY_ACCOUNT = _typed(
-    f"""select e.* from unnest(cast(:ids as bigint[])) as k(account_id)
-    cross join lateral (
-      select {_names(_ENTRY_COLUMNS)} from ledger_entries
-      where tenant_id = :tenant_id and account_id = k.account_id
-        and (effective_at, id) < (:before_at, :before_id)
-      order by effective_at desc, id desc limit :limit) as e""",
-    _ENTRY_COLUMNS,
-).bindparams(_IDS, _BEFORE_AT)
-
-# SQLite: rank rows per key with a window function, keep the first `limit` of each.
-_SQLITE_ACCOUNTS_BY_CUSTOMER = _typed(
+      where tenant_id = $1 and customer_id = k.customer_id and id > $3
+      order by id limit $4) as a""",
+    ("tenant_id", "ids", "after", "limit"),
     f"""select {_names(_ACCOUNT_COLUMNS)} from (
       select *, row_number() over (partition by customer_id order by id) as position
       from ledger_accounts
       where tenant_id = :tenant_id and customer_id in :ids and id > :after)
     where position <= :limit order by customer_id, id""",
     _ACCOUNT_COLUMNS,
-).bindparams(bindparam("ids", expanding=True))
-_SQLITE_ENTRIES_BY_ACCOUNT = _typed(
+)
+_ENTRIES_BY_ACCOUNT = _statement(
+    f"""select e.* from unnest($2::bigint[]) as k(account_id)
+    cross join lateral (
+      select {_names(_ENTRY_COLUMNS)} from ledger_entries
+      where tenant_id = $1 and account_id = k.account_id and (effective_at, id) < ($3, $4)
+      order by effective_at desc, id desc limit $5) as e""",
+    ("tenant_id", "ids", "before_at", "before_id", "limit"),
     f"""select {_names(_ENTRY_COLUMNS)} from (
       select *, row_number() over (
         partition by account_id order by effective_at desc, id desc) as position
@@ -182,7 +202,7 @@ _SQLITE_ENTRIES_BY_ACCOUNT = _typed(
         and (effective_at, id) < (:before_at, :before_id))
     where position <= :limit order by account_id, effective_at desc, id desc""",
     _ENTRY_COLUMNS,
-).bindparams(bindparam("ids", expanding=True), _BEFORE_AT)
+)
 
 # Later than any stored effective_at: the start of a newest-first listing.
 _END_OF_TIME = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
@@ -204,41 +224,49 @@ def _pages(
 
 
 class LedgerReader:
-    """Read side of the ledger for one engine. Safe to share across requests."""
+    """Read side of the ledger for one engine. Safe to share across requests.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    On PostgreSQL each read runs on the asyncpg connection checked out of SQLAlchemy's pool,
+    outside any transaction: one round trip per statement, without SQLAlchemy's per-statement
+    execution layers (which cost more than the query itself for these small reads). SQLite
+    reads go through SQLAlchemy Core. `on_statement` counts the PostgreSQL statements (SQLite's
+    are counted by the engine's own hook).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, on_statement: Callable[[], None] | None = None):
         self._engine = engine
         self._is_postgres = engine.dialect.name == "postgresql"
+        self._on_statement = on_statement or (lambda: None)
 
-    async def _rows(self, statement: Any, parameters: dict[str, Any] | None = None) -> list[Any]:
+    async def _rows(self, statement: _Statement, **parameters: Any) -> Sequence[Sequence[Any]]:
+        if self._is_postgres:
+            async with self._engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                self._on_statement()
+                arguments = [parameters[name] for name in statement.parameters]
+                rows: Sequence[Sequence[Any]] = await raw.driver_connection.fetch(  # type: ignore[union-attr]
+                    statement.postgres, *arguments
+                )
+                return rows
         async with self._engine.connect() as connection:
-            result = await connection.execute(statement, parameters or {})
+            result = await connection.execute(statement.sqlite, parameters)
             return list(result.all())
 
     # -- customers ------------------------------------------------------------------------
 
     async def customers_by_ids(self, tenant_id: int, ids: Sequence[int]) -> list[Customer | None]:
-        rows = await self._rows(
-            select(*_CUSTOMER_COLUMNS).where(
-                customers.c.tenant_id == tenant_id, customers.c.id.in_(ids)
-            )
-        )
+        rows = await self._rows(_CUSTOMERS_BY_IDS, tenant_id=tenant_id, ids=list(ids))
         return _in_key_order(ids, [_customer(row) for row in rows], lambda c: c.id)
 
     async def customers_page(self, tenant_id: int, *, first: int, after_id: int) -> Page[Customer]:
         rows = await self._rows(
-            select(*_CUSTOMER_COLUMNS)
-            .where(customers.c.tenant_id == tenant_id, customers.c.id > after_id)
-            .order_by(customers.c.id)
-            .limit(first + 1)
+            _CUSTOMERS_PAGE, tenant_id=tenant_id, after=after_id, limit=first + 1
         )
         items = [_customer(row) for row in rows]
         return Page(items[:first], len(items) > first)
 
     async def count_customers(self, tenant_id: int) -> int:
-        rows = await self._rows(
-            select(func.count()).select_from(customers).where(customers.c.tenant_id == tenant_id)
-        )
+        rows = await self._rows(_COUNT_CUSTOMERS, tenant_id=tenant_id)
         return int(rows[0][0])
 
     # -- accounts -------------------------------------------------------------------------
@@ -246,21 +274,15 @@ class LedgerReader:
     async def accounts_by_ids(
         self, tenant_id: int, ids: Sequence[int]
     ) -> list[LedgerAccount | None]:
-        rows = await self._rows(
-            select(*_ACCOUNT_COLUMNS).where(
-                ledger_accounts.c.tenant_id == tenant_id, ledger_accounts.c.id.in_(ids)
-            )
-        )
+        rows = await self._rows(_ACCOUNTS_BY_IDS, tenant_id=tenant_id, ids=list(ids))
         return _in_key_order(ids, [_account(row) for row in rows], lambda a: a.id)
 
     async def accounts_by_customer_ids(
         self, tenant_id: int, customer_ids: Sequence[int], *, first: int, after_id: int
     ) -> list[Page[LedgerAccount]]:
-        statement = _PG_ACCOUNTS_BY_CUSTOMER if self._is_postgres else _SQLITE_ACCOUNTS_BY_CUSTOMER
         rows = await self._rows(
-            statement,
-            {"ids": list(customer_ids), "tenant_id": tenant_id, "after": after_id,
-             "limit": first + 1},
+            _ACCOUNTS_BY_CUSTOMER,
+            tenant_id=tenant_id, ids=list(customer_ids), after=after_id, limit=first + 1,
         )  # fmt: skip
         accounts = [_account(row) for row in rows]
         return _pages(customer_ids, accounts, lambda a: a.customer_id or 0, first)
@@ -269,12 +291,7 @@ class LedgerReader:
         self, tenant_id: int, customer_ids: Sequence[int]
     ) -> list[int]:
         rows = await self._rows(
-            select(ledger_accounts.c.customer_id, func.count())
-            .where(
-                ledger_accounts.c.tenant_id == tenant_id,
-                ledger_accounts.c.customer_id.in_(customer_ids),
-            )
-            .group_by(ledger_accounts.c.customer_id)
+            _COUNT_ACCOUNTS_BY_CUSTOMER, tenant_id=tenant_id, ids=list(customer_ids)
         )
         counts = {row[0]: int(row[1]) for row in rows}
         return [counts.get(i, 0) for i in customer_ids]
@@ -284,35 +301,23 @@ class LedgerReader:
     async def transactions_by_ids(
         self, tenant_id: int, ids: Sequence[int]
     ) -> list[LedgerTransaction | None]:
-        rows = await self._rows(
-            select(*_TRANSACTION_COLUMNS).where(
-                ledger_transactions.c.tenant_id == tenant_id, ledger_transactions.c.id.in_(ids)
-            )
-        )
+        rows = await self._rows(_TRANSACTIONS_BY_IDS, tenant_id=tenant_id, ids=list(ids))
         return _in_key_order(ids, [_transaction(row) for row in rows], lambda t: t.id)
 
     async def entries_by_ids(self, tenant_id: int, ids: Sequence[int]) -> list[LedgerEntry | None]:
-        rows = await self._rows(
-            select(*_ENTRY_COLUMNS).where(
-                ledger_entries.c.tenant_id == tenant_id, ledger_entries.c.id.in_(ids)
-            )
-        )
+        rows = await self._rows(_ENTRIES_BY_IDS, tenant_id=tenant_id, ids=list(ids))
         return _in_key_order(ids, [_entry(row) for row in rows], lambda e: e.id)
 
     async def entries_by_transaction_ids(
         self, tenant_id: int, transaction_ids: Sequence[int]
     ) -> list[list[LedgerEntry]]:
         rows = await self._rows(
-            select(*_ENTRY_COLUMNS)
-            .where(
-                ledger_entries.c.tenant_id == tenant_id,
-                ledger_entries.c.transaction_id.in_(transaction_ids),
-            )
-            .order_by(ledger_entries.c.id)
+            _ENTRIES_BY_TRANSACTION, tenant_id=tenant_id, ids=list(transaction_ids)
         )
         grouped: dict[int, list[LedgerEntry]] = {i: [] for i in transaction_ids}
         for row in rows:
-            grouped[row.transaction_id].append(_entry(row))
+            entry = _entry(row)
+            grouped[entry.transaction_id].append(entry)
         return [grouped[i] for i in transaction_ids]
 
     async def entries_by_account_ids(
@@ -325,11 +330,10 @@ class LedgerReader:
     ) -> list[Page[LedgerEntry]]:
         """Each account's entries, newest first (effective_at, then id), after `before`."""
         before_at, before_id = before or (_END_OF_TIME, _BIGGEST_ID)
-        statement = _PG_ENTRIES_BY_ACCOUNT if self._is_postgres else _SQLITE_ENTRIES_BY_ACCOUNT
         rows = await self._rows(
-            statement,
-            {"ids": list(account_ids), "tenant_id": tenant_id, "before_at": before_at,
-             "before_id": before_id, "limit": first + 1},
+            _ENTRIES_BY_ACCOUNT,
+            tenant_id=tenant_id, ids=list(account_ids), before_at=before_at,
+            before_id=before_id, limit=first + 1,
         )  # fmt: skip
         entries = [_entry(row) for row in rows]
         return _pages(account_ids, entries, lambda e: e.account_id, first)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import jwt
 import pytest
 
-from gateway.auth import TokenVerifier, mint_token
+from gateway.auth import Principal, TokenVerifier, mint_token
 from gateway.errors import Forbidden, Unauthenticated
 from gateway.settings import Secret, Settings
 
@@ -90,3 +91,22 @@ def test_bad_credentials_are_unauthenticated(header: str | None, message: str) -
 def test_secrets_never_print() -> None:
     assert "s" * 40 not in repr(SETTINGS)
     assert "s" * 40 not in str(SETTINGS.jwt_secret)
+
+
+def test_a_remembered_token_is_forgotten_when_it_expires() -> None:
+    verifier = TokenVerifier(SETTINGS)
+    token = mint_token(SETTINGS, tenant_id=3, scopes=["ledger:read"], ttl=dt.timedelta(minutes=-5))
+    principal = Principal(subject="x", tenant_id=3, scopes=frozenset())
+    verifier._verified[token] = (principal, time.time() - 1)  # remembered, but its time is up
+    with pytest.raises(Unauthenticated, match="expired"):
+        verifier.verify(token)
+    assert token not in verifier._verified
+
+
+def test_a_verified_token_is_remembered_until_expiry_plus_leeway() -> None:
+    verifier = TokenVerifier(SETTINGS)
+    token = mint_token(SETTINGS, tenant_id=3, scopes=["ledger:read"])
+    first = verifier.verify(token)
+    assert verifier.verify(token) is first
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert verifier._verified[token][1] == claims["exp"] + SETTINGS.jwt_leeway_seconds
