@@ -12,7 +12,7 @@ from tests.factories import make_tenant
 if TYPE_CHECKING:
     from tests.fixtures.database import Database
 
-pytest_plugins = ["tests.fixtures.database", "tests.fixtures.gateway"]
+pytest_plugins = ["tests.fixtures.database", "tests.fixtures.gateway", "tests.fixtures.cache"]
 
 
 @pytest.fixture
