@@ -15,7 +15,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import adapters.ledger.tables  # noqa: F401  (registers the ledger tables)
+import adapters.ledger.tables
+import adapters.providers.tables  # noqa: F401  (provider links)
 from adapters.db import metadata
 
 __all__ = ["metadata", "pending_schema_changes", "upgrade_to_head"]
@@ -31,9 +32,12 @@ def _config(connection: Connection) -> Config:
 
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:
-    """Bring the database to the newest schema revision (idempotent)."""
+    """Bring the database to the newest revision of every branch (idempotent).
+
+    Each domain may add its own branch of revisions; "heads" upgrades all of them.
+    """
     async with engine.begin() as connection:
-        await connection.run_sync(lambda sync: command.upgrade(_config(sync), "head"))
+        await connection.run_sync(lambda sync: command.upgrade(_config(sync), "heads"))
 
 
 async def pending_schema_changes(engine: AsyncEngine) -> list[Any]:
