@@ -308,9 +308,12 @@ def _generate(
     debit_of = [0] * total
     credit_of = [0] * total
     amount_of = [0] * total
+    effective_of = [0] * total
     settlements: list[tuple[int, int, int]] = []  # (time, transaction index, _POST or _VOID)
 
-    def change(position: int, transaction_id: int, at: Any) -> None:
+    def change(position: int, transaction_id: int, effective: Any, recorded: Any) -> None:
+        # As the posting service does: a version row carries its transaction's effective
+        # time, and the time of the change itself as recorded_at.
         account = accounts[position]
         account.lock_version += 1
         rows.versions.append(
@@ -322,8 +325,8 @@ def _generate(
                 account.posted_credits,
                 account.pending_debits,
                 account.pending_credits,
-                at,
-                at,
+                effective,
+                recorded,
             )
         )
 
@@ -336,9 +339,9 @@ def _generate(
             if action == _POST:
                 debit.posted_debits += amount
                 credit.posted_credits += amount
-            at = when(at_us)
-            change(debit_of[k], transaction_base + k + 1, at)
-            change(credit_of[k], transaction_base + k + 1, at)
+            effective, recorded = when(effective_of[k]), when(at_us)
+            change(debit_of[k], transaction_base + k + 1, effective, recorded)
+            change(credit_of[k], transaction_base + k + 1, effective, recorded)
 
     uniform = rng.random  # rng.choice and randrange cost ~3x more per draw
     low, span = math.log(100), math.log(500_000) - math.log(100)  # log-uniform 1.00-5,000.00
@@ -373,6 +376,7 @@ def _generate(
         else:
             status, final_us = "posted", at_us
         debit_of[k], credit_of[k], amount_of[k] = debit, credit, amount
+        effective_of[k] = at_us
         transaction_id = transaction_base + k + 1
         debit_account, credit_account = accounts[debit], accounts[credit]
         if final_us == at_us:
@@ -385,8 +389,8 @@ def _generate(
                 action = _VOID if status == "voided" else _POST
                 heapq.heappush(settlements, (final_us, k, action))
         at = when(at_us)
-        change(debit, transaction_id, at)
-        change(credit, transaction_id, at)
+        change(debit, transaction_id, at, at)
+        change(credit, transaction_id, at, at)
         description = f"{_pick(_DESCRIPTIONS, uniform())} #{k + 1}"
         currency = debit_account.currency
         fingerprint = hashlib.sha256(

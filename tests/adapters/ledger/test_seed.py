@@ -125,7 +125,7 @@ async def test_versions_are_gap_free_and_end_at_the_counters(
     versions = await _rows(
         engine,
         "select v.account_id, v.lock_version, v.posted_debits, v.posted_credits,"
-        " v.pending_debits, v.pending_credits, v.effective_at from ledger_account_versions v"
+        " v.pending_debits, v.pending_credits, v.recorded_at from ledger_account_versions v"
         " join ledger_accounts a on a.id = v.account_id where a.tenant_id = :tenant_id"
         " order by v.account_id, v.lock_version",
         seeded.tenant_id,
