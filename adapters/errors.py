@@ -8,7 +8,12 @@
     │   └── InvalidTransition   INVALID_STATE_TRANSITION
     ├── Unbalanced              UNBALANCED_TRANSACTION
     ├── CurrencyMismatch        CURRENCY_MISMATCH
-    └── InsufficientFunds       INSUFFICIENT_FUNDS (an overdraft guard refused the entries)
+    ├── InsufficientFunds       INSUFFICIENT_FUNDS (an overdraft guard refused the entries)
+    └── ProviderError           a third-party provider failed (names provider and request id)
+        ├── ProviderUnavailable     PROVIDER_UNAVAILABLE (5xx, timeout, connection; retryable)
+        ├── ProviderRateLimited     PROVIDER_RATE_LIMITED (429; retryable after `retry_after`)
+        ├── ProviderReauthRequired  PROVIDER_REAUTH_REQUIRED (the user must log in again)
+        └── ProviderRejected        PROVIDER_REJECTED (the provider refused the request; 4xx)
 
 SQLAlchemy and provider errors are translated into these inside `adapters/` and never leave it.
 """
@@ -24,6 +29,11 @@ __all__ = [
     "InvalidInput",
     "InvalidTransition",
     "NotFound",
+    "ProviderError",
+    "ProviderRateLimited",
+    "ProviderReauthRequired",
+    "ProviderRejected",
+    "ProviderUnavailable",
     "Unbalanced",
 ]
 
@@ -69,3 +79,65 @@ class CurrencyMismatch(AdapterError):
 
 class InsufficientFunds(AdapterError):
     code = "INSUFFICIENT_FUNDS"
+
+
+class ProviderError(AdapterError):
+    """A provider call failed. `message` is ours and safe to show; provider bodies never are.
+
+    `provider` is the registered provider name, `request_id` the provider's id of the failed
+    request (for support tickets), `provider_code` the provider's own error code when it sent
+    one, and `retryable` whether the same call may succeed later unchanged.
+    """
+
+    code = "PROVIDER_ERROR"
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        request_id: str | None = None,
+        provider_code: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.request_id = request_id
+        self.provider_code = provider_code
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ProviderUnavailable(ProviderError):
+    code = "PROVIDER_UNAVAILABLE"
+    retryable = True
+
+
+class ProviderRateLimited(ProviderError):
+    """The provider asked us to slow down; `retry_after` seconds when it said how long."""
+
+    code = "PROVIDER_RATE_LIMITED"
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        request_id: str | None = None,
+        provider_code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(
+            message, provider=provider, request_id=request_id, provider_code=provider_code
+        )
+        self.retry_after = retry_after
+
+
+class ProviderReauthRequired(ProviderError):
+    code = "PROVIDER_REAUTH_REQUIRED"
+
+
+class ProviderRejected(ProviderError):
+    code = "PROVIDER_REJECTED"
