@@ -42,3 +42,12 @@ def create_banking_provider(
     except KeyError:
         raise LookupError(f"no banking provider named {name!r}") from None
     return factory(http_client, credentials)
+
+
+def _register_builtin_providers() -> None:
+    from adapters.banking.plaid import PlaidProvider
+
+    register_banking_provider(PlaidProvider.provider_name, PlaidProvider)
+
+
+_register_builtin_providers()

@@ -1,0 +1,90 @@
+"""Bank data synced from banking providers into our own tables (read from here, not live).
+
+Both tables hang off a provider link; provider ids are unique per link, so a re-sync upserts
+instead of duplicating. Amounts are BIGINT minor units of `currency` with its exponent;
+transaction amounts are signed, positive = money in (adapters.banking.records). A transaction
+the provider removed keeps its row with `removed_at` set and is left out of every read.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    SmallInteger,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+)
+
+from adapters.db import Id, UtcDateTime, created_at_column, metadata
+
+__all__ = ["bank_accounts", "bank_transactions"]
+
+
+def _updated_at_column() -> Column[object]:
+    return Column("updated_at", UtcDateTime(), nullable=False, server_default=func.now())
+
+
+bank_accounts = Table(
+    "bank_accounts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("provider_link_id", Id, ForeignKey("provider_links.id"), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
+    Column("provider_account_id", String(255), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("official_name", String(255)),
+    # The last 2-4 digits only; full account numbers are never stored.
+    Column("mask", String(4)),
+    Column("type", String(32), nullable=False),
+    Column("subtype", String(64)),
+    # ISO 4217 code, or the provider's code for a non-ISO currency (crypto).
+    Column("currency", String(16), nullable=False),
+    Column("currency_exponent", SmallInteger, nullable=False),
+    Column("current_balance", BigInteger),
+    Column("available_balance", BigInteger),
+    Column("credit_limit", BigInteger),
+    Column("balances_as_of", UtcDateTime(), nullable=False),
+    created_at_column(),
+    _updated_at_column(),
+    UniqueConstraint("provider_link_id", "provider_account_id"),
+    Index(None, "tenant_id", "customer_id"),
+)
+
+bank_transactions = Table(
+    "bank_transactions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("provider_link_id", Id, ForeignKey("provider_links.id"), nullable=False),
+    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
+    Column("bank_account_id", Id, ForeignKey("bank_accounts.id"), nullable=False),
+    Column("provider_transaction_id", String(255), nullable=False),
+    # Signed minor units: positive = money in, negative = money out.
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(16), nullable=False),
+    Column("currency_exponent", SmallInteger, nullable=False),
+    Column("date", Date, nullable=False),
+    Column("authorized_date", Date),
+    Column("name", String(512), nullable=False),
+    Column("merchant_name", String(255)),
+    Column("category_primary", String(128)),
+    Column("category_detailed", String(128)),
+    Column("is_pending", Boolean, nullable=False),
+    # Posted transactions name the pending one they replace (the provider's id).
+    Column("pending_transaction_id", String(255)),
+    Column("removed_at", UtcDateTime()),
+    created_at_column(),
+    _updated_at_column(),
+    UniqueConstraint("provider_link_id", "provider_transaction_id"),
+    # Statement pages: one account, newest first, keyset on (date, id).
+    Index(None, "bank_account_id", "date", "id"),
+    Index(None, "tenant_id", "customer_id"),
+)
