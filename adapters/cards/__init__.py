@@ -46,3 +46,12 @@ def create_card_processor(name: str, **config: Any) -> CardProcessor:
             f"unknown card processor {name!r}; known: {card_processor_names()}"
         ) from None
     return factory(**config)
+
+
+def _create_stripe(**config: Any) -> CardProcessor:
+    from adapters.cards.stripe import StripeCardProcessor
+
+    return StripeCardProcessor(**config)
+
+
+register_card_processor("stripe", _create_stripe)
