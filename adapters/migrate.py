@@ -15,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import adapters.access.tables  # API clients and persisted documents
 import adapters.banking.tables  # bank accounts and transactions
 import adapters.ledger.tables
 import adapters.providers.tables  # noqa: F401  (provider links)
