@@ -135,7 +135,12 @@ class TransactionUpdates:
 
 @dataclass(frozen=True, slots=True)
 class SyncResult:
-    """What one sync of one provider link did to our tables."""
+    """What one sync of one provider link did to our tables.
+
+    `is_superseded`: another sync of the same link committed first, so this one wrote nothing
+    (its delta was already applied). A link that needs the user to log in again reports
+    LOGIN_REQUIRED with nothing applied.
+    """
 
     provider_link_id: int
     accounts_upserted: int
@@ -146,3 +151,4 @@ class SyncResult:
     pages: int
     restarts: int
     connection_status: ConnectionStatus
+    is_superseded: bool = False
