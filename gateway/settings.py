@@ -49,6 +49,11 @@ class Settings:
     jwt_issuer: str = "finance-gateway-dev"
     jwt_audience: str = "finance-gateway"
     jwt_leeway_seconds: int = 30
+    # When set, bearer JWTs are verified against this JWKS (RS256/ES256) instead of jwt_secret.
+    jwt_jwks_url: str | None = None
+    # HMAC key for stored API-key hashes; a database leak then yields nothing to brute-force.
+    api_key_pepper: Secret = field(default_factory=lambda: Secret(""))
+    apq_ttl_seconds: int = 86_400
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -100,8 +105,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     defaults = Settings()
     environment = env.get("GATEWAY_ENV", defaults.environment)
     secret_text = env.get("JWT_SECRET")
+    jwks_url = env.get("JWT_JWKS_URL") or None
     if secret_text is None:
-        if environment != "development":
+        if environment != "development" and jwks_url is None:
             raise ValueError("JWT_SECRET must be set outside development (GATEWAY_ENV)")
         secret_text = DEV_JWT_SECRET
     elif environment != "development" and (secret_text == DEV_JWT_SECRET or len(secret_text) < 32):
@@ -118,6 +124,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         jwt_secret=Secret(secret_text),
         jwt_issuer=env.get("JWT_ISSUER", defaults.jwt_issuer),
         jwt_audience=env.get("JWT_AUDIENCE", defaults.jwt_audience),
+        jwt_jwks_url=jwks_url,
+        api_key_pepper=Secret(env.get("API_KEY_PEPPER", "")),
+        apq_ttl_seconds=_int(
+            env.get("APQ_TTL_SECONDS", str(defaults.apq_ttl_seconds)), "APQ_TTL_SECONDS", minimum=1
+        ),
         host=env.get("GATEWAY_HOST", defaults.host),
         port=_int(env.get("GATEWAY_PORT", str(defaults.port)), "GATEWAY_PORT", minimum=1),
         log_level=env.get("LOG_LEVEL", defaults.log_level),
