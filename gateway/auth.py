@@ -1,41 +1,96 @@
-"""Authentication: bearer JWTs to a Principal (tenant and scopes). Knows nothing of GraphQL."""
+"""Authentication: a credential to a Principal (tenant, scopes, client, policy).
+
+Two credentials, both in `Authorization: Bearer <credential>` (API keys also in `X-API-Key`):
+
+- An API key (`fgw_live_...`, `fgw_test_...`) names a registered API client: its tenant, kind,
+  scopes and operation policy come from the database, read on every request so that a revoked
+  or rotated key fails at once in every process (one indexed read, about 0.1 ms).
+- A JWT of a signed-in user or a service: verified against the shared secret (HS256,
+  development) or a JWKS URL (RS256/ES256, production), with issuer, audience, expiry and
+  leeway. It names the tenant (`tenant`), scopes (`scope`) and optionally the kind
+  (`client_kind`: `first_party`, the default, or `analyst`; never `partner`, whose operations
+  must be registered). JWT principals may send query text and use APQ; verified tokens are
+  remembered until they expire, so the JWT path costs no I/O per request.
+
+Knows nothing of GraphQL.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 
+from adapters.access.clients import ApiClient, ClientKind, ClientStore, OperationPolicy
 from gateway.errors import Forbidden, Unauthenticated
 from gateway.settings import Settings
 
-__all__ = ["SCOPES", "Principal", "TokenVerifier", "mint_token"]
+__all__ = [
+    "JWT_POLICY",
+    "SCOPES",
+    "Authenticator",
+    "Principal",
+    "TokenVerifier",
+    "mint_token",
+]
 
 # Every scope the gateway knows, with what it allows.
 SCOPES = {
     "ledger:read": "read customers, ledger accounts, balances, transactions and entries",
     "ledger:write": "post, confirm, void and reverse ledger transactions",
+    "providers:read": "read provider data: bank accounts, bank transactions, card payments",
+    "pii:read": "read personal data unmasked (customer email addresses)",
 }
 _ALGORITHM = "HS256"
+_JWKS_ALGORITHMS = ["RS256", "ES256"]
+_JWT_KINDS: frozenset[str] = frozenset({"first_party", "analyst"})
+
+# Signed-in users (frontends, analysts): ad-hoc text and APQ allowed, introspection on.
+JWT_POLICY = OperationPolicy(
+    apq_enabled=True, allow_text=True, safelist_required=False, introspection=True
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: always taken from a verified credential, never from a header."""
+    """Who is calling: always taken from a verified credential, never from a header.
+
+    `client_id` is set for API clients (their registered documents are theirs alone) and None
+    for JWT principals.
+    """
 
     subject: str
     tenant_id: int
     scopes: frozenset[str]
+    kind: ClientKind = "first_party"
+    client_id: int | None = None
+    policy: OperationPolicy = field(default=JWT_POLICY)
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
 
     def require(self, scope: str) -> None:
         """Raise Forbidden naming `scope` unless the principal holds it."""
         if scope not in self.scopes:
             raise Forbidden(f"this operation needs the {scope!r} scope", scope=scope)
+
+    @classmethod
+    def of_client(cls, client: ApiClient) -> Principal:
+        return cls(
+            subject=f"client:{client.id}",
+            tenant_id=client.tenant_id,
+            scopes=client.scopes,
+            kind=client.kind,
+            client_id=client.id,
+            policy=client.policy,
+        )
 
 
 def mint_token(
@@ -45,6 +100,7 @@ def mint_token(
     scopes: Iterable[str],
     subject: str = "developer",
     ttl: dt.timedelta = dt.timedelta(hours=12),
+    kind: ClientKind | None = None,
 ) -> str:
     """Sign a JWT for `tenant_id` with `scopes` (development tokens and tests)."""
     unknown = set(scopes) - SCOPES.keys()
@@ -62,6 +118,8 @@ def mint_token(
         "tenant": str(tenant_id),
         "scope": " ".join(sorted(set(scopes))),
     }
+    if kind is not None:
+        claims["client_kind"] = kind
     return jwt.encode(claims, settings.jwt_secret.reveal(), algorithm=_ALGORITHM)
 
 
@@ -69,11 +127,18 @@ class TokenVerifier:
     """Verifies bearer tokens: signature, issuer, audience, expiry (with leeway), claims.
 
     A token that verified is remembered (bounded, until it expires), so a client that sends
-    the same token on every request pays for the signature check once.
+    the same token on every request pays for the signature check once. With a JWKS URL the
+    keys are fetched (and cached by key id) by PyJWKClient; `verify_async` fetches them in a
+    worker thread so that the event loop never waits on the network.
     """
 
     def __init__(self, settings: Settings, *, max_remembered: int = 10_000) -> None:
         self._key = settings.jwt_secret.reveal()
+        self._jwks = (
+            jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, lifespan=300, timeout=5)
+            if settings.jwt_jwks_url
+            else None
+        )
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
@@ -89,25 +154,53 @@ class TokenVerifier:
             raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
         return self.verify(token.strip())
 
-    def verify(self, token: str) -> Principal:
+    def remembered(self, token: str) -> Principal | None:
+        """The principal of a token verified before and not yet expired, without any work."""
         remembered = self._verified.get(token)
-        if remembered is not None:
-            principal, expires_at = remembered
-            if time.time() < expires_at:
-                return principal
-            del self._verified[token]
-        principal, expires_at = self._decode(token)
-        self._verified[token] = (principal, expires_at)
+        if remembered is None:
+            return None
+        principal, expires_at = remembered
+        if time.time() < expires_at:
+            return principal
+        del self._verified[token]
+        return None
+
+    def verify(self, token: str) -> Principal:
+        principal = self.remembered(token)
+        if principal is not None:
+            return principal
+        return self._remember(token, self._decode(token, self._signing_key(token)))
+
+    async def verify_async(self, token: str) -> Principal:
+        """As `verify`, fetching JWKS keys (when configured) off the event loop."""
+        principal = self.remembered(token)
+        if principal is not None:
+            return principal
+        key = self._key if self._jwks is None else await asyncio.to_thread(self._signing_key, token)
+        return self._remember(token, self._decode(token, key))
+
+    def _remember(self, token: str, decoded: tuple[Principal, float]) -> Principal:
+        self._verified[token] = decoded
         if len(self._verified) > self._max_remembered:
             self._verified.popitem(last=False)
-        return principal
+        return decoded[0]
 
-    def _decode(self, token: str) -> tuple[Principal, float]:
+    def _signing_key(self, token: str) -> Any:
+        if self._jwks is None:
+            return self._key
+        try:
+            return self._jwks.get_signing_key_from_jwt(token).key
+        except jwt.PyJWKClientConnectionError:
+            raise Unauthenticated("the token's signing keys cannot be fetched now") from None
+        except (jwt.PyJWKClientError, jwt.InvalidTokenError):
+            raise Unauthenticated("the token is not valid") from None
+
+    def _decode(self, token: str, key: Any) -> tuple[Principal, float]:
         try:
             claims = jwt.decode(
                 token,
-                self._key,
-                algorithms=[_ALGORITHM],
+                key,
+                algorithms=[_ALGORITHM] if self._jwks is None else _JWKS_ALGORITHMS,
                 audience=self._audience,
                 issuer=self._issuer,
                 leeway=self._leeway,
@@ -121,7 +214,45 @@ class TokenVerifier:
         scope = claims.get("scope", "")
         if not isinstance(tenant, str) or not tenant.isdigit() or not isinstance(scope, str):
             raise Unauthenticated("the token carries no valid tenant or scope")
+        kind = claims.get("client_kind", "first_party")
+        if kind not in _JWT_KINDS:
+            raise Unauthenticated("the token's client_kind must be first_party or analyst")
         principal = Principal(
-            subject=str(claims["sub"]), tenant_id=int(tenant), scopes=frozenset(scope.split())
+            subject=str(claims["sub"]),
+            tenant_id=int(tenant),
+            scopes=frozenset(scope.split()),
+            kind=kind,
         )
         return principal, float(claims["exp"]) + self._leeway
+
+
+class Authenticator:
+    """Credential to Principal: API keys through the client store, JWTs through the verifier."""
+
+    def __init__(self, verifier: TokenVerifier, clients: ClientStore) -> None:
+        self.verifier = verifier
+        self._clients = clients
+
+    async def authenticate(
+        self, authorization: str | None, api_key: str | None = None
+    ) -> Principal:
+        """Principal for the request's `Authorization` and `X-API-Key` header values."""
+        if api_key is not None:
+            if authorization:
+                raise Unauthenticated("send one credential: Authorization or X-API-Key")
+            return await self._client(api_key.strip())
+        if not authorization:
+            raise Unauthenticated("missing bearer token (Authorization: Bearer <token>)")
+        scheme, _, credential = authorization.partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        if credential.startswith("fgw_"):
+            return await self._client(credential)
+        return await self.verifier.verify_async(credential)
+
+    async def _client(self, key: str) -> Principal:
+        client = await self._clients.by_key(key)
+        if client is None:
+            raise Unauthenticated("the API key is not valid or has been revoked")
+        return Principal.of_client(client)

@@ -1,29 +1,46 @@
-"""GraphQL over HTTP: read the request, authenticate, execute, shape the response.
+"""GraphQL over HTTP: read the request, authenticate, pick the document, execute, respond.
 
-Order of work for every request: authentication (401 before anything else is looked at),
-size cap and body decoding, then parse, validation (both cached) and execution. A browser's
-GET without a query gets GraphiQL instead, when it is enabled.
+Order of checks for every request (README, "Order of checks"):
+authentication (401 before anything else is looked at), CSRF and media types, size cap,
+document id or APQ, parse (cached), safelist, introspection policy, validation with depth and
+alias limits (cached), authorization (scopes, in the resolvers' permission classes), execution.
+A browser's GET without a query gets GraphiQL instead, when it is enabled.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from graphql import DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode, parse
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry import Schema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from gateway.auth import Principal
 from gateway.context import RequestContext
 from gateway.errors import BadRequest, GatewayError, UnsupportedMediaType, format_errors
 from gateway.graphiql import render_graphiql_page
 from gateway.graphiql_examples import EXAMPLE_OPERATIONS
 from gateway.lifespan import Services
 from gateway.loaders import LedgerLoaders
+from gateway.persisted_documents import (
+    DocumentRequest,
+    IntrospectionDisabled,
+    QueryNotInSafelist,
+    ResolvedDocument,
+    normalized_sha256,
+    resolve_document,
+    uses_introspection,
+)
+from resolvers.permissions import PUBLIC_ROOT_FIELDS
 
 __all__ = ["GraphQLHandler"]
 
@@ -31,13 +48,37 @@ logger = logging.getLogger("gateway.http")
 
 _JSON = "application/json"
 _GRAPHQL_RESPONSE = "application/graphql-response+json"
+# A cross-site form or <img> cannot send these: their presence forces a CORS preflight.
+_PREFLIGHT_HEADERS = ("graphql-preflight", "apollo-require-preflight", "x-apollo-operation-name")
+_PUBLIC_MAX_AGE = 60
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+
+
+class NotAcceptable(GatewayError):
+    code = "NOT_ACCEPTABLE"
+    status_code = 406
+
+
+class PreflightRequired(BadRequest):
+    code = "CSRF_PREFLIGHT_REQUIRED"
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    document: DocumentRequest
+    variables: dict[str, Any] | None
+    operation_name: str | None
 
 
 def _media_type(request: Request) -> str:
     accept = request.headers.get("accept", "")
+    if not accept:
+        return _JSON
     if _GRAPHQL_RESPONSE in accept:
         return _GRAPHQL_RESPONSE
-    return _JSON
+    if _JSON in accept or "*/*" in accept or "application/*" in accept:
+        return _JSON
+    raise NotAcceptable(f"this endpoint answers {_GRAPHQL_RESPONSE} or {_JSON}")
 
 
 def _json(body: Any, status: int, media_type: str, request_id: str, **headers: str) -> Response:
@@ -49,26 +90,63 @@ def _json(body: Any, status: int, media_type: str, request_id: str, **headers: s
     )
 
 
+def _json_param(raw: str | None, name: str) -> Any:
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"{name} must be a JSON object") from None
+
+
+def _optional_str(value: Any, name: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    return value
+
+
+def _is_public(document: DocumentNode, operation_name: str | None) -> bool:
+    """True when the operation selects only root fields that read no tenant data."""
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    chosen = [
+        operation
+        for operation in operations
+        if operation_name is None or (operation.name and operation.name.value == operation_name)
+    ]
+    if len(chosen) != 1 or chosen[0].operation.value != "query":
+        return False
+    return all(
+        isinstance(selection, FieldNode) and selection.name.value in PUBLIC_ROOT_FIELDS
+        for selection in chosen[0].selection_set.selections
+    )
+
+
 class GraphQLHandler:
     """The /graphql endpoint for one schema and one process's services."""
 
-    def __init__(self, schema: Schema, services: Services) -> None:
+    def __init__(self, schema: Schema, services: Services, *, max_parsed: int = 1024) -> None:
         self._schema = schema
         self._services = services
         self._max_bytes = services.settings.max_query_bytes
+        self._hide_suggestions = not services.settings.is_development
+        self._parsed: OrderedDict[str, DocumentNode | None] = OrderedDict()
+        self._max_parsed = max_parsed
 
-    async def _read(self, request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
+    async def _read(self, request: Request) -> _Request:
         if request.method == "GET":
+            if not any(name in request.headers for name in _PREFLIGHT_HEADERS):
+                raise PreflightRequired(
+                    "GET requests must carry a preflight header, e.g. 'graphql-preflight: 1'"
+                )
             params = request.query_params
-            query = params.get("query")
-            raw_variables = params.get("variables")
-            operation_name = params.get("operationName")
-            if query is not None and len(query) > self._max_bytes:
-                raise BadRequest(f"the query is larger than {self._max_bytes} bytes")
-            try:
-                variables = orjson.loads(raw_variables) if raw_variables else None
-            except orjson.JSONDecodeError:
-                raise BadRequest("variables must be a JSON object") from None
+            payload: dict[str, Any] = {
+                "query": params.get("query"),
+                "variables": _json_param(params.get("variables"), "variables"),
+                "operationName": params.get("operationName"),
+                "extensions": _json_param(params.get("extensions"), "extensions"),
+                "documentId": params.get("documentId"),
+                "doc_id": params.get("doc_id"),
+            }
         else:
             content_type = request.headers.get("content-type", "")
             if not content_type.startswith(_JSON):
@@ -82,18 +160,63 @@ class GraphQLHandler:
                 raise BadRequest("the request body is not valid JSON") from None
             if not isinstance(payload, dict):
                 raise BadRequest("the request body must be a JSON object")
-            query = payload.get("query")
-            variables = payload.get("variables")
-            operation_name = payload.get("operationName")
-        if not isinstance(query, str) or not query.strip():
-            raise BadRequest("the request has no GraphQL query")
-        if len(query) > self._max_bytes:
+        query = _optional_str(payload.get("query"), "query")
+        if query is not None and not query.strip():
+            query = None
+        # Size cap before any hashing or parsing; characters <= bytes, so check both cheaply.
+        if query is not None and (
+            len(query) > self._max_bytes or len(query.encode()) > self._max_bytes
+        ):
             raise BadRequest(f"the query is larger than {self._max_bytes} bytes")
+        variables = payload.get("variables")
         if variables is not None and not isinstance(variables, dict):
             raise BadRequest("variables must be a JSON object")
-        if operation_name is not None and not isinstance(operation_name, str):
-            raise BadRequest("operationName must be a string")
-        return query, variables, operation_name
+        extensions = payload.get("extensions")
+        if extensions is not None and not isinstance(extensions, dict):
+            raise BadRequest("extensions must be a JSON object")
+        return _Request(
+            document=DocumentRequest(
+                query=query,
+                document_id=_optional_str(payload.get("documentId"), "documentId"),
+                persisted_query=(extensions or {}).get("persistedQuery"),
+                relay_doc_id=_optional_str(payload.get("doc_id"), "doc_id"),
+            ),
+            variables=variables,
+            operation_name=_optional_str(payload.get("operationName"), "operationName"),
+        )
+
+    def _parse(self, text: str) -> DocumentNode | None:
+        """Parsed document, or None when it does not parse (execution then reports why)."""
+        if text in self._parsed:
+            self._parsed.move_to_end(text)
+            return self._parsed[text]
+        try:
+            document: DocumentNode | None = parse(text)
+        except GraphQLError:
+            document = None
+        self._parsed[text] = document
+        if len(self._parsed) > self._max_parsed:
+            self._parsed.popitem(last=False)
+        return document
+
+    async def _check_document(
+        self, principal: Principal, resolved: ResolvedDocument, document: DocumentNode | None
+    ) -> None:
+        """Safelist and introspection policy; a document that does not parse passes through
+        to execution, which reports the syntax error."""
+        if document is None:
+            return
+        policy = principal.policy
+        if policy.safelist_required and resolved.source != "safelist":
+            found = None
+            if principal.client_id is not None:
+                found = await self._services.trusted_documents.by_normalized_hash(
+                    principal.client_id, normalized_sha256(document)
+                )
+            if found is None:
+                raise QueryNotInSafelist("the query matches no document registered for you")
+        if not policy.introspection and uses_introspection(document):
+            raise IntrospectionDisabled("introspection is disabled for this client")
 
     def _wants_graphiql(self, request: Request) -> bool:
         return (
@@ -113,20 +236,46 @@ class GraphQLHandler:
             example_operations=EXAMPLE_OPERATIONS,
         )
 
+    def _error(self, error: GatewayError, media_type: str, request_id: str) -> Response:
+        headers = {"www-authenticate": "Bearer"} if error.status_code == 401 else {}
+        if error.status_code == 405:
+            headers["allow"] = "POST"
+        body = {
+            "errors": [
+                {"message": error.message, "extensions": {"code": error.code, **error.extensions}}
+            ]
+        }
+        return _json(body, error.status_code, media_type, request_id, **headers)
+
     async def __call__(self, request: Request) -> Response:
         if self._wants_graphiql(request):
             return self._graphiql()
         services = self._services
         services.metrics.requests += 1
         request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
-        media_type = _media_type(request)
+        media_type = _JSON
         try:
-            principal = services.verifier.verify_authorization(request.headers.get("authorization"))
-            query, variables, operation_name = await self._read(request)
+            headers = request.headers
+            principal = await services.authenticator.authenticate(
+                headers.get("authorization"), headers.get("x-api-key")
+            )
+            media_type = _media_type(request)
+            read = await self._read(request)
+            resolved = await resolve_document(
+                read.document, principal, services.trusted_documents, services.apq
+            )
+            policy = principal.policy
+            is_get = request.method == "GET"
+            document = None
+            if (
+                is_get
+                or not policy.introspection
+                or (policy.safelist_required and resolved.source != "safelist")
+            ):
+                document = self._parse(resolved.text)
+            await self._check_document(principal, resolved, document)
         except GatewayError as error:
-            headers = {"www-authenticate": "Bearer"} if error.status_code == 401 else {}
-            body = {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
-            return _json(body, error.status_code, media_type, request_id, **headers)
+            return self._error(error, media_type, request_id)
 
         context = RequestContext(
             request_id=request_id,
@@ -135,17 +284,13 @@ class GraphQLHandler:
             posting=services.posting,
             max_page_size=services.settings.max_page_size,
         )
-        allowed = (
-            {OperationType.QUERY}
-            if request.method == "GET"
-            else {OperationType.QUERY, OperationType.MUTATION}
-        )
+        allowed = {OperationType.QUERY} if is_get else {OperationType.QUERY, OperationType.MUTATION}
         try:
             result = await self._schema.execute(
-                query,
-                variable_values=variables,
+                resolved.text,
+                variable_values=read.variables,
                 context_value=context,
-                operation_name=operation_name,
+                operation_name=read.operation_name,
                 allowed_operation_types=allowed,
             )
         except InvalidOperationTypeError:
@@ -159,9 +304,28 @@ class GraphQLHandler:
 
         response: dict[str, Any] = {}
         status = 200
+        # Request errors (parse, validation, variables): nothing executed, no error has a path.
+        not_executed = result.data is None and all(not e.path for e in result.errors or [])
         if result.errors:
-            response["errors"] = format_errors(result.errors, request_id)
-            if result.data is None and media_type == _GRAPHQL_RESPONSE:
-                status = 400  # not executed: parse or validation failure
+            errors = format_errors(result.errors, request_id)
+            if self._hide_suggestions:
+                for entry in errors:
+                    entry["message"] = _SUGGESTION.sub("", entry["message"])
+            response["errors"] = errors
+            if not_executed and media_type == _GRAPHQL_RESPONSE:
+                status = 400
+        if resolved.register_apq is not None and not not_executed:
+            # Only documents that parsed and validated are stored.
+            await services.apq.put(principal.tenant_id, resolved.register_apq, resolved.text)
         response["data"] = result.data
-        return _json(response, status, media_type, request_id)
+        cache_control = "no-store"
+        if (
+            is_get
+            and resolved.is_persisted
+            and not result.errors
+            and document is not None
+            and _is_public(document, read.operation_name)
+        ):
+            cache_control = f"public, max-age={_PUBLIC_MAX_AGE}"
+        extra = {"cache-control": cache_control, "vary": "Accept"}
+        return _json(response, status, media_type, request_id, **extra)

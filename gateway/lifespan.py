@@ -9,15 +9,19 @@ from dataclasses import dataclass
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.access.clients import ClientStore
+from adapters.access.documents import SqlDocumentStore
 from adapters.ledger.engine import create_ledger_engine
 from adapters.ledger.posting import PostingService
 from adapters.ledger.queries import LedgerReader
 from adapters.ledger.tables import tenants
-from gateway.auth import SCOPES, TokenVerifier, mint_token
+from gateway.auth import SCOPES, Authenticator, TokenVerifier, mint_token
+from gateway.cache import Cache, MemoryCache, RedisCache
 from gateway.metrics import Metrics
+from gateway.persisted_documents import ApqStore, TrustedDocuments
 from gateway.settings import Settings
 
-__all__ = ["Services", "open_services"]
+__all__ = ["Services", "open_cache", "open_services"]
 
 
 @dataclass(slots=True)
@@ -30,6 +34,11 @@ class Services:
     reader: LedgerReader
     posting: PostingService
     verifier: TokenVerifier
+    cache: Cache
+    clients: ClientStore
+    authenticator: Authenticator
+    trusted_documents: TrustedDocuments
+    apq: ApqStore
     development_token: str | None = None
 
     async def database_is_ready(self) -> bool:
@@ -47,6 +56,13 @@ async def _first_tenant_id(engine: AsyncEngine) -> int | None:
         return result.scalar_one_or_none()
 
 
+def open_cache(settings: Settings) -> Cache:
+    """Redis when REDIS_URL is set, else the in-process cache of the embedded default."""
+    if settings.redis_url:
+        return RedisCache(settings.redis_url, prefix="fgw")
+    return MemoryCache()
+
+
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """Open the engine and clients; in development also mint a token for the first tenant."""
@@ -56,20 +72,29 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         pool_size=settings.database_pool_size,
         on_statement=metrics.count_statement,
     )
+    cache = open_cache(settings)
     try:
         token = None
         if settings.is_development:
             tenant_id = await _first_tenant_id(engine)
             if tenant_id is not None:
                 token = mint_token(settings, tenant_id=tenant_id, scopes=SCOPES)
+        verifier = TokenVerifier(settings)
+        clients = ClientStore(engine, pepper=settings.api_key_pepper.reveal())
         yield Services(
             settings=settings,
             engine=engine,
             metrics=metrics,
             reader=LedgerReader(engine, on_statement=metrics.count_statement),
             posting=PostingService(engine),
-            verifier=TokenVerifier(settings),
+            verifier=verifier,
+            cache=cache,
+            clients=clients,
+            authenticator=Authenticator(verifier, clients),
+            trusted_documents=TrustedDocuments(SqlDocumentStore(engine)),
+            apq=ApqStore(cache, ttl_seconds=settings.apq_ttl_seconds),
             development_token=token,
         )
     finally:
+        await cache.close()
         await engine.dispose()

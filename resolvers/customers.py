@@ -17,7 +17,7 @@ from resolvers.pagination import (
     encode_cursor,
     make_connection,
 )
-from resolvers.permissions import CanReadLedger
+from resolvers.permissions import CanReadLedger, masked_email
 
 if TYPE_CHECKING:
     from resolvers.ledger_accounts import LedgerAccount
@@ -36,6 +36,7 @@ _ACCOUNTS = Annotated["LedgerAccount", strawberry.lazy("resolvers.ledger_account
 @strawberry.type(description="A customer of the tenant: a person or a business.")
 class Customer(Node):
     pk: strawberry.Private[int]
+    email_address: strawberry.Private[str | None]
     kind: records.CustomerKind = strawberry.field(description="Individual or business.")
     display_name: str = strawberry.field(description="Name to show for the customer.")
     created_at: dt.datetime = strawberry.field(description="When the customer was created.")
@@ -45,10 +46,20 @@ class Customer(Node):
         return cls(
             id=encode_global_id("Customer", record.id),
             pk=record.id,
+            email_address=record.email,
             kind=record.kind,
             display_name=record.display_name,
             created_at=record.created_at,
         )
+
+    @strawberry.field(
+        description=(
+            "The customer's email address; masked ('a***@example.com') unless the caller holds "
+            "the pii:read scope. Null when none is on file."
+        )
+    )
+    def email(self, info: Info) -> str | None:
+        return masked_email(info.context.principal, self.email_address)
 
     @strawberry.field(
         description=(
