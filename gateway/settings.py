@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gateway.provider_settings import ProviderSettings, load_provider_settings
+
 __all__ = ["DEV_JWT_SECRET", "Secret", "Settings", "load_settings"]
 
 # Used only when GATEWAY_ENV=development and no JWT_SECRET is set: the embedded default must
@@ -63,6 +65,7 @@ class Settings:
     max_query_bytes: int = 100_000
     graphiql: bool = True
     graphiql_assets_dir: Path = Path("var/graphiql")
+    providers: ProviderSettings = field(default_factory=ProviderSettings)
 
     @property
     def is_development(self) -> bool:
@@ -139,4 +142,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env.get("GRAPHIQL", "true" if environment == "development" else "false"), "GRAPHIQL"
         ),
         graphiql_assets_dir=Path(env.get("GRAPHIQL_ASSETS_DIR", str(defaults.graphiql_assets_dir))),
+        providers=load_provider_settings(env, environment=environment),
     )

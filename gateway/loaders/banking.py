@@ -1,0 +1,126 @@
+"""Banking loaders: bank accounts and transactions, read from our synced tables.
+
+Bank data is synced into our own tables (by cursor, on webhook and on demand) and served from
+there, never fetched per request: a batch of customers is one SQL statement. A customer whose
+bank links were never synced gets a first sync during that batch (one statement to find such
+links, then the provider's sync, then one statement to re-read); if that sync fails, the
+customer's result is the ProviderError, so only their `bankAccounts` is null.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any
+
+from aiodataloader import DataLoader
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.banking.protocol import BankingProvider
+from adapters.banking.queries import BankReader, BankTransactionCursor
+from adapters.banking.records import BankAccount, BankTransaction
+from adapters.banking.sync import BankSyncFailure, sync_bank_links
+from adapters.crypto import SecretBox
+from adapters.errors import ProviderError
+from adapters.providers.queries import ProviderLinkReader
+from adapters.records import Page
+
+__all__ = ["BankingLoaders"]
+
+_MAX_BATCH = 1000
+
+
+class BankingLoaders:
+    """The banking loaders of one request, scoped to `tenant_id`."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        reader: BankReader,
+        links: ProviderLinkReader,
+        providers: Mapping[str, BankingProvider],
+        box: SecretBox | None,
+        tenant_id: int,
+    ) -> None:
+        self._engine = engine
+        self._reader = reader
+        self._links = links
+        self._providers = providers
+        self._box = box
+        self._tenant_id = tenant_id
+        self.bank_accounts_by_customer_id: DataLoader[int, list[BankAccount]] = DataLoader(
+            self._accounts,  # type: ignore[arg-type] # ProviderError results raise per key
+            max_batch_size=_MAX_BATCH,
+        )
+        self.bank_account_by_id: DataLoader[int, BankAccount | None] = DataLoader(
+            partial(reader.accounts_by_ids, tenant_id), max_batch_size=_MAX_BATCH
+        )
+        self._paged: dict[tuple[Any, ...], DataLoader[int, Page[BankTransaction]]] = {}
+
+    def bank_transactions_by_account_id(
+        self,
+        first: int,
+        after: BankTransactionCursor | None,
+        since: dt.date | None,
+        until: dt.date | None,
+    ) -> DataLoader[int, Page[BankTransaction]]:
+        """Loads a Page of each account's transactions (newest first) within [since, until]."""
+        key = (first, after, since, until)
+        loader = self._paged.get(key)
+        if loader is None:
+            loader = self._paged[key] = DataLoader(
+                partial(
+                    self._reader.transactions_by_account_ids,
+                    self._tenant_id,
+                    first=first,
+                    after=after,
+                    since=since,
+                    until=until,
+                ),
+                max_batch_size=_MAX_BATCH,
+            )
+        return loader
+
+    async def _accounts(
+        self, customer_ids: Sequence[int]
+    ) -> list[list[BankAccount] | ProviderError]:
+        accounts: list[list[BankAccount] | ProviderError] = list(
+            await self._reader.accounts_by_customer_ids(self._tenant_id, customer_ids)
+        )
+        without = [cid for cid, found in zip(customer_ids, accounts, strict=True) if not found]
+        if not without or not self._providers or self._box is None:
+            return accounts
+        links = await self._links.links_by_customer_ids(self._tenant_id, without, kind="banking")
+        never_synced = {
+            link.id: link.customer_id
+            for customer_links in links
+            for link in customer_links
+            if link.last_synced_at is None and link.provider in self._providers
+        }
+        if not never_synced:
+            return accounts
+        failed: dict[int, ProviderError] = {}
+        try:
+            await sync_bank_links(
+                self._engine,
+                self._providers,
+                self._box,
+                tenant_id=self._tenant_id,
+                customer_ids=sorted(set(never_synced.values())),
+                never_synced_only=True,
+            )
+        except BankSyncFailure as failure:
+            for link_id, error in failure.failures.items():
+                if link_id in never_synced:
+                    failed[never_synced[link_id]] = error
+        synced = sorted(set(never_synced.values()))
+        reread = await self._reader.accounts_by_customer_ids(self._tenant_id, synced)
+        fresh = dict(zip(synced, reread, strict=True))
+        for index, customer_id in enumerate(customer_ids):
+            if fresh.get(customer_id):
+                accounts[index] = fresh[customer_id]
+            elif customer_id in failed:
+                accounts[index] = failed[customer_id]
+        return accounts
