@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from gateway.access_cli import add_access_commands, run_access_command
 from gateway.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -149,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--hours", type=int, default=12)
 
     commands.add_parser("export-schema", help="print the schema (SDL) to stdout")
+    add_access_commands(commands)
     return parser
 
 
@@ -173,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)  # noqa: T201
             return 2
+    elif args.command in ("clients", "documents"):
+        return asyncio.run(run_access_command(args, settings))
     elif args.command == "export-schema":
         from resolvers.schema import schema
 

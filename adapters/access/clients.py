@@ -21,6 +21,7 @@ from typing import Any, Literal, get_args
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.access.tables import api_clients
@@ -156,8 +157,24 @@ class ClientStore:
             raise InvalidInput("a client needs a name", field="name")
         chosen = policy or DEFAULT_POLICIES[kind]
         key = _new_key(environment)
+        try:
+            row = await self._insert(tenant_id, name, kind, scopes, chosen, rate_limit, key)
+        except IntegrityError as error:
+            raise NotFound(f"no tenant {tenant_id}", field="tenant_id") from error
+        return IssuedKey(client=_record(row), key=key)
+
+    async def _insert(
+        self,
+        tenant_id: int,
+        name: str,
+        kind: ClientKind,
+        scopes: Iterable[str],
+        chosen: OperationPolicy,
+        rate_limit: int | None,
+        key: str,
+    ) -> Row[Any]:
         async with self._engine.begin() as connection:
-            row = (
+            return (
                 await connection.execute(
                     insert(api_clients)
                     .values(
@@ -176,7 +193,6 @@ class ClientStore:
                     .returning(*api_clients.c)
                 )
             ).one()
-        return IssuedKey(client=_record(row), key=key)
 
     async def by_key(self, key: str) -> ApiClient | None:
         """The active (not revoked) client holding `key`, or None. One indexed read."""
