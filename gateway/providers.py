@@ -1,0 +1,221 @@
+"""The provider runtime of one process: clients, the read-through cache, background work.
+
+Opened by the lifespan next to the engine and the cache, closed on shutdown. In `sandbox` mode
+(the embedded default) the Stripe- and Plaid-shaped sandboxes are served in-process through
+`httpx.ASGITransport`; in `live` mode each provider with credentials gets a pooled client to
+its base URL; tests pass their own transports (sandboxes as real HTTP servers, or faults).
+Every client goes through `adapters.http_client.ResilientTransport` (timeouts, retries,
+concurrency cap, circuit breaker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.banking import BankingProvider, ProviderCredentials, create_banking_provider
+from adapters.banking.queries import BankReader
+from adapters.banking.webhooks import WebhookKeyCache
+from adapters.cards.protocol import CardProcessor
+from adapters.cards.stripe import StripeCardProcessor
+from adapters.crypto import SecretBox, SecretText
+from adapters.http_client import ProviderPolicy, provider_http_client, transport_of
+from adapters.providers.queries import ProviderLinkReader
+from gateway.cache import Cache
+from gateway.loaders.banking import BankingLoaders
+from gateway.loaders.cards import CardCachePolicy, CardLoaders
+from gateway.provider_cache import ReadThroughCache, StaleRead
+from gateway.provider_settings import ProviderSettings
+
+__all__ = ["PLAID_READ_PATHS", "ProviderRuntime", "open_providers"]
+
+logger = logging.getLogger("gateway.providers")
+
+# Plaid reads are POSTs; these change nothing upstream, so they may be retried.
+PLAID_READ_PATHS = frozenset(
+    {
+        "/accounts/get",
+        "/accounts/balance/get",
+        "/institutions/get_by_id",
+        "/transactions/sync",
+        "/webhook_verification_key/get",
+    }
+)
+_SANDBOX_PLAID_URL = "http://banking.sandbox"
+
+
+@dataclass(slots=True)
+class ProviderRuntime:
+    """Shared by every request of one process; loaders are built per request from it."""
+
+    settings: ProviderSettings
+    engine: AsyncEngine
+    reads: ReadThroughCache
+    links: ProviderLinkReader
+    bank_reader: BankReader
+    card_processors: dict[str, CardProcessor]
+    banking_providers: dict[str, BankingProvider]
+    secret_box: SecretBox | None
+    card_policy: CardCachePolicy
+    http_clients: dict[str, httpx.AsyncClient]
+    stripe_webhook_secrets: tuple[str, ...] = ()
+    plaid_webhook_keys: WebhookKeyCache | None = None
+    sandboxes: dict[str, Any] = field(default_factory=dict)
+    _background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def cache(self) -> Cache:
+        return self.reads.cache
+
+    def card_loaders(
+        self, tenant_id: int, on_stale: Callable[[StaleRead], None] | None = None
+    ) -> CardLoaders:
+        return CardLoaders(
+            links=self.links,
+            processors=self.card_processors,
+            reads=self.reads,
+            tenant_id=tenant_id,
+            policy=self.card_policy,
+            on_stale=on_stale,
+        )
+
+    def banking_loaders(self, tenant_id: int) -> BankingLoaders:
+        return BankingLoaders(
+            engine=self.engine,
+            reader=self.bank_reader,
+            links=self.links,
+            providers=self.banking_providers,
+            box=self.secret_box,
+            tenant_id=tenant_id,
+        )
+
+    def upstream_attempts(self) -> dict[str, int]:
+        """HTTP attempts made to each provider so far (retries included)."""
+        return {name: transport_of(c).stats.attempts for name, c in self.http_clients.items()}
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run `work` after the response (webhook follow-ups); failures are logged, not lost."""
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def drain(self) -> None:
+        """Wait for the background work started so far (tests, shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        for processor in self.card_processors.values():
+            await processor.aclose()
+        for client in self.http_clients.values():
+            await client.aclose()
+
+
+def _policy(name: str, settings: ProviderSettings, **extra: Any) -> ProviderPolicy:
+    return ProviderPolicy(
+        name=name,
+        read_timeout=settings.timeout_seconds,
+        write_timeout=settings.timeout_seconds,
+        max_attempts=settings.max_attempts,
+        backoff_base_seconds=settings.backoff_base_seconds,
+        max_concurrency=settings.max_concurrency,
+        **extra,
+    )
+
+
+@asynccontextmanager
+async def open_providers(
+    settings: ProviderSettings,
+    engine: AsyncEngine,
+    cache: Cache,
+    *,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    base_urls: Mapping[str, str] | None = None,
+) -> AsyncIterator[ProviderRuntime]:
+    """Build the provider clients for `settings.mode`; `transports`/`base_urls` (by provider
+    name) override where a provider is reached (tests: sandboxes over HTTP or in-process)."""
+    transports = dict(transports or {})
+    base_urls = dict(base_urls or {})
+    clients: dict[str, httpx.AsyncClient] = {}
+    processors: dict[str, CardProcessor] = {}
+    banks: dict[str, BankingProvider] = {}
+    sandboxes: dict[str, Any] = {}
+    stripe_secrets: tuple[str, ...] = tuple(s.reveal() for s in settings.stripe_webhook_secrets)
+    stripe_key = settings.stripe_api_key.reveal() if settings.stripe_api_key else None
+    plaid: tuple[str, SecretText] | None = None
+    if settings.plaid_client_id and settings.plaid_secret:
+        plaid = (settings.plaid_client_id, settings.plaid_secret)
+    if settings.is_sandbox:
+        from adapters.sandbox.banking_app import SANDBOX_CLIENT_ID, SANDBOX_SECRET, BankingSandbox
+        from adapters.sandbox.cards_app import (
+            DEFAULT_SECRET_KEY,
+            DEFAULT_WEBHOOK_SECRET,
+            SANDBOX_BASE_URL,
+            CardsSandbox,
+        )
+
+        cards_sandbox, banking_sandbox = CardsSandbox(), BankingSandbox()
+        sandboxes = {"stripe": cards_sandbox, "plaid": banking_sandbox}
+        transports.setdefault("stripe", cards_sandbox.transport())
+        transports.setdefault("plaid", httpx.ASGITransport(app=banking_sandbox.app))
+        base_urls.setdefault("stripe", SANDBOX_BASE_URL)
+        base_urls.setdefault("plaid", _SANDBOX_PLAID_URL)
+        stripe_key = stripe_key or DEFAULT_SECRET_KEY
+        stripe_secrets = stripe_secrets or (DEFAULT_WEBHOOK_SECRET,)
+        plaid = plaid or (SANDBOX_CLIENT_ID, SecretText(SANDBOX_SECRET))
+    if stripe_key is not None:
+        clients["stripe"] = provider_http_client(
+            _policy("stripe", settings), transport=transports.get("stripe")
+        )
+        processors["stripe"] = StripeCardProcessor(
+            api_key=stripe_key,
+            base_url=base_urls.get("stripe", settings.stripe_base_url),
+            client=clients["stripe"],
+        )
+    keys = None
+    if plaid is not None:
+        clients["plaid"] = provider_http_client(
+            _policy("plaid", settings, idempotent_post_paths=PLAID_READ_PATHS),
+            base_url=base_urls.get("plaid", settings.plaid_base_url),
+            transport=transports.get("plaid"),
+        )
+        provider = create_banking_provider(
+            "plaid", clients["plaid"], ProviderCredentials(client_id=plaid[0], secret=plaid[1])
+        )
+        banks["plaid"] = provider
+        keys = WebhookKeyCache(provider.get_webhook_verification_key)  # type: ignore[attr-defined]
+    runtime = ProviderRuntime(
+        settings=settings,
+        engine=engine,
+        reads=ReadThroughCache(cache),
+        links=ProviderLinkReader(engine),
+        bank_reader=BankReader(engine),
+        card_processors=processors,
+        banking_providers=banks,
+        secret_box=SecretBox.from_keyring(settings.secret_keyring.reveal()),
+        card_policy=CardCachePolicy(
+            ttl_seconds=settings.cache_ttl_seconds,
+            stale_ttl_seconds=settings.cache_stale_seconds,
+        ),
+        http_clients=clients,
+        stripe_webhook_secrets=stripe_secrets,
+        plaid_webhook_keys=keys,
+        sandboxes=sandboxes,
+    )
+    try:
+        yield runtime
+    finally:
+        await runtime.aclose()
