@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 
@@ -44,14 +44,29 @@ class PageInfo:
 @strawberry.type(description="One item of a page and the cursor that points at it.")
 class Edge(Generic[T]):
     node: T = strawberry.field(description="The item.")
-    cursor: str = strawberry.field(description="Opaque position of this item in its list.")
+    _item: strawberry.Private[Any]
+    _encode: strawberry.Private[Callable[[Any], str]]
+
+    @strawberry.field(description="Opaque position of this item in its list.")
+    def cursor(self) -> str:
+        return self._encode(self._item)
 
 
 @strawberry.type(description="A page of a list, with cursors to fetch the next one.")
 class Connection(Generic[T]):
     edges: list[Edge[T]] = strawberry.field(description="The items of this page, in order.")
-    page_info: PageInfo = strawberry.field(description="Cursors and whether more items follow.")
+    _has_next_page: strawberry.Private[bool]
     _count: strawberry.Private[Callable[[], Awaitable[int]] | None]
+
+    @strawberry.field(description="Cursors and whether more items follow.")
+    def page_info(self) -> PageInfo:
+        edges = self.edges
+        return PageInfo(
+            has_next_page=self._has_next_page,
+            has_previous_page=False,
+            start_cursor=edges[0].cursor() if edges else None,
+            end_cursor=edges[-1].cursor() if edges else None,
+        )
 
     @strawberry.field(
         description=(
@@ -70,16 +85,13 @@ def make_connection(
     cursor: Callable[[R], str],
     count: Callable[[], Awaitable[int]] | None = None,
 ) -> Connection[T]:
-    """Build a connection from one page of records, mapping each to its GraphQL type."""
-    edges = [Edge(node=node(item), cursor=cursor(item)) for item in items]
+    """Build a connection from one page of records, mapping each to its GraphQL type.
+
+    Cursors are encoded only when a client asks for them.
+    """
     return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=has_next_page,
-            has_previous_page=False,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        edges=[Edge(node=node(item), _item=item, _encode=cursor) for item in items],
+        _has_next_page=has_next_page,
         _count=count,
     )
 
