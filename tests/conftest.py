@@ -12,7 +12,13 @@ from tests.factories import make_tenant
 if TYPE_CHECKING:
     from tests.fixtures.database import Database
 
-pytest_plugins = ["tests.fixtures.database", "tests.fixtures.gateway", "tests.fixtures.cache"]
+pytest_plugins = [
+    "tests.fixtures.database",
+    "tests.fixtures.gateway",
+    "tests.fixtures.cache",
+    "tests.fixtures.stripe_spec",
+    "tests.fixtures.cards_sandbox",
+]
 
 
 @pytest.fixture
