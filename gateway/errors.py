@@ -6,7 +6,8 @@
     └── BadRequest        BAD_REQUEST (HTTP 400: the request is not a GraphQL request)
         └── UnsupportedMediaType   (HTTP 415)
 
-Adapter errors (adapters.errors) and gateway errors pass through with their code and message;
+Adapter errors (adapters.errors) and gateway errors pass through with their code and message
+(provider errors add `provider`, the provider's `requestId` and `retryable`);
 anything else is masked to a generic message carrying the request id, which the server log
 repeats next to the real exception.
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 from graphql import GraphQLError
 
-from adapters.errors import AdapterError
+from adapters.errors import AdapterError, ProviderError, ProviderRateLimited
 
 __all__ = [
     "BadRequest",
@@ -95,6 +96,12 @@ def _format(error: GraphQLError, request_id: str) -> dict[str, Any]:
         extensions = {"code": original.code}
         if original.field is not None:
             extensions["field"] = _camel(original.field)
+        if isinstance(original, ProviderError):
+            extensions["provider"] = original.provider
+            extensions["requestId"] = original.request_id
+            extensions["retryable"] = original.retryable
+        if isinstance(original, ProviderRateLimited) and original.retry_after is not None:
+            extensions["retryAfterSeconds"] = original.retry_after
     elif isinstance(original, GatewayError):
         formatted["message"] = original.message
         extensions = {"code": original.code, **original.extensions}

@@ -20,6 +20,8 @@ from resolvers.pagination import (
 from resolvers.permissions import CanReadLedger, masked_email
 
 if TYPE_CHECKING:
+    from resolvers.banking import BankAccount
+    from resolvers.cards import CardPayment
     from resolvers.ledger_accounts import LedgerAccount
 
 __all__ = ["Customer", "CustomerQuery"]
@@ -31,6 +33,8 @@ strawberry.enum(
 )
 
 _ACCOUNTS = Annotated["LedgerAccount", strawberry.lazy("resolvers.ledger_accounts")]
+_BANK_ACCOUNT = Annotated["BankAccount", strawberry.lazy("resolvers.banking")]
+_CARD_PAYMENT = Annotated["CardPayment", strawberry.lazy("resolvers.cards")]
 
 
 @strawberry.type(description="A customer of the tenant: a person or a business.")
@@ -84,6 +88,33 @@ class Customer(Node):
             lambda account: encode_cursor("a", account.id),
             count=lambda: count_loader.load(self.pk),
         )
+
+    @strawberry.field(
+        description=(
+            "The customer's accounts at their banks (banking provider), as last synced. Null, "
+            "with an error naming the provider (extensions.code, provider, retryable), when "
+            "the provider failed; the rest of the response still arrives."
+        )
+    )
+    async def bank_accounts(self, info: Info) -> list[_BANK_ACCOUNT] | None:
+        from resolvers.banking import bank_accounts_of
+
+        return await bank_accounts_of(info, self.pk)
+
+    @strawberry.field(
+        description=(
+            "The customer's card payments at the card processor, newest first; `first` is at "
+            "most the page cap. Null, with an error naming the provider (extensions.code, "
+            "provider, retryable), when the processor failed and no recent copy was cached; "
+            "the rest of the response still arrives."
+        )
+    )
+    async def card_payments(
+        self, info: Info, first: int = 20, after: str | None = None
+    ) -> Connection[_CARD_PAYMENT] | None:
+        from resolvers.cards import card_payments_of
+
+        return await card_payments_of(info, self.pk, first, after)
 
 
 @strawberry.type
