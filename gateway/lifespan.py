@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import select, text
@@ -19,6 +19,7 @@ from gateway.auth import SCOPES, Authenticator, TokenVerifier, mint_token
 from gateway.cache import Cache, MemoryCache, RedisCache
 from gateway.metrics import Metrics
 from gateway.persisted_documents import ApqStore, TrustedDocuments
+from gateway.providers import ProviderRuntime, open_providers
 from gateway.settings import Settings
 
 __all__ = ["Services", "open_cache", "open_services"]
@@ -40,6 +41,8 @@ class Services:
     trusted_documents: TrustedDocuments
     apq: ApqStore
     development_token: str | None = None
+    # Provider clients and the read-through cache; None runs the gateway without providers.
+    providers: ProviderRuntime | None = None
 
     async def database_is_ready(self) -> bool:
         try:
@@ -73,6 +76,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         on_statement=metrics.count_statement,
     )
     cache = open_cache(settings)
+    stack = AsyncExitStack()
     try:
         token = None
         if settings.is_development:
@@ -81,6 +85,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 token = mint_token(settings, tenant_id=tenant_id, scopes=SCOPES)
         verifier = TokenVerifier(settings)
         clients = ClientStore(engine, pepper=settings.api_key_pepper.reveal())
+        providers = await stack.enter_async_context(
+            open_providers(settings.providers, engine, cache)
+        )
         yield Services(
             settings=settings,
             engine=engine,
@@ -94,7 +101,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             trusted_documents=TrustedDocuments(SqlDocumentStore(engine)),
             apq=ApqStore(cache, ttl_seconds=settings.apq_ttl_seconds),
             development_token=token,
+            providers=providers,
         )
     finally:
+        await stack.aclose()
         await cache.close()
         await engine.dispose()
