@@ -14,6 +14,7 @@ from gateway.graphiql import graphiql_routes
 from gateway.http import GraphQLHandler
 from gateway.lifespan import Services, open_services
 from gateway.settings import Settings
+from gateway.webhooks import WebhookHandlers
 from resolvers.schema import build_schema
 
 __all__ = ["create_app"]
@@ -46,6 +47,24 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     async def metrics(_request: Request) -> Response:
         return PlainTextResponse(current().metrics.render())
 
+    def webhooks() -> WebhookHandlers | None:
+        runtime = current().providers
+        if runtime is None:
+            return None
+        return WebhookHandlers(runtime, dedup_seconds=settings.providers.webhook_dedup_seconds)
+
+    async def stripe_webhook(request: Request) -> Response:
+        handlers = webhooks()
+        if handlers is None:
+            return JSONResponse({"error": "providers are not configured"}, status_code=404)
+        return await handlers.stripe(request)
+
+    async def plaid_webhook(request: Request) -> Response:
+        handlers = webhooks()
+        if handlers is None:
+            return JSONResponse({"error": "providers are not configured"}, status_code=404)
+        return await handlers.plaid(request)
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if services is not None:
@@ -63,6 +82,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        Route("/webhooks/plaid", plaid_webhook, methods=["POST"]),
     ]
     if settings.graphiql:
         routes.extend(graphiql_routes(settings.graphiql_assets_dir / "assets"))

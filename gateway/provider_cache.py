@@ -109,6 +109,7 @@ class ReadThroughCache:
         self._in_flight: dict[str, asyncio.Future[bytes | None]] = {}
         self.hits = 0
         self.misses = 0
+        self.coalesced = 0  # misses that joined another request's fetch in this process
 
     def key(self, kind: CachedKind[Any], tenant_id: int, key: str) -> str:
         return cache_key(self._version, "t", tenant_id, kind.name, key)
@@ -161,6 +162,7 @@ class ReadThroughCache:
             future = self._in_flight.get(key)
             if future is not None:
                 futures[key] = future
+                self.coalesced += 1
             else:
                 owned[key] = index
         if owned:

@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.cache",
     "tests.fixtures.stripe_spec",
     "tests.fixtures.cards_sandbox",
+    "tests.fixtures.providers",
 ]
 
 

@@ -43,6 +43,15 @@ class Provider:
         return {key: (f"value-of-{key}",) for key in keys if key != "absent"}
 
 
+async def until_fetching(provider: Provider) -> None:
+    """Wait (bounded) until a fetch is in progress at the provider."""
+    for _ in range(1000):
+        if provider.calls:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("no fetch started")
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -114,13 +123,17 @@ async def test_concurrent_misses_in_one_process_fetch_once(reads: ReadThroughCac
     provider = Provider()
     provider.gate = asyncio.Event()
     first = asyncio.create_task(reads.load_many(KIND, 1, ["a", "b"], provider.fetch))
+    await until_fetching(provider)
     second = asyncio.create_task(reads.load_many(KIND, 1, ["b", "a", "c"], provider.fetch))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    for _ in range(1000):
+        if len(provider.calls) == 2:
+            break
+        await asyncio.sleep(0.001)
     provider.gate.set()
     assert await first == [("value-of-a",), ("value-of-b",)]
     assert await second == [("value-of-b",), ("value-of-a",), ("value-of-c",)]
     assert sorted(map(sorted, provider.calls)) == [["a", "b"], ["c"]]
+    assert reads.coalesced == 2
 
 
 async def test_concurrent_misses_across_processes_fetch_once(cache: Cache, clock: Clock) -> None:
@@ -130,8 +143,7 @@ async def test_concurrent_misses_across_processes_fetch_once(cache: Cache, clock
     provider = Provider()
     provider.gate = asyncio.Event()
     first = asyncio.create_task(process_a.load_many(KIND, 1, ["a"], provider.fetch))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await until_fetching(provider)
     second = asyncio.create_task(process_b.load_many(KIND, 1, ["a"], provider.fetch))
     await asyncio.sleep(0.02)  # process b polls while a holds the lock
     provider.gate.set()
@@ -146,16 +158,18 @@ async def test_a_failed_fetch_wakes_in_process_waiters_with_the_error(
     provider.gate = asyncio.Event()
     provider.failure = ProviderUnavailable("acme is unavailable", provider="acme")
     first = asyncio.create_task(reads.load_many(KIND, 1, ["a"], provider.fetch))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await until_fetching(provider)
     second = asyncio.create_task(reads.load_many(KIND, 1, ["a"], provider.fetch))
-    for _ in range(20):
-        await asyncio.sleep(0)
+    for _ in range(1000):
+        if reads.coalesced:
+            break
+        await asyncio.sleep(0.001)
     provider.gate.set()
     [one], [two] = await first, await second
     assert isinstance(one, ProviderUnavailable)
     assert isinstance(two, ProviderUnavailable)
     assert len(provider.calls) == 1
+    assert reads.coalesced == 1
 
 
 async def test_invalidate_forces_a_refetch(reads: ReadThroughCache) -> None:

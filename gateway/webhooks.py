@@ -1,0 +1,178 @@
+"""Provider webhooks: verify the raw body, deduplicate, answer fast, act in the background.
+
+`POST /webhooks/stripe`: Stripe-Signature (HMAC over the raw body, timestamp tolerance) checked
+by adapters.cards.webhooks; a payment, charge or dispute event drops the cached payments of the
+customer it concerns, in every tenant linked to that customer.
+
+`POST /webhooks/plaid`: Plaid-Verification (an ES256 JWT over the body's SHA-256) checked by
+adapters.banking.webhooks; SYNC_UPDATES_AVAILABLE syncs the item's links, ITEM_LOGIN_REQUIRED
+marks them LOGIN_REQUIRED.
+
+Each event is handled once: its id (Stripe) or body hash (Plaid, which sends no id) is added to
+the cache with a TTL; a repeat answers 200 `{"duplicate": true}` and does nothing. When the cache
+cannot tell (it is down), the event is processed again: everything done here is idempotent.
+Forged, malformed or stale deliveries get 400 and change nothing. The provider gets its 2xx
+before the work starts (it retries slow endpoints).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from adapters.banking.links import bank_links_for_item, set_link_status
+from adapters.banking.records import ConnectionStatus
+from adapters.banking.sync import sync_link
+from adapters.banking.webhooks import WebhookVerificationError, verify_plaid_webhook
+from adapters.cards.webhooks import WebhookSignatureError, verify_stripe_signature
+from adapters.errors import NotFound, ProviderError
+from gateway.cache import cache_key
+from gateway.loaders.cards import card_payment_kinds
+from gateway.providers import ProviderRuntime
+
+__all__ = ["MAX_WEBHOOK_BYTES", "WebhookHandlers"]
+
+logger = logging.getLogger("gateway.webhooks")
+
+MAX_WEBHOOK_BYTES = 1_000_000
+_EVENT_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
+_STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
+_CUSTOMER_EVENTS = ("payment_intent.", "charge.")
+
+
+def _refused(message: str, status: int = 400) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _id_of(value: Any) -> str | None:
+    """An id from a field that may be an id or an expanded object."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and _STRIPE_ID.fullmatch(value) else None
+
+
+class WebhookHandlers:
+    """The two webhook endpoints over one process's provider runtime."""
+
+    def __init__(self, runtime: ProviderRuntime, *, dedup_seconds: float) -> None:
+        self._runtime = runtime
+        self._dedup_seconds = dedup_seconds
+
+    async def _body(self, request: Request) -> bytes | None:
+        body = await request.body()
+        return body if len(body) <= MAX_WEBHOOK_BYTES else None
+
+    async def _first_delivery(self, provider: str, event_id: str) -> bool:
+        """False only when the cache positively remembers this event."""
+        key = cache_key("v1", "webhook", provider, event_id)
+        cache = self._runtime.cache
+        if await cache.add(key, b"1", self._dedup_seconds):
+            return True
+        return (await cache.get_many([key]))[0] is None  # absent: the cache is down
+
+    async def stripe(self, request: Request) -> Response:
+        body = await self._body(request)
+        if body is None:
+            return _refused("payload too large", 413)
+        try:
+            event = verify_stripe_signature(
+                body,
+                request.headers.get("stripe-signature"),
+                self._runtime.stripe_webhook_secrets,
+                now=time.time(),
+            )
+        except WebhookSignatureError as error:
+            logger.info("stripe webhook refused: %s", type(error).__name__)
+            return _refused("signature verification failed")
+        event_id = event.get("id")
+        if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+            return _refused("event has no id")
+        if not await self._first_delivery("stripe", event_id):
+            return JSONResponse({"received": True, "duplicate": True})
+        self._runtime.spawn(self._apply_stripe(event), name=f"stripe-webhook-{event_id}")
+        return JSONResponse({"received": True})
+
+    async def _apply_stripe(self, event: dict[str, Any]) -> None:
+        event_type = str(event.get("type", ""))
+        data = event.get("data")
+        obj = data.get("object") if isinstance(data, dict) else None
+        if not isinstance(obj, dict):
+            return
+        customer = _id_of(obj.get("customer"))
+        if customer is None and event_type.startswith("charge.dispute."):
+            customer = await self._customer_of_payment(_id_of(obj.get("payment_intent")))
+        elif customer is None and not event_type.startswith(_CUSTOMER_EVENTS):
+            return
+        if customer is None:
+            return
+        head_kind, _ = card_payment_kinds("stripe", self._runtime.card_policy)
+        for link in await self._runtime.links.links_by_external_id("stripe", customer):
+            await self._runtime.reads.invalidate(head_kind, link.tenant_id, [customer])
+        logger.info("stripe %s: cached payments of one customer dropped", event_type)
+
+    async def _customer_of_payment(self, payment_id: str | None) -> str | None:
+        processor = self._runtime.card_processors.get("stripe")
+        if payment_id is None or processor is None:
+            return None
+        try:
+            return (await processor.get_payment(payment_id)).customer_external_id
+        except (NotFound, ProviderError) as error:
+            logger.warning("dispute webhook: payment lookup failed (%s)", type(error).__name__)
+            return None
+
+    async def plaid(self, request: Request) -> Response:
+        runtime = self._runtime
+        body = await self._body(request)
+        if body is None:
+            return _refused("payload too large", 413)
+        keys = runtime.plaid_webhook_keys
+        header = request.headers.get("plaid-verification")
+        if keys is None or not header:
+            return _refused("verification failed")
+        try:
+            payload = await verify_plaid_webhook(body, header, keys.lookup, dt.datetime.now(dt.UTC))
+        except WebhookVerificationError as error:
+            logger.info("plaid webhook refused: %s", error)
+            return _refused("verification failed")
+        item_id = payload.get("item_id")
+        if not isinstance(item_id, str) or not item_id:
+            return _refused("webhook names no item")
+        if not await self._first_delivery("plaid", hashlib.sha256(body).hexdigest()):
+            return JSONResponse({"received": True, "duplicate": True})
+        runtime.spawn(self._apply_plaid(payload, item_id), name="plaid-webhook")
+        return JSONResponse({"received": True})
+
+    async def _apply_plaid(self, payload: dict[str, Any], item_id: str) -> None:
+        runtime = self._runtime
+        kind = (payload.get("webhook_type"), payload.get("webhook_code"))
+        error = payload.get("error")
+        error_code = error.get("error_code") if isinstance(error, dict) else None
+        links = await bank_links_for_item(runtime.engine, "plaid", item_id)
+        if kind == ("ITEM", "ERROR") and error_code == "ITEM_LOGIN_REQUIRED":
+            for link in links:
+                await set_link_status(
+                    runtime.engine,
+                    tenant_id=link.tenant_id,
+                    link_id=link.id,
+                    status=ConnectionStatus.LOGIN_REQUIRED,
+                )
+            return
+        if payload.get("webhook_type") != "TRANSACTIONS":
+            return
+        provider = runtime.banking_providers.get("plaid")
+        if provider is None or runtime.secret_box is None:
+            return
+        for link in links:
+            if link.status is ConnectionStatus.REVOKED:
+                continue
+            try:
+                await sync_link(runtime.engine, provider, runtime.secret_box, link)
+            except ProviderError as failure:
+                logger.warning("bank link %s failed to sync: %s", link.id, failure.code)

@@ -1,0 +1,196 @@
+"""Webhook routes: verified on the raw body, deduplicated, answered fast, acted on after.
+
+Forged, stale and replayed deliveries change nothing: the card cache stays warm (no upstream
+call on the next read) and no bank sync happens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.cards.webhooks import stripe_signature_header
+from adapters.sandbox.banking_app import BankingSandbox
+from adapters.sandbox.cards_app import DEFAULT_WEBHOOK_SECRET
+from gateway.app import create_app
+from gateway.cache import Cache
+from gateway.lifespan import Services
+from gateway.settings import Settings
+from tests.factories import make_customer
+from tests.fixtures.providers import ProviderWorld
+
+PAYMENTS = "{ customers(first: 1) { edges { node { cardPayments(first: 3) { edges { node {"
+PAYMENTS += " processorId status } } } } } } }"
+ACCOUNTS = "{ customers(first: 1) { edges { node { bankAccounts { name connectionStatus"
+ACCOUNTS += " transactions(first: 100) { edges { node { name } } } } } } } }"
+
+
+@pytest.fixture
+async def webhook_client(
+    settings: Settings, services: Services, providers: ProviderWorld, cache: Cache
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, dataclasses.replace(services, providers=providers.runtime,
+                                                   cache=cache))  # fmt: skip
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        yield client
+
+
+async def _card_customer(providers: ProviderWorld, engine: AsyncEngine, tenant_id: int) -> str:
+    customer_id = await make_customer(engine, tenant_id)
+    await providers.link_card_customer(tenant_id, customer_id, "cus_1")
+    await providers.execute(PAYMENTS, tenant_id=tenant_id)  # warm the cache
+    providers.cards.reset()
+    return providers.cards.data.payment_intent_ids("cus_1")[0]
+
+
+async def _post_stripe(
+    client: httpx.AsyncClient, payload: bytes, *, secret: str = DEFAULT_WEBHOOK_SECRET,
+    signed_at: int | None = None,
+) -> httpx.Response:  # fmt: skip
+    timestamp = int(time.time()) if signed_at is None else signed_at
+    header = stripe_signature_header(payload, [secret], timestamp)
+    return await client.post("/webhooks/stripe", content=payload,
+                             headers={"Stripe-Signature": header,
+                                      "Content-Type": "application/json"})  # fmt: skip
+
+
+async def test_a_stripe_event_drops_the_customers_cached_payments_once(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int,
+    webhook_client: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    payment_id = await _card_customer(providers, engine, tenant_id)
+    payload = orjson.dumps(providers.cards.build_event("payment_intent.succeeded", payment_id))
+
+    response = await _post_stripe(webhook_client, payload)
+    await providers.runtime.drain()
+
+    assert (response.status_code, response.json()) == (200, {"received": True})
+    await providers.execute(PAYMENTS, tenant_id=tenant_id)
+    assert providers.cards.total_calls == 1  # refetched after the invalidation
+
+    replay = await _post_stripe(webhook_client, payload)
+    await providers.runtime.drain()
+    assert (replay.status_code, replay.json()) == (200, {"received": True, "duplicate": True})
+    await providers.execute(PAYMENTS, tenant_id=tenant_id)
+    assert providers.cards.total_calls == 1  # the duplicate invalidated nothing
+
+
+@pytest.mark.parametrize(
+    ("secret", "age_seconds"),
+    [("whsec_forged", 0), (DEFAULT_WEBHOOK_SECRET, 3600)],
+    ids=["forged_case", "stale_case"],
+)
+async def test_forged_or_stale_stripe_events_are_refused_and_change_nothing(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int,
+    webhook_client: httpx.AsyncClient, secret: str, age_seconds: int,
+) -> None:  # fmt: skip
+    payment_id = await _card_customer(providers, engine, tenant_id)
+    payload = orjson.dumps(providers.cards.build_event("payment_intent.succeeded", payment_id))
+
+    response = await _post_stripe(
+        webhook_client, payload, secret=secret, signed_at=int(time.time()) - age_seconds
+    )
+    await providers.runtime.drain()
+
+    assert (response.status_code, response.json()) == (
+        400,
+        {"error": "signature verification failed"},
+    )
+    await providers.execute(PAYMENTS, tenant_id=tenant_id)
+    assert providers.cards.total_calls == 0
+
+
+async def test_a_stripe_event_with_a_tampered_body_is_refused(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int,
+    webhook_client: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    payment_id = await _card_customer(providers, engine, tenant_id)
+    payload = orjson.dumps(providers.cards.build_event("payment_intent.succeeded", payment_id))
+    header = stripe_signature_header(payload, [DEFAULT_WEBHOOK_SECRET], int(time.time()))
+    response = await webhook_client.post(
+        "/webhooks/stripe", content=payload + b" ", headers={"Stripe-Signature": header}
+    )
+    assert response.status_code == 400
+
+
+async def _bank_customer(providers: ProviderWorld, engine: AsyncEngine, tenant_id: int) -> str:
+    customer_id = await make_customer(engine, tenant_id)
+    item_id = await providers.link_bank(tenant_id, customer_id, transactions=2)
+    await providers.execute(ACCOUNTS, tenant_id=tenant_id)  # first sync
+    providers.banking.calls.clear()
+    return item_id
+
+
+async def test_a_plaid_sync_webhook_syncs_the_item_once(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int,
+    webhook_client: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    item_id = await _bank_customer(providers, engine, tenant_id)
+    providers.banking.add_transaction(item_id, name="Webhook coffee", amount="3.50")
+    body = providers.banking.webhook_body(item_id, "TRANSACTIONS", "SYNC_UPDATES_AVAILABLE")
+    headers = {"Plaid-Verification": providers.banking.sign_webhook(body)}
+
+    response = await webhook_client.post("/webhooks/plaid", content=body, headers=headers)
+    await providers.runtime.drain()
+
+    assert (response.status_code, response.json()) == (200, {"received": True})
+    assert providers.banking.calls["/transactions/sync"] == 1
+    result = await providers.execute(ACCOUNTS, tenant_id=tenant_id)
+    names = [
+        edge["node"]["name"]
+        for account in result["data"]["customers"]["edges"][0]["node"]["bankAccounts"]
+        for edge in account["transactions"]["edges"]
+    ]
+    assert names[0] == "WEBHOOK COFFEE"  # the sandbox upper-cases names, as banks do
+
+    replay = await webhook_client.post("/webhooks/plaid", content=body, headers=headers)
+    await providers.runtime.drain()
+    assert replay.json() == {"received": True, "duplicate": True}
+    assert providers.banking.calls["/transactions/sync"] == 1
+
+
+async def test_forged_and_stale_plaid_webhooks_are_refused(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int,
+    webhook_client: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    item_id = await _bank_customer(providers, engine, tenant_id)
+    body = providers.banking.webhook_body(item_id, "TRANSACTIONS", "SYNC_UPDATES_AVAILABLE")
+    forger = BankingSandbox()
+    an_hour_ago = int(time.time()) - 3600
+    cases = [
+        {"Plaid-Verification": forger.sign_webhook(body)},
+        {"Plaid-Verification": providers.banking.sign_webhook(body, issued_at=an_hour_ago)},
+        {},
+    ]
+    for headers in cases:
+        response = await webhook_client.post("/webhooks/plaid", content=body, headers=headers)
+        assert (response.status_code, response.json()) == (400, {"error": "verification failed"})
+    await providers.runtime.drain()
+    assert providers.banking.calls.get("/transactions/sync", 0) == 0
+
+
+async def test_a_plaid_login_required_webhook_marks_the_connection(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int,
+    webhook_client: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    item_id = await _bank_customer(providers, engine, tenant_id)
+    body = providers.banking.webhook_body(item_id, "ITEM", "ERROR")
+    headers = {"Plaid-Verification": providers.banking.sign_webhook(body)}
+
+    response = await webhook_client.post("/webhooks/plaid", content=body, headers=headers)
+    await providers.runtime.drain()
+
+    assert response.status_code == 200
+    result = await providers.execute(ACCOUNTS, tenant_id=tenant_id)
+    statuses = {
+        account["connectionStatus"]
+        for account in result["data"]["customers"]["edges"][0]["node"]["bankAccounts"]
+    }
+    assert statuses == {"LOGIN_REQUIRED"}
