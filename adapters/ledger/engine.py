@@ -40,8 +40,11 @@ def create_ledger_engine(
         if parsed.database in (None, "", ":memory:"):
             kwargs["poolclass"] = NullPool
     else:
+        # A fixed pool: under load, requests wait for a connection rather than open and close
+        # overflow connections (each a new backend process, TLS negotiation and login).
         kwargs["pool_size"] = pool_size
-        kwargs["max_overflow"] = pool_size
+        kwargs["max_overflow"] = 0
+        kwargs["pool_timeout"] = 30
         kwargs["pool_pre_ping"] = False
         # Read-only statements leave no session state to reset, but a failed transaction does:
         # keep SQLAlchemy's rollback-on-return.

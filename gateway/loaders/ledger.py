@@ -8,7 +8,7 @@ pair, since those are part of the statement.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 from aiodataloader import DataLoader
@@ -32,25 +32,33 @@ class LedgerLoaders:
     def __init__(self, reader: LedgerReader, tenant_id: int) -> None:
         self._reader = reader
         self._tenant_id = tenant_id
-        self.customer_by_id: DataLoader[Any, Any] = _loader(
-            partial(reader.customers_by_ids, tenant_id)
-        )
-        self.ledger_account_by_id: DataLoader[Any, Any] = _loader(
-            partial(reader.accounts_by_ids, tenant_id)
-        )
-        self.ledger_transaction_by_id: DataLoader[Any, Any] = _loader(
-            partial(reader.transactions_by_ids, tenant_id)
-        )
-        self.ledger_entry_by_id: DataLoader[Any, Any] = _loader(
-            partial(reader.entries_by_ids, tenant_id)
-        )
-        self.ledger_entries_by_transaction_id: DataLoader[Any, Any] = _loader(
-            partial(reader.entries_by_transaction_ids, tenant_id)
-        )
-        self.ledger_account_count_by_customer_id: DataLoader[Any, Any] = _loader(
-            partial(reader.count_accounts_by_customer_ids, tenant_id)
-        )
         self._paged: dict[tuple[Any, ...], DataLoader[Any, Any]] = {}
+
+    # Each loader is built on first use: most requests need one or two of them.
+
+    @cached_property
+    def customer_by_id(self) -> DataLoader[Any, Any]:
+        return _loader(partial(self._reader.customers_by_ids, self._tenant_id))
+
+    @cached_property
+    def ledger_account_by_id(self) -> DataLoader[Any, Any]:
+        return _loader(partial(self._reader.accounts_by_ids, self._tenant_id))
+
+    @cached_property
+    def ledger_transaction_by_id(self) -> DataLoader[Any, Any]:
+        return _loader(partial(self._reader.transactions_by_ids, self._tenant_id))
+
+    @cached_property
+    def ledger_entry_by_id(self) -> DataLoader[Any, Any]:
+        return _loader(partial(self._reader.entries_by_ids, self._tenant_id))
+
+    @cached_property
+    def ledger_entries_by_transaction_id(self) -> DataLoader[Any, Any]:
+        return _loader(partial(self._reader.entries_by_transaction_ids, self._tenant_id))
+
+    @cached_property
+    def ledger_account_count_by_customer_id(self) -> DataLoader[Any, Any]:
+        return _loader(partial(self._reader.count_accounts_by_customer_ids, self._tenant_id))
 
     def _paged_loader(
         self, name: str, first: int, cursor: Any, fn: Callable[..., Awaitable[list[Any]]]
