@@ -10,13 +10,16 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import jwt
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gateway.auth import TokenVerifier
+from gateway.app import create_app
+from gateway.auth import Authenticator, TokenVerifier, mint_token
 from gateway.errors import Unauthenticated
+from gateway.lifespan import Services
 from gateway.settings import Settings
 
 ISSUER = "https://login.example.test/"
@@ -122,3 +125,35 @@ async def test_an_unreachable_jwks_is_unauthenticated_not_an_error(
     )
     with pytest.raises(Unauthenticated, match="cannot be fetched"):
         await TokenVerifier(settings).verify_async(_token(signing_key))
+
+
+async def test_the_gateway_accepts_a_jwks_signed_token_end_to_end(
+    jwks_url: str, signing_key: rsa.RSAPrivateKey, services: Services, settings: Settings,
+    tenant_id: int,
+) -> None:  # fmt: skip
+    production = dataclasses.replace(settings, jwt_jwks_url=jwks_url, jwt_issuer=ISSUER)
+    verifier = TokenVerifier(production)
+    app = create_app(
+        production,
+        dataclasses.replace(
+            services, settings=production, verifier=verifier,
+            authenticator=Authenticator(verifier, services.clients),
+        ),
+    )  # fmt: skip
+    token = _token(signing_key, tenant=str(tenant_id))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        response = await client.post(
+            "/graphql",
+            json={"query": "{ customers { totalCount } }"},
+            headers={"authorization": f"Bearer {token}"},
+        )
+        shared_secret = await client.post(
+            "/graphql",
+            json={"query": "{ __typename }"},
+            headers={
+                "authorization": f"Bearer {mint_token(settings, tenant_id=tenant_id, scopes=[])}"
+            },
+        )
+    assert response.json() == {"data": {"customers": {"totalCount": 0}}}
+    assert shared_secret.status_code == 401
