@@ -47,7 +47,7 @@ schema-check: install
 	$(BIN)/gateway export-schema | diff -u schema.graphql -
 
 bench: install ## canonical benchmark on PostgreSQL (see bench/README.md)
-	bash bench/run.sh
+	bash bench/run.sh $(BENCH_ARGS)
 
 clean: ## remove the virtualenv, caches and local data
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

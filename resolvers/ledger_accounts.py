@@ -41,11 +41,22 @@ _ENTRY = Annotated["LedgerEntry", strawberry.lazy("resolvers.ledger_transactions
     )
 )
 class LedgerBalance:
-    posted: Money = strawberry.field(description="Sum of posted entries.")
-    pending: Money = strawberry.field(description="Posted plus pending entries.")
-    available: Money = strawberry.field(
-        description="Posted balance less pending outflows: what may be spent now."
-    )
+    _account: strawberry.Private[records.LedgerAccount]
+
+    @strawberry.field(description="Sum of posted entries.")
+    def posted(self) -> Money:
+        account = self._account
+        return Money.of(account.posted_balance, account.currency, account.currency_exponent)
+
+    @strawberry.field(description="Posted plus pending entries.")
+    def pending(self) -> Money:
+        account = self._account
+        return Money.of(account.pending_balance, account.currency, account.currency_exponent)
+
+    @strawberry.field(description="Posted balance less pending outflows: what may be spent now.")
+    def available(self) -> Money:
+        account = self._account
+        return Money.of(account.available_balance, account.currency, account.currency_exponent)
 
 
 def _entry_time_us(at: dt.datetime) -> int:
@@ -78,13 +89,7 @@ class LedgerAccount(Node):
 
     @strawberry.field(description="Current balances, from the account's counters (exact).")
     def balance(self) -> LedgerBalance:
-        account = self.record
-        currency, exponent = account.currency, account.currency_exponent
-        return LedgerBalance(
-            posted=Money.of(account.posted_balance, currency, exponent),
-            pending=Money.of(account.pending_balance, currency, exponent),
-            available=Money.of(account.available_balance, currency, exponent),
-        )
+        return LedgerBalance(_account=self.record)
 
     @strawberry.field(
         description="Balance changes applied to the account so far (rises by one per change)."

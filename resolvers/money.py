@@ -17,12 +17,18 @@ __all__ = ["Money"]
     )
 )
 class Money:
-    amount: Decimal = strawberry.field(
+    _minor_units: strawberry.Private[int]
+
+    @strawberry.field(
         description='Decimal string in major units, with exactly `exponent` decimals ("12.50").'
     )
-    minor_units: BigInt = strawberry.field(
-        description='Integer string in minor units ("1250" for 12.50 USD).'
-    )
+    def amount(self) -> Decimal:
+        return Decimal(format_minor_units(self._minor_units, self.exponent))
+
+    @strawberry.field(description='Integer string in minor units ("1250" for 12.50 USD).')
+    def minor_units(self) -> BigInt:
+        return BigInt(str(self._minor_units))
+
     currency: str = strawberry.field(description='ISO 4217 alphabetic code ("USD").')
     exponent: int = strawberry.field(
         description="ISO 4217 minor-unit exponent of the currency (USD 2, JPY 0, BHD 3)."
@@ -30,9 +36,5 @@ class Money:
 
     @classmethod
     def of(cls, minor_units: int, currency: str, exponent: int) -> Money:
-        return cls(
-            amount=Decimal(format_minor_units(minor_units, exponent)),
-            minor_units=BigInt(str(minor_units)),
-            currency=currency,
-            exponent=exponent,
-        )
+        """Money for an amount in minor units; its strings are made only when asked for."""
+        return cls(_minor_units=minor_units, currency=currency, exponent=exponent)
