@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -33,9 +34,10 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from adapters.crypto import DEV_SECRET_KEYRING
 from bench.load import WrkResult, ensure_wrk, read_settled_metrics, run_wrk
 from bench.servers import answers_get, answers_post, check_answers, running
-from bench.targets import OPERATIONS, Targets, find_targets, write_bodies
+from bench.targets import OPERATIONS, Targets, ensure_provider_links, find_targets, write_bodies
 
 __all__ = ["main"]
 
@@ -61,6 +63,9 @@ class Measurement:
     round: int
     result: WrkResult
     sql_per_request: float | None
+    # Q4 only: provider HTTP attempts per request and the read-through cache's hit ratio.
+    upstream_per_request: float | None = None
+    cache_hit_ratio: float | None = None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--rounds", type=int, default=1, help="repeat all servers; mean shown")
-    parser.add_argument("--queries", default="q1,q2,q3")
+    parser.add_argument("--queries", default="q1,q2,q3", help="any of q1,q2,q3,q4")
+    parser.add_argument("--sandbox-latency-ms", type=float, default=50.0,
+                        help="Q4: latency added to every provider sandbox call")  # fmt: skip
     parser.add_argument("--peer", action="store_true", help="also run the tuned Strawberry peer")
     parser.add_argument("--peers-dir", type=Path, default=DEFAULT_PEERS_DIR)
     parser.add_argument("--peer-port", type=int, default=4007)
@@ -148,7 +155,7 @@ def _measure(
             load(options.warmup)
         before = read_settled_metrics(metrics_url) if metrics_url else None
         result = load(options.seconds)
-        per_request = None
+        per_request = upstream = hit_ratio = None
         if metrics_url and before is not None:
             after = read_settled_metrics(metrics_url)
             requests = after["gateway_requests_total"] - before["gateway_requests_total"]
@@ -156,23 +163,47 @@ def _measure(
                 after["gateway_sql_statements_total"] - before["gateway_sql_statements_total"]
             )
             per_request = statements / requests if requests else None
-        measurement = Measurement(server, name, round_number, result, per_request)
+            upstream, hit_ratio = _provider_figures(before, after, requests)
+        measurement = Measurement(server, name, round_number, result, per_request,
+                                  upstream, hit_ratio)  # fmt: skip
         measurements.append(measurement)
         _say(f"  {server} {name}: {_line(measurement)}")
     return measurements
 
 
+def _provider_figures(
+    before: Mapping[str, float], after: Mapping[str, float], requests: float
+) -> tuple[float | None, float | None]:
+    """Upstream attempts per request and cache hit ratio between two /metrics reads."""
+    attempts = "gateway_provider_upstream_attempts_total"
+    hits, misses = "gateway_provider_cache_hits_total", "gateway_provider_cache_misses_total"
+    if attempts not in after or attempts not in before or not requests:
+        return None, None
+    upstream = (after[attempts] - before[attempts]) / requests
+    looked_up = (after[hits] - before[hits]) + (after[misses] - before[misses])
+    return upstream, ((after[hits] - before[hits]) / looked_up if looked_up else None)
+
+
 def _line(m: Measurement) -> str:
     r = m.result
     sql = "-" if m.sql_per_request is None else f"{m.sql_per_request:.2f}"
-    return (
+    line = (
         f"{r.rps:.0f} req/s, p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, non-2xx {r.non2xx},"
         f" socket errors {r.socket_errors}, with errors {r.gql_errors}, SQL/request {sql}"
     )
+    if m.query.startswith("q4") and m.upstream_per_request is not None:
+        ratio = "-" if m.cache_hit_ratio is None else f"{m.cache_hit_ratio:.2f}"
+        line += f", upstream/request {m.upstream_per_request:.2f}, cache hit ratio {ratio}"
+    return line
 
 
 def _gateway_run(
-    options: argparse.Namespace, wrk: str, out: Path, round_number: int, gateway: _Gateway
+    options: argparse.Namespace,
+    wrk: str,
+    out: Path,
+    round_number: int,
+    gateway: _Gateway,
+    log: str = "gateway.log",
 ) -> list[Measurement]:
     env, bodies, token = gateway.env, gateway.bodies, gateway.token
     if options.url:
@@ -185,7 +216,7 @@ def _gateway_run(
     base = f"http://127.0.0.1:{options.port}"
     command = [sys.executable, "-m", "gateway", "serve"]
     with running(command, env=env, ready=lambda: answers_get(f"{base}/readyz"),
-                 log=out / "gateway.log"):  # fmt: skip
+                 log=out / log):  # fmt: skip
         if round_number == 1:
             for name, note in check_answers(f"{base}/graphql", bodies, token).items():
                 _say(f"  gateway check {name}: {note}")
@@ -262,7 +293,7 @@ def _check_peer_pins(requirements: Path) -> None:
             _say(f"  note: peer pins {name.strip()}=={pinned.strip()}, this venv has {installed}")
 
 
-def _table(measurements: Sequence[Measurement], queries: Sequence[str]) -> str:
+def _table(measurements: Sequence[Measurement], queries: Sequence[str], latency_ms: float) -> str:
     servers = list(dict.fromkeys(m.server for m in measurements))
     lines = [
         "| server | query | req/s | p50 ms | p99 ms | non-2xx | socket errors | with errors |"
@@ -297,6 +328,22 @@ def _table(measurements: Sequence[Measurement], queries: Sequence[str]) -> str:
             ours, theirs = means.get(("gateway", query)), means.get((PEER_NAME, query))
             if ours and theirs:
                 lines.append(f"| {query} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} |")
+    q4 = [m for m in measurements if m.query.startswith("q4") and m.server == "gateway"]
+    if q4:
+        lines += [
+            "",
+            f"Q4 providers (sandboxes in-process, {latency_ms:g} ms added per provider call):",
+            "",
+            "| query | upstream calls/request | provider cache hit ratio |",
+            "|---|---:|---:|",
+        ]
+        for query in ("q4", "q4-cold"):
+            runs = [m for m in q4 if m.query == query and m.upstream_per_request is not None]
+            if runs:
+                upstream = statistics.fmean(m.upstream_per_request or 0.0 for m in runs)
+                ratios = [m.cache_hit_ratio for m in runs if m.cache_hit_ratio is not None]
+                ratio = f"{statistics.fmean(ratios):.2f}" if ratios else "-"
+                lines.append(f"| {query} | {upstream:.2f} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -318,6 +365,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "GATEWAY_PORT": str(options.port),
             "LOG_LEVEL": "warning",
             "GRAPHIQL": "false",
+            # Q4: provider sandboxes in-process, with a modelled round trip per call.
+            "PROVIDERS": "sandbox",
+            "SANDBOX_LATENCY_MS": f"{options.sandbox_latency_ms:g}",
+            "SECRET_KEYRING": DEV_SECRET_KEYRING,
         }
         asyncio.run(_ensure_database(options.database_url))
         _gateway("migrate", env=env)
@@ -330,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"tenant {targets.tenant_id}; Q2 account {targets.account_id}"
         f" ({targets.account_entries} entries); Q3 customer {targets.customer_id}"
     )
+    if "q4" in queries:
+        asyncio.run(ensure_provider_links(options.database_url, targets))
     bodies = write_bodies(out / "bodies", targets)
     bodies = {name: bodies[name] for name in queries}
     token = _gateway(
@@ -343,12 +396,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         for round_number in range(1, options.rounds + 1):
             _say(f"== round {round_number}: gateway")
             measurements += _gateway_run(options, wrk, out, round_number, gateway)
+            if "q4" in queries and not options.url:
+                # Cold: a gateway whose provider cache never holds a fresh entry.
+                cold = dataclasses.replace(
+                    gateway,
+                    env=gateway.env | {"PROVIDER_CACHE_TTL_SECONDS": "0"},
+                    bodies={"q4-cold": gateway.bodies["q4"]},
+                )
+                _say(f"== round {round_number}: gateway, Q4 with a cold provider cache")
+                measurements += _gateway_run(options, wrk, out, round_number, cold,
+                                             log="gateway-q4-cold.log")  # fmt: skip
             if peer is not None:
                 time.sleep(2)
                 _say(f"== round {round_number}: {PEER_NAME}")
                 measurements += _peer_run(options, wrk, out, round_number, *peer)
 
-    table = _table(measurements, queries)
+    table_queries = [*queries, "q4-cold"] if "q4" in queries else queries
+    table = _table(measurements, table_queries, options.sandbox_latency_ms)
     settings = (
         f"{options.connections} connections, {options.threads} wrk threads,"
         f" {options.seconds} s per query after {options.warmup} s warm-up,"

@@ -11,10 +11,17 @@ from sqlalchemy import text
 
 from adapters.ledger.engine import create_ledger_engine
 
-__all__ = ["OPERATIONS", "QUERIES", "Targets", "find_targets", "write_bodies"]
+__all__ = [
+    "OPERATIONS",
+    "QUERIES",
+    "Targets",
+    "ensure_provider_links",
+    "find_targets",
+    "write_bodies",
+]
 
 QUERIES = Path(__file__).with_name("queries")
-OPERATIONS = {"q1": "Dashboard", "q2": "Statement", "q3": "Lookup"}
+OPERATIONS = {"q1": "Dashboard", "q2": "Statement", "q3": "Lookup", "q4": "Mixed"}
 STATEMENT_ENTRIES = 100  # Q2 asks for entries(first: 100): its account must have a full page
 LOOKUP_POSITION = 4242  # Q3 reads the 4242nd customer of the tenant, as the peers do
 
@@ -78,6 +85,7 @@ def write_bodies(directory: Path, targets: Targets) -> dict[str, Path]:
         "q1": None,
         "q2": {"id": global_id("LedgerAccount", targets.account_id)},
         "q3": {"id": global_id("Customer", targets.customer_id)},
+        "q4": {"id": global_id("Customer", targets.customer_id)},
     }
     directory.mkdir(parents=True, exist_ok=True)
     bodies: dict[str, Path] = {}
@@ -91,3 +99,41 @@ def write_bodies(directory: Path, targets: Targets) -> dict[str, Path]:
         path.write_text(json.dumps(body) + "\n")
         bodies[name] = path
     return bodies
+
+
+async def ensure_provider_links(database_url: str, targets: Targets) -> None:
+    """Link Q4's customer (Q3's) to a sandbox card customer and a sandbox bank item, once.
+
+    The sandboxes derive their data from the ids alone, so a gateway serving them in-process
+    (PROVIDERS=sandbox) answers for these links; the bank token is sealed with the development
+    keyring, which the benchmark gateway is given (sandbox tokens are not secrets).
+    """
+    from adapters.banking.links import bank_links, create_bank_link
+    from adapters.crypto import DEV_SECRET_KEYRING, SecretBox, SecretText
+    from adapters.providers.tables import provider_links
+    from adapters.sandbox.banking_app import access_token_for_item
+
+    engine = create_ledger_engine(database_url, pool_size=1)
+    tenant, customer = targets.tenant_id, targets.customer_id
+    try:
+        async with engine.begin() as connection:
+            card = await connection.scalar(
+                text("select id from provider_links where tenant_id = :t and customer_id = :c"
+                     " and kind = 'cards'"), {"t": tenant, "c": customer},
+            )  # fmt: skip
+            if card is None:
+                await connection.execute(
+                    provider_links.insert().values(
+                        tenant_id=tenant, customer_id=customer, provider="stripe", kind="cards",
+                        external_id=f"cus_{customer % 1000 + 1}",
+                    )
+                )  # fmt: skip
+        if not await bank_links(engine, tenant_id=tenant, customer_ids=[customer]):
+            item_id = f"bench-item-{customer}"
+            await create_bank_link(
+                engine, SecretBox.from_keyring(DEV_SECRET_KEYRING), tenant_id=tenant,
+                customer_id=customer, provider="plaid", item_id=item_id,
+                access_token=SecretText(access_token_for_item(item_id)),
+            )  # fmt: skip
+    finally:
+        await engine.dispose()

@@ -51,7 +51,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         return JSONResponse({"status": "database unreachable"}, status_code=503)
 
     async def metrics(_request: Request) -> Response:
-        return PlainTextResponse(current().metrics.render())
+        services = current()
+        providers = "" if services.providers is None else services.providers.render_metrics()
+        return PlainTextResponse(services.metrics.render() + providers)
 
     def webhooks() -> WebhookHandlers | None:
         runtime = current().providers

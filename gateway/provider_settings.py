@@ -41,6 +41,8 @@ class ProviderSettings:
     cache_ttl_seconds: float = 60.0
     cache_stale_seconds: float = 3600.0
     webhook_dedup_seconds: float = 7 * 24 * 3600.0
+    # Sandbox mode only: added to every sandbox call (benchmarks model provider round trips).
+    sandbox_latency_seconds: float = 0.0
 
     @property
     def is_sandbox(self) -> bool:
@@ -98,4 +100,6 @@ def load_provider_settings(env: Mapping[str, str], *, environment: str) -> Provi
             env.get("PROVIDER_CACHE_STALE_SECONDS", str(defaults.cache_stale_seconds)),
             "PROVIDER_CACHE_STALE_SECONDS",
         ),
+        sandbox_latency_seconds=_float(env.get("SANDBOX_LATENCY_MS", "0"), "SANDBOX_LATENCY_MS")
+        / 1000,
     )

@@ -102,6 +102,21 @@ class ProviderRuntime:
         """HTTP attempts made to each provider so far (retries included)."""
         return {name: transport_of(c).stats.attempts for name, c in self.http_clients.items()}
 
+    def render_metrics(self) -> str:
+        """Prometheus text: upstream attempts and read-through cache counters."""
+        reads = self.reads
+        attempts = sum(self.upstream_attempts().values())
+        return (
+            "# TYPE gateway_provider_upstream_attempts_total counter\n"
+            f"gateway_provider_upstream_attempts_total {attempts}\n"
+            "# TYPE gateway_provider_cache_hits_total counter\n"
+            f"gateway_provider_cache_hits_total {reads.hits}\n"
+            "# TYPE gateway_provider_cache_misses_total counter\n"
+            f"gateway_provider_cache_misses_total {reads.misses}\n"
+            "# TYPE gateway_provider_cache_coalesced_total counter\n"
+            f"gateway_provider_cache_coalesced_total {reads.coalesced}\n"
+        )
+
     def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run `work` after the response (webhook follow-ups); failures are logged, not lost."""
         task = asyncio.create_task(work, name=name)
@@ -170,6 +185,8 @@ async def open_providers(
         )
 
         cards_sandbox, banking_sandbox = CardsSandbox(), BankingSandbox()
+        cards_sandbox.faults.latency_seconds = settings.sandbox_latency_seconds
+        banking_sandbox.faults.latency = settings.sandbox_latency_seconds
         sandboxes = {"stripe": cards_sandbox, "plaid": banking_sandbox}
         transports.setdefault("stripe", cards_sandbox.transport())
         transports.setdefault("plaid", httpx.ASGITransport(app=banking_sandbox.app))
