@@ -209,3 +209,40 @@ async def test_a_failed_first_sync_nulls_only_bank_accounts(
     [error] = body["errors"]
     assert error["extensions"]["code"] == "PROVIDER_UNAVAILABLE"
     assert error["extensions"]["provider"] == "plaid"
+
+
+async def test_card_payments_page_forward_with_after(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int
+) -> None:
+    customer_id = await make_customer(engine, tenant_id)
+    await providers.link_card_customer(tenant_id, customer_id, "cus_4")
+    query = """query Pages($after: String) { customers(first: 1) { edges { node {
+      cardPayments(first: 1, after: $after) {
+        edges { node { processorId } } pageInfo { hasNextPage endCursor } } } } } }"""
+    expected = providers.cards.data.payment_intent_ids("cus_4")  # 11 payments
+
+    seen: list[str] = []
+    after = None
+    for _ in range(len(expected) + 1):
+        body = await providers.execute(query, {"after": after}, tenant_id=tenant_id)
+        connection = _nodes(body)[0]["cardPayments"]
+        seen += [edge["node"]["processorId"] for edge in connection["edges"]]
+        if not connection["pageInfo"]["hasNextPage"]:
+            break
+        after = connection["pageInfo"]["endCursor"]
+
+    assert sorted(seen) == sorted(expected)
+    assert len(seen) == len(expected)
+    assert providers.cards.calls["GET /v1/payment_intents"] == len(expected) - 1
+
+
+async def test_a_cursor_of_another_list_is_bad_user_input(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int
+) -> None:
+    await _customers(providers, engine, tenant_id, 1, banks=False)
+    query = '{ customers(first: 1) { edges { node { cardPayments(after: "bm9wZQ==") {'
+    query += " edges { node { processorId } } } } } } }"
+    body = await providers.execute(query, tenant_id=tenant_id)
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
+    assert providers.cards.total_calls == 0
