@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -14,7 +13,6 @@ from starlette.routing import BaseRoute, Route
 from gateway.graphiql import graphiql_routes
 from gateway.http import GraphQLHandler
 from gateway.lifespan import Services, open_services
-from gateway.providers import AttachProviders
 from gateway.settings import Settings
 from gateway.webhooks import WebhookHandlers
 from resolvers.schema import build_schema
@@ -25,11 +23,7 @@ __all__ = ["create_app"]
 def create_app(settings: Settings, services: Services | None = None) -> Starlette:
     """Build the app. With `services` given (tests), the caller owns their lifetime."""
     state: dict[str, Services] = {}
-    schema = build_schema(
-        max_depth=settings.max_query_depth,
-        max_aliases=settings.max_aliases,
-        extra_extensions=[partial(AttachProviders, lambda: state["services"].providers)],
-    )
+    schema = build_schema(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases)
 
     def current() -> Services:
         return state["services"]

@@ -28,10 +28,11 @@ class RequestContext:
     ledger: LedgerLoaders
     posting: PostingService
     max_page_size: int
-    # Provider loaders (None when the process runs without providers: their fields then
-    # answer PROVIDER_UNAVAILABLE). Set by `attach_providers`.
-    cards: CardLoaders | None = None
-    banking: BankingLoaders | None = None
+    # The process's provider runtime (None when it runs without providers: their fields then
+    # answer PROVIDER_UNAVAILABLE). Its per-request loaders are built on first use.
+    providers: ProviderRuntime | None = None
+    _cards: CardLoaders | None = None
+    _banking: BankingLoaders | None = None
     # Added to the response's top-level `extensions` by the HTTP layer when not empty
     # (for example `staleData`: provider data served past its freshness).
     response_extensions: dict[str, Any] = field(default_factory=dict)
@@ -39,6 +40,20 @@ class RequestContext:
     @property
     def tenant_id(self) -> int:
         return self.principal.tenant_id
+
+    @property
+    def cards(self) -> CardLoaders | None:
+        """This request's card-processor loaders (built on first use), or None."""
+        if self._cards is None and self.providers is not None:
+            self._cards = self.providers.card_loaders(self.tenant_id, self.report_stale)
+        return self._cards
+
+    @property
+    def banking(self) -> BankingLoaders | None:
+        """This request's banking loaders (built on first use), or None."""
+        if self._banking is None and self.providers is not None:
+            self._banking = self.providers.banking_loaders(self.tenant_id)
+        return self._banking
 
     def report_stale(self, read: StaleRead) -> None:
         """Note provider data served stale; one entry per provider and kind, oldest age."""
@@ -55,10 +70,8 @@ class RequestContext:
 
 
 def attach_providers(context: RequestContext, runtime: ProviderRuntime | None) -> RequestContext:
-    """Give a request's context fresh provider loaders for its tenant (no-op without any)."""
-    if runtime is not None:
-        context.cards = runtime.card_loaders(context.tenant_id, context.report_stale)
-        context.banking = runtime.banking_loaders(context.tenant_id)
+    """Let a request's context build provider loaders for its tenant from `runtime`."""
+    context.providers = runtime
     return context
 
 

@@ -283,6 +283,7 @@ class GraphQLHandler:
             ledger=LedgerLoaders(services.reader, principal.tenant_id),
             posting=services.posting,
             max_page_size=services.settings.max_page_size,
+            providers=services.providers,
         )
         allowed = {OperationType.QUERY} if is_get else {OperationType.QUERY, OperationType.MUTATION}
         try:
@@ -318,9 +319,13 @@ class GraphQLHandler:
             # Only documents that parsed and validated are stored.
             await services.apq.put(principal.tenant_id, resolved.register_apq, resolved.text)
         response["data"] = result.data
+        if context.response_extensions:
+            # For example staleData: provider data served past its freshness.
+            response["extensions"] = context.response_extensions
         cache_control = "no-store"
         if (
-            is_get
+            not context.response_extensions
+            and is_get
             and resolved.is_persisted
             and not result.errors
             and document is not None

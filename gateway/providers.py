@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
-from strawberry.extensions import SchemaExtension
 
 from adapters.banking import BankingProvider, ProviderCredentials, create_banking_provider
 from adapters.banking.queries import BankReader
@@ -30,13 +29,12 @@ from adapters.crypto import SecretBox, SecretText
 from adapters.http_client import ProviderPolicy, provider_http_client, transport_of
 from adapters.providers.queries import ProviderLinkReader
 from gateway.cache import Cache
-from gateway.context import RequestContext, attach_providers
 from gateway.loaders.banking import BankingLoaders
 from gateway.loaders.cards import CardCachePolicy, CardLoaders
 from gateway.provider_cache import ReadThroughCache, StaleRead
 from gateway.provider_settings import ProviderSettings
 
-__all__ = ["PLAID_READ_PATHS", "AttachProviders", "ProviderRuntime", "open_providers"]
+__all__ = ["PLAID_READ_PATHS", "ProviderRuntime", "open_providers"]
 
 logger = logging.getLogger("gateway.providers")
 
@@ -238,28 +236,3 @@ async def open_providers(
         yield runtime
     finally:
         await runtime.aclose()
-
-
-class AttachProviders(SchemaExtension):
-    """Gives each operation's context its provider loaders when whoever built the context did
-    not (`attach_providers`), and returns the context's `response_extensions` as the result's
-    extensions. A bridge for HTTP layers that build RequestContext themselves."""
-
-    def __init__(self, runtime_of: Callable[[], ProviderRuntime | None]) -> None:
-        self._runtime_of = runtime_of
-
-    def on_operation(self) -> Iterator[None]:
-        context = self.execution_context.context
-        if (
-            isinstance(context, RequestContext)
-            and context.cards is None
-            and context.banking is None
-        ):
-            attach_providers(context, self._runtime_of())
-        yield
-
-    def get_results(self) -> dict[str, Any]:
-        context = self.execution_context.context
-        if isinstance(context, RequestContext):
-            return dict(context.response_extensions)
-        return {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -90,11 +89,8 @@ class _Schema(strawberry.Schema):
         """Errors are shaped and logged once, by the HTTP layer (gateway.errors)."""
 
 
-def build_schema(
-    *, max_depth: int = 12, max_aliases: int = 30, extra_extensions: Sequence[Any] = ()
-) -> strawberry.Schema:
+def build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.Schema:
     """The schema with its limits; parse and validation results are cached per document.
-    `extra_extensions` (classes or factories) run after the built-in ones.
 
     The limit rules are built once, so the validation cache (keyed by the rule classes) hits
     on every request with the same document; each request gets fresh extension instances.
@@ -107,7 +103,6 @@ def build_schema(
         partial(ParserCache, maxsize=1024),
         partial(AddValidationRules, rules),
         partial(ValidationCache, maxsize=1024),
-        *extra_extensions,
     ]
     schema = _Schema(
         query=Query,

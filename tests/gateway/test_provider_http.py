@@ -70,10 +70,6 @@ async def test_processor_down_over_http_keeps_the_ledger(
     }  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/http.py does not yet copy result.extensions into the response (issue 4)",
-)
 async def test_stale_data_is_reported_in_the_response_extensions(
     providers: ProviderWorld, engine: AsyncEngine, tenant_id: int, post: Any
 ) -> None:
