@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from gateway.access_cli import add_access_commands, run_access_command
 from gateway.settings import Settings, load_settings
 
@@ -60,8 +62,51 @@ async def _seed(settings: Settings, customers: int, seed: int, if_empty: bool) -
             return
         summary = await seed_ledger(engine, customers=customers, seed=seed)
         logger.info("seeded %s", summary)
+        if settings.providers.is_sandbox:
+            await _link_sandbox_providers(settings, engine, summary.tenant_id)
     finally:
         await engine.dispose()
+
+
+# Linking a bank item costs two statements; the benchmark's 10,000 customers need only a few.
+_MAX_SEEDED_BANK_LINKS = 1000
+
+
+async def _link_sandbox_providers(settings: Settings, engine: AsyncEngine, tenant_id: int) -> None:
+    """Link the seeded customers to the provider sandboxes (card customers, bank items)."""
+    from adapters.banking.sandbox_seed import link_seeded_customers
+    from adapters.cards.sandbox_seed import link_seeded_card_customers
+    from adapters.crypto import SecretBox
+
+    cards = await link_seeded_card_customers(engine, tenant_id)
+    box = SecretBox.from_keyring(settings.providers.secret_keyring.reveal())
+    banks = await link_seeded_customers(engine, tenant_id, box, limit=_MAX_SEEDED_BANK_LINKS)
+    logger.info("linked %d card customers and %d bank items to the sandboxes", cards, banks)
+
+
+async def _sync_bank(settings: Settings, tenant: int | None, customer: int | None) -> int:
+    """Sync bank transactions of the matching links now; 1 when some link failed."""
+    from adapters.banking.sync import BankSyncFailure, sync_bank_links
+    from gateway.lifespan import open_services
+
+    async with open_services(settings) as services:
+        runtime = services.providers
+        if runtime is None or runtime.secret_box is None:
+            logger.error("no banking provider is configured")
+            return 1
+        try:
+            results = await sync_bank_links(
+                services.engine,
+                runtime.banking_providers,
+                runtime.secret_box,
+                tenant_id=tenant,
+                customer_ids=None if customer is None else [customer],
+            )
+        except BankSyncFailure as failure:
+            logger.error("%d bank links failed to sync", len(failure.failures))
+            return 1
+    logger.info("synced %d bank links", len(results))
+    return 0
 
 
 def _serve(settings: Settings, *, migrate: bool, seed_demo: int) -> None:
@@ -141,6 +186,10 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
     seed.add_argument("--if-empty", action="store_true", help="only when no tenant exists yet")
 
+    sync = commands.add_parser("sync-bank", help="sync bank transactions from the provider now")
+    sync.add_argument("--tenant", type=int, help="only this tenant's links")
+    sync.add_argument("--customer", type=int, help="only this customer's links")
+
     token = commands.add_parser("token", help="print a signed bearer token (JWT)")
     token.add_argument("--tenant", type=int, required=True)
     token.add_argument(
@@ -168,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_migrate(settings))
     elif args.command == "seed":
         asyncio.run(_seed(settings, args.customers, args.seed, if_empty=args.if_empty))
+    elif args.command == "sync-bank":
+        return asyncio.run(_sync_bank(settings, args.tenant, args.customer))
     elif args.command == "token":
         scopes = [scope.strip() for scope in args.scopes.split(",") if scope.strip()]
         try:

@@ -1,0 +1,47 @@
+"""Link seeded customers to card-sandbox customers, so `gateway seed` data has card payments.
+
+Each customer of the tenant without a cards link gets the Stripe-shaped customer
+``cus_<customer id>``, whose payments the cards sandbox derives from that id. Idempotent:
+linked customers are skipped. One statement to find them, one to link them all.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.ledger.engine import WRITE_OPTION
+from adapters.ledger.tables import customers
+from adapters.providers.tables import provider_links
+
+__all__ = ["link_seeded_card_customers"]
+
+
+async def link_seeded_card_customers(
+    engine: AsyncEngine, tenant_id: int, *, limit: int | None = None, provider: str = "stripe"
+) -> int:
+    """Link up to `limit` unlinked customers (lowest ids first); returns how many were linked."""
+    linked = select(provider_links.c.customer_id).where(
+        provider_links.c.tenant_id == tenant_id, provider_links.c.kind == "cards"
+    )
+    query = (
+        select(customers.c.id)
+        .where(customers.c.tenant_id == tenant_id, customers.c.id.not_in(linked))
+        .order_by(customers.c.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    async with engine.connect() as connection:
+        customer_ids = list((await connection.execute(query)).scalars())
+    if not customer_ids:
+        return 0
+    rows = [
+        {"tenant_id": tenant_id, "customer_id": customer_id, "provider": provider,
+         "kind": "cards", "external_id": f"cus_{customer_id}"}
+        for customer_id in customer_ids
+    ]  # fmt: skip
+    async with engine.connect() as connection:
+        writer = await connection.execution_options(**{WRITE_OPTION: True})
+        async with writer.begin():
+            await writer.execute(insert(provider_links), rows)
+    return len(customer_ids)
