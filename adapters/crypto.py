@@ -39,7 +39,8 @@ _KEY_BYTES = 32
 
 
 class SecretText:
-    """A provider secret in clear (an access token): never shows itself in repr, str or logs."""
+    """A secret in clear (a signing key, an access token): never shows itself in repr, str or
+    logs, and refuses to be pickled."""
 
     __slots__ = ("_value",)
 

@@ -7,36 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adapters.crypto import SecretText
 from gateway.provider_settings import ProviderSettings, load_provider_settings
 
-__all__ = ["DEV_JWT_SECRET", "Secret", "Settings", "load_settings"]
+__all__ = ["DEV_JWT_SECRET", "Settings", "load_settings"]
 
 # Used only when GATEWAY_ENV=development and no JWT_SECRET is set: the embedded default must
 # work with no configuration, and every token it signs says so in its issuer.
 DEV_JWT_SECRET = "finance-gateway-development-secret-do-not-use-in-production"  # noqa: S105
-
-
-class Secret:
-    """A string that never shows itself in repr, str or logs."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +25,14 @@ class Settings:
     database_url: str = "sqlite+aiosqlite:///var/gateway.db"
     database_pool_size: int = 10
     redis_url: str | None = None
-    jwt_secret: Secret = field(default_factory=lambda: Secret(DEV_JWT_SECRET))
+    jwt_secret: SecretText = field(default_factory=lambda: SecretText(DEV_JWT_SECRET))
     jwt_issuer: str = "finance-gateway-dev"
     jwt_audience: str = "finance-gateway"
     jwt_leeway_seconds: int = 30
     # When set, bearer JWTs are verified against this JWKS (RS256/ES256) instead of jwt_secret.
     jwt_jwks_url: str | None = None
     # HMAC key for stored API-key hashes; a database leak then yields nothing to brute-force.
-    api_key_pepper: Secret = field(default_factory=lambda: Secret(""))
+    api_key_pepper: SecretText = field(default_factory=lambda: SecretText(""))
     apq_ttl_seconds: int = 86_400
     host: str = "127.0.0.1"
     port: int = 8000
@@ -124,11 +102,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             minimum=1,
         ),
         redis_url=env.get("REDIS_URL") or None,
-        jwt_secret=Secret(secret_text),
+        jwt_secret=SecretText(secret_text),
         jwt_issuer=env.get("JWT_ISSUER", defaults.jwt_issuer),
         jwt_audience=env.get("JWT_AUDIENCE", defaults.jwt_audience),
         jwt_jwks_url=jwks_url,
-        api_key_pepper=Secret(env.get("API_KEY_PEPPER", "")),
+        api_key_pepper=SecretText(env.get("API_KEY_PEPPER", "")),
         apq_ttl_seconds=_int(
             env.get("APQ_TTL_SECONDS", str(defaults.apq_ttl_seconds)), "APQ_TTL_SECONDS", minimum=1
         ),

@@ -6,11 +6,12 @@ import time
 import jwt
 import pytest
 
+from adapters.crypto import SecretText
 from gateway.auth import Principal, TokenVerifier, mint_token
 from gateway.errors import Forbidden, Unauthenticated
-from gateway.settings import Secret, Settings
+from gateway.settings import Settings
 
-SETTINGS = Settings(environment="test", jwt_secret=Secret("s" * 40), jwt_issuer="iss-test")
+SETTINGS = Settings(environment="test", jwt_secret=SecretText("s" * 40), jwt_issuer="iss-test")
 
 
 def test_a_minted_token_verifies_to_its_tenant_and_scopes() -> None:
