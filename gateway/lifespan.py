@@ -88,11 +88,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         providers = await stack.enter_async_context(
             open_providers(settings.providers, engine, cache)
         )
+        reader = LedgerReader(
+            engine, on_statement=metrics.count_statement, pool_size=settings.database_pool_size
+        )
+        stack.push_async_callback(reader.aclose)
         yield Services(
             settings=settings,
             engine=engine,
             metrics=metrics,
-            reader=LedgerReader(engine, on_statement=metrics.count_statement),
+            reader=reader,
             posting=PostingService(engine),
             verifier=verifier,
             cache=cache,

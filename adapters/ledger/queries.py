@@ -27,6 +27,7 @@ from adapters.ledger.tables import (
     ledger_transactions,
 )
 from adapters.money import currency_exponent
+from adapters.read_pool import ReadPool
 from adapters.records import (
     Customer,
     CustomerKind,
@@ -226,28 +227,36 @@ def _pages(
 class LedgerReader:
     """Read side of the ledger for one engine. Safe to share across requests.
 
-    On PostgreSQL each read runs on the asyncpg connection checked out of SQLAlchemy's pool,
-    outside any transaction: one round trip per statement, without SQLAlchemy's per-statement
-    execution layers (which cost more than the query itself for these small reads). SQLite
-    reads go through SQLAlchemy Core. `on_statement` counts the PostgreSQL statements (SQLite's
-    are counted by the engine's own hook).
+    On PostgreSQL each read is one statement on asyncpg's own pool (adapters.read_pool),
+    outside any transaction; SQLite reads go through SQLAlchemy Core. `on_statement` counts
+    the PostgreSQL statements (SQLite's are counted by the engine's own hook). Close with
+    `aclose()`.
     """
 
-    def __init__(self, engine: AsyncEngine, *, on_statement: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        on_statement: Callable[[], None] | None = None,
+        pool_size: int = 10,
+    ) -> None:
         self._engine = engine
-        self._is_postgres = engine.dialect.name == "postgresql"
+        self._pool = (
+            ReadPool(engine.url.render_as_string(hide_password=False), size=pool_size)
+            if engine.dialect.name == "postgresql"
+            else None
+        )
         self._on_statement = on_statement or (lambda: None)
 
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
     async def _rows(self, statement: _Statement, **parameters: Any) -> Sequence[Sequence[Any]]:
-        if self._is_postgres:
-            async with self._engine.connect() as connection:
-                raw = await connection.get_raw_connection()
-                self._on_statement()
-                arguments = [parameters[name] for name in statement.parameters]
-                rows: Sequence[Sequence[Any]] = await raw.driver_connection.fetch(  # type: ignore[union-attr]
-                    statement.postgres, *arguments
-                )
-                return rows
+        if self._pool is not None:
+            self._on_statement()
+            arguments = [parameters[name] for name in statement.parameters]
+            return await self._pool.fetch(statement.postgres, *arguments)
         async with self._engine.connect() as connection:
             result = await connection.execute(statement.sqlite, parameters)
             return list(result.all())
