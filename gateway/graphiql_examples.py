@@ -1,4 +1,5 @@
-"""Example operations opened as tabs in GraphiQL: the canonical benchmark queries and a write."""
+"""Example operations opened as tabs in GraphiQL: the canonical benchmark queries, a write and
+a customer across the ledger and both providers."""
 
 from __future__ import annotations
 
@@ -79,9 +80,36 @@ mutation Transfer($from: ID!, $to: ID!) {
 }
 """
 
+_PROVIDERS = """# One customer's ledger, bank accounts (banking provider) and card payments.
+# If a provider is down, only its field is null, with an error that names it.
+query Customer360 {
+  customers(first: 3) {
+    edges {
+      node {
+        displayName
+        ledgerAccounts(first: 3) { edges { node { name balance { posted { amount currency } } } } }
+        bankAccounts {
+          name
+          mask
+          type
+          balances { current { amount currency } available { amount currency } }
+          provider
+          fetchedAt
+          transactions(first: 5) { edges { node { amount { amount currency } } } }
+        }
+        cardPayments(first: 5) {
+          edges { node { amount { amount currency } status card { brand last4 } provider } }
+        }
+      }
+    }
+  }
+}
+"""
+
 EXAMPLE_OPERATIONS: list[tuple[str, str]] = [
     ("Dashboard", _DASHBOARD),
     ("Statement", _STATEMENT),
     ("Lookup", _LOOKUP),
     ("Transfer", _POST),
+    ("Customer360", _PROVIDERS),
 ]
