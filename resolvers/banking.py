@@ -24,7 +24,7 @@ from resolvers.pagination import (
     make_connection,
 )
 
-__all__ = ["BankAccount", "BankTransaction", "bank_accounts_of"]
+__all__ = ["BankAccount", "BankInstitution", "BankTransaction", "bank_accounts_of"]
 
 strawberry.enum(records.ConnectionStatus, name="BankConnectionStatus",
                 description="Whether the link to the customer's bank works.")  # fmt: skip
@@ -90,6 +90,27 @@ def _money(amount: int | None, balances: records.BankBalances) -> Money | None:
     return None if amount is None else Money.of(amount, balances.currency, balances.exponent)
 
 
+@strawberry.type(
+    description="The bank or credit union holding an account, as the provider names it."
+)
+class BankInstitution:
+    id: strawberry.ID = strawberry.field(
+        description="The provider's institution id (Plaid: ins_109508); not a node id."
+    )
+    name: str | None = strawberry.field(
+        description=(
+            "The institution's name as of the last sync; null when looking it up at the "
+            "provider failed (a later sync tries again)."
+        )
+    )
+
+    @classmethod
+    def from_record(cls, record: records.BankAccount) -> BankInstitution | None:
+        if record.institution_id is None:
+            return None
+        return cls(id=strawberry.ID(record.institution_id), name=record.institution_name)
+
+
 @strawberry.type(description="An account at the customer's bank, linked through a provider.")
 class BankAccount:
     id: strawberry.ID = strawberry.field(description="Opaque id of the bank account.")
@@ -109,6 +130,12 @@ class BankAccount:
     subtype: str | None = strawberry.field(
         description="Provider's account subtype (checking, savings, credit card ...)."
     )
+    institution: BankInstitution | None = strawberry.field(
+        description=(
+            "The institution holding the account, as of the last sync; null when the provider "
+            "did not say which."
+        )
+    )
     balances: BankBalances = strawberry.field(description="Balances at the last sync.")
     connection_status: records.ConnectionStatus = strawberry.field(
         description="LOGIN_REQUIRED: the customer must log in to their bank again for updates."
@@ -127,6 +154,7 @@ class BankAccount:
             mask=record.mask,
             type=record.type,
             subtype=record.subtype,
+            institution=BankInstitution.from_record(record),
             balances=BankBalances(
                 current=_money(balances.current, balances),
                 available=_money(balances.available, balances),

@@ -33,6 +33,7 @@ _ACCOUNT_COLUMNS = (
             "id", "customer_id", "provider_link_id", "provider_account_id", "name",
             "official_name", "mask", "type", "subtype", "currency", "currency_exponent",
             "current_balance", "available_balance", "credit_limit", "balances_as_of",
+            "institution_id", "institution_name",
         )
     ),
     provider_links.c.provider,
@@ -70,6 +71,8 @@ def _account(row: RowMapping) -> BankAccount:
         customer_id=row["customer_id"],
         provider_link_id=row["provider_link_id"],
         provider=row["provider"],
+        institution_id=row["institution_id"],
+        institution_name=row["institution_name"],
     )
 
 

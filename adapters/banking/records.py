@@ -53,7 +53,13 @@ class BankBalances:
 @dataclass(frozen=True, slots=True)
 class BankAccount:
     """One account at a bank. `type`/`subtype` are the provider's open vocabularies
-    (Plaid: depository/checking, credit/credit card, loan/mortgage ...)."""
+    (Plaid: depository/checking, credit/credit card, loan/mortgage ...).
+
+    Read back from our tables, it names the link's institution as of the last sync:
+    `institution_id` is None when the provider did not say which, `institution_name` is None
+    also when looking the name up failed. Straight from a provider both are None (the
+    institution is the item's: AccountSet.institution_id).
+    """
 
     provider_account_id: str
     name: str
@@ -68,6 +74,8 @@ class BankAccount:
     customer_id: int | None = None
     provider_link_id: int | None = None
     provider: str | None = None
+    institution_id: str | None = None
+    institution_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

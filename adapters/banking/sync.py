@@ -8,6 +8,13 @@ two syncs racing on one link (a webhook and the CLI) cannot move it backwards: t
 commit rolls back and reports `is_superseded`. Re-applying a delta changes nothing (upserts on
 the provider ids), so a sync is idempotent.
 
+Each account row also carries the link's institution (id and name). Transaction feeds do not
+name it, so it is learned once from /accounts/get (or taken from that call when the sync makes
+it anyway; an item without an institution asks again on every sync) and named by the
+provider's institution lookup only when the id is new or the stored name is missing. Those
+lookups are a nicety: when they fail the sync still applies, with the id alone or with what was
+stored before, and a later sync tries again.
+
 Run on webhook (SYNC_UPDATES_AVAILABLE), on demand (`gateway sync-bank`) and on first read of a
 link never synced (`sync_bank_links(..., never_synced_only=True)`).
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Executable, Table, func, select, update
@@ -26,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from adapters.banking.links import BankLink, access_token_for, bank_links, set_link_status
 from adapters.banking.protocol import BankingProvider
 from adapters.banking.records import (
+    AccountSet,
     BankAccount,
     BankTransaction,
     ConnectionStatus,
@@ -33,7 +42,7 @@ from adapters.banking.records import (
     TransactionUpdates,
 )
 from adapters.banking.tables import bank_accounts, bank_transactions
-from adapters.crypto import SecretBox
+from adapters.crypto import SecretBox, SecretText
 from adapters.errors import ProviderError, ProviderReauthRequired
 from adapters.providers.tables import provider_links
 
@@ -43,6 +52,14 @@ logger = logging.getLogger("adapters.banking.sync")
 
 _CHUNK = 500
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class _LinkInstitution:
+    """The institution stored on a link's account rows (see the module docstring)."""
+
+    id: str | None = None
+    name: str | None = None
 
 
 class _Superseded(Exception):
@@ -79,12 +96,16 @@ def _upsert(
     return upsert
 
 
-def _account_row(link: BankLink, account: BankAccount) -> dict[str, Any]:
+def _account_row(
+    link: BankLink, institution: _LinkInstitution, account: BankAccount
+) -> dict[str, Any]:
     return {
         "tenant_id": link.tenant_id,
         "provider_link_id": link.id,
         "customer_id": link.customer_id,
         "provider_account_id": account.provider_account_id,
+        "institution_id": institution.id[:255] if institution.id else None,
+        "institution_name": institution.name[:255] if institution.name else None,
         "name": account.name[:255],
         "official_name": account.official_name[:255] if account.official_name else None,
         "mask": account.mask,
@@ -124,14 +145,68 @@ def _transaction_row(
     }
 
 
+async def _stored_institution(engine: AsyncEngine, link: BankLink) -> _LinkInstitution:
+    """The institution on the link's most recently written account row (empty before any)."""
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                select(bank_accounts.c.institution_id, bank_accounts.c.institution_name)
+                .where(
+                    bank_accounts.c.provider_link_id == link.id,
+                    bank_accounts.c.tenant_id == link.tenant_id,
+                )
+                .order_by(bank_accounts.c.updated_at.desc(), bank_accounts.c.id.desc())
+                .limit(1)
+            )
+        ).first()
+    return _LinkInstitution() if row is None else _LinkInstitution(row[0], row[1])
+
+
+async def _institution_for(
+    engine: AsyncEngine,
+    provider: BankingProvider,
+    token: SecretText,
+    link: BankLink,
+    account_set: AccountSet | None,
+) -> _LinkInstitution:
+    """The institution to store with this sync's accounts; provider errors are logged and
+    answered with what is known (the sync never fails for them)."""
+    stored = await _stored_institution(engine, link)
+    if account_set is None and stored.id is None:
+        try:
+            account_set = await provider.get_accounts(token)
+        except ProviderError as error:
+            logger.warning(
+                "bank link %s: accounts lookup for its institution failed: %s", link.id, error.code
+            )
+            return stored
+    institution_id = account_set.institution_id if account_set is not None else stored.id
+    if institution_id is None:
+        return _LinkInstitution()
+    if institution_id == stored.id and stored.name is not None:
+        return stored
+    try:
+        institution = await provider.get_institution(institution_id)
+    except ProviderError as error:
+        logger.warning(
+            "bank link %s: institution %s lookup failed: %s; stored without a name",
+            link.id,
+            institution_id,
+            error.code,
+        )
+        return _LinkInstitution(institution_id)
+    return _LinkInstitution(institution_id, institution.name)
+
+
 async def _apply(
     connection: AsyncConnection,
     link: BankLink,
+    institution: _LinkInstitution,
     updates: TransactionUpdates,
     accounts: Iterable[BankAccount],
     now: dt.datetime,
 ) -> int:
-    account_rows = [_account_row(link, account) for account in accounts]
+    account_rows = [_account_row(link, institution, account) for account in accounts]
     for chunk in _chunks(account_rows):
         await connection.execute(
             _upsert(
@@ -204,11 +279,13 @@ async def sync_link(
         updates = await provider.sync_transactions(token, link.sync_cursor)
         known = {account.provider_account_id for account in updates.accounts}
         accounts: list[BankAccount] = list(updates.accounts)
+        account_set: AccountSet | None = None
         referenced = {
             transaction.provider_account_id for transaction in (*updates.added, *updates.modified)
         }
         if not referenced <= known:
-            accounts = list((await provider.get_accounts(token)).accounts)
+            account_set = await provider.get_accounts(token)
+            accounts = list(account_set.accounts)
     except ProviderReauthRequired:
         await set_link_status(
             engine,
@@ -228,10 +305,13 @@ async def sync_link(
             restarts=0,
             connection_status=ConnectionStatus.LOGIN_REQUIRED,
         )
+    institution = await _institution_for(engine, provider, token, link, account_set)
     applied_at = now or dt.datetime.now(dt.UTC)
     try:
         async with engine.begin() as connection:
-            accounts_upserted = await _apply(connection, link, updates, accounts, applied_at)
+            accounts_upserted = await _apply(
+                connection, link, institution, updates, accounts, applied_at
+            )
     except _Superseded:
         logger.info("bank link %s was synced concurrently; this sync rolled back", link.id)
         return SyncResult(

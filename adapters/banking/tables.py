@@ -39,6 +39,10 @@ bank_accounts = Table(
     Column("provider_link_id", Id, ForeignKey("provider_links.id"), nullable=False),
     Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
     Column("provider_account_id", String(255), nullable=False),
+    # The link's institution as the provider names it, cached at sync: every account of a link
+    # carries the same pair. Null id: the provider did not say; null name: its lookup failed.
+    Column("institution_id", String(255)),
+    Column("institution_name", String(255)),
     Column("name", String(255), nullable=False),
     Column("official_name", String(255)),
     # The last 2-4 digits only; full account numbers are never stored.

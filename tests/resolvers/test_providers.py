@@ -173,11 +173,12 @@ async def test_bank_accounts_trigger_a_first_sync_then_read_from_our_tables(
     accounts = first["data"]["customer"]["bankAccounts"]
     assert accounts
     assert {account["provider"] for account in accounts} == {"plaid"}
-    assert dict(providers.banking.calls) == {"/transactions/sync": 1}  # the first sync
+    first_sync = {"/transactions/sync": 1, "/accounts/get": 1, "/institutions/get_by_id": 1}
+    assert dict(providers.banking.calls) == first_sync  # feed, then its institution
 
     again = await providers.execute(query, variables, tenant_id=tenant_id)
     assert again == first
-    assert dict(providers.banking.calls) == {"/transactions/sync": 1}  # from our tables
+    assert dict(providers.banking.calls) == first_sync  # from our tables
 
     dates = sorted(
         edge["node"]["date"] for account in accounts for edge in account["transactions"]["edges"]
@@ -246,3 +247,32 @@ async def test_a_cursor_of_another_list_is_bad_user_input(
     [error] = body["errors"]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
     assert providers.cards.total_calls == 0
+
+
+async def test_bank_accounts_name_their_institution_from_our_tables(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int
+) -> None:
+    gingham = await make_customer(engine, tenant_id, display_name="C1")
+    unnamed = await make_customer(engine, tenant_id, display_name="C2")
+    await providers.link_bank(tenant_id, gingham, institution_id="ins_109509")
+    await providers.link_bank(tenant_id, unnamed, institution_id="ins_unknown")
+    runtime = providers.runtime
+    await sync_bank_links(engine, runtime.banking_providers, runtime.secret_box,  # type: ignore[arg-type]
+                          tenant_id=tenant_id)  # fmt: skip
+    providers.banking.calls.clear()
+    query = """{ customers(first: 2) { edges { node {
+      displayName bankAccounts { type institution { id name } } } } } }"""
+
+    body = await providers.execute(query, tenant_id=tenant_id)
+
+    assert "errors" not in body, body.get("errors")
+    assert sum(providers.banking.calls.values()) == 0
+    institutions = {
+        node["displayName"]: [account["institution"] for account in node["bankAccounts"]]
+        for node in _nodes(body)
+    }
+    gingham_bank = {"id": "ins_109509", "name": "First Gingham Credit Union"}
+    assert institutions == {
+        "C1": [gingham_bank, gingham_bank],  # checking and credit card
+        "C2": [{"id": "ins_unknown", "name": None}] * 2,  # its lookup failed: the id alone
+    }

@@ -37,6 +37,8 @@ def upgrade() -> None:
             "customer_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("provider_account_id", sa.String(length=255), nullable=False),
+        sa.Column("institution_id", sa.String(length=255), nullable=True),
+        sa.Column("institution_name", sa.String(length=255), nullable=True),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("official_name", sa.String(length=255), nullable=True),
         sa.Column("mask", sa.String(length=4), nullable=True),

@@ -256,3 +256,84 @@ async def test_stored_tokens_are_sealed_and_bound_to_their_link(
     assert "access-sandbox" not in repr(first)
     with pytest.raises(SecretDecryptionError):
         access_token_for(BOX, swapped)
+
+
+async def _institutions(engine: AsyncEngine, link: BankLink) -> set[tuple[str | None, ...]]:
+    """The distinct (institution id, name) pairs on the link's account rows, as read back."""
+    (accounts,) = await BankReader(engine).accounts_by_customer_ids(
+        link.tenant_id, [link.customer_id]
+    )
+    return {(a.institution_id, a.institution_name) for a in accounts}
+
+
+async def test_sync_stores_the_institution_and_looks_it_up_only_once(
+    engine: AsyncEngine, tenant_id: int, plaid: PlaidProvider, banking_sandbox: BankingSandbox
+) -> None:
+    link, item_id = await _link(engine, tenant_id, banking_sandbox, "item-ins", transactions=2)
+
+    await sync_link(engine, plaid, BOX, link)
+
+    assert await _institutions(engine, link) == {("ins_109508", "First Platypus Bank")}
+    assert banking_sandbox.calls["/accounts/get"] == 1
+    assert banking_sandbox.calls["/institutions/get_by_id"] == 1
+
+    banking_sandbox.add_transaction(item_id, amount="3.00")
+    result = await sync_link(engine, plaid, BOX, await _reload(engine, link))
+
+    assert result.added == 1
+    assert await _institutions(engine, link) == {("ins_109508", "First Platypus Bank")}
+    assert banking_sandbox.calls["/accounts/get"] == 1  # the stored row answers
+    assert banking_sandbox.calls["/institutions/get_by_id"] == 1
+
+
+@pytest.mark.parametrize(
+    ("institution_id", "fault", "name_later"),
+    [
+        ("ins_109509", "5xx", "First Gingham Credit Union"),  # the provider was down once
+        ("ins_unknown", None, None),  # the provider refuses the lookup every time
+    ],
+)
+async def test_a_failing_institution_lookup_still_syncs_and_is_retried_later(
+    engine: AsyncEngine, tenant_id: int, plaid: PlaidProvider, banking_sandbox: BankingSandbox,
+    institution_id: str, fault: str | None, name_later: str | None,
+) -> None:  # fmt: skip
+    customer_id = await make_customer(engine, tenant_id)
+    item_id, token = banking_sandbox.create_item(
+        f"item-ins-fail-{tenant_id}", institution_id=institution_id, transactions=2
+    )
+    await create_bank_link(
+        engine, BOX, tenant_id=tenant_id, customer_id=customer_id, provider="plaid",
+        item_id=item_id, access_token=SecretText(token),
+    )  # fmt: skip
+    (link,) = await bank_links(engine, tenant_id=tenant_id, customer_ids=[customer_id])
+    if fault is not None:
+        banking_sandbox.faults.fail_next("/institutions/get_by_id", fault)
+
+    result = await sync_link(engine, plaid, BOX, link)
+
+    assert (result.added, result.cursor) == (2, "cursor-2")
+    assert await _institutions(engine, link) == {(institution_id, None)}
+
+    again = await sync_link(engine, plaid, BOX, await _reload(engine, link))
+
+    assert again.connection_status is ConnectionStatus.ACTIVE
+    assert banking_sandbox.calls["/institutions/get_by_id"] == 2  # no name yet: asked again
+    assert banking_sandbox.calls["/accounts/get"] == 1  # the id was already stored
+    assert await _institutions(engine, link) == {(institution_id, name_later)}
+
+
+async def test_a_failing_accounts_lookup_for_the_institution_still_syncs(
+    engine: AsyncEngine, tenant_id: int, plaid: PlaidProvider, banking_sandbox: BankingSandbox
+) -> None:
+    link, _ = await _link(engine, tenant_id, banking_sandbox, "item-ins-acc", transactions=2)
+    banking_sandbox.faults.fail_next("/accounts/get", "5xx")
+
+    result = await sync_link(engine, plaid, BOX, link)
+
+    assert (result.added, result.accounts_upserted) == (2, 2)
+    assert await _institutions(engine, link) == {(None, None)}
+    assert banking_sandbox.calls["/institutions/get_by_id"] == 0
+
+    await sync_link(engine, plaid, BOX, await _reload(engine, link))
+
+    assert await _institutions(engine, link) == {("ins_109508", "First Platypus Bank")}
