@@ -7,13 +7,11 @@ with the item's access token sealed like any other. Idempotent: linked customers
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.banking.links import create_bank_link
 from adapters.crypto import SecretBox, SecretText
-from adapters.ledger.tables import customers
-from adapters.providers.tables import provider_links
+from adapters.providers.queries import unlinked_customer_ids
 from adapters.sandbox.banking_app import access_token_for_item
 
 __all__ = ["link_seeded_customers", "seeded_item_id"]
@@ -32,18 +30,7 @@ async def link_seeded_customers(
     provider: str = "plaid",
 ) -> int:
     """Link up to `limit` unlinked customers (lowest ids first); returns how many were linked."""
-    linked = select(provider_links.c.customer_id).where(
-        provider_links.c.tenant_id == tenant_id, provider_links.c.kind == "banking"
-    )
-    query = (
-        select(customers.c.id)
-        .where(customers.c.tenant_id == tenant_id, customers.c.id.not_in(linked))
-        .order_by(customers.c.id)
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    async with engine.connect() as connection:
-        customer_ids = list((await connection.execute(query)).scalars())
+    customer_ids = await unlinked_customer_ids(engine, tenant_id, "banking", limit=limit)
     for customer_id in customer_ids:
         item_id = seeded_item_id(tenant_id, customer_id)
         await create_bank_link(

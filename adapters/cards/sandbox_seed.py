@@ -7,11 +7,11 @@ linked customers are skipped. One statement to find them, one to link them all.
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.ledger.engine import WRITE_OPTION
-from adapters.ledger.tables import customers
+from adapters.providers.queries import unlinked_customer_ids
 from adapters.providers.tables import provider_links
 
 __all__ = ["link_seeded_card_customers"]
@@ -21,18 +21,7 @@ async def link_seeded_card_customers(
     engine: AsyncEngine, tenant_id: int, *, limit: int | None = None, provider: str = "stripe"
 ) -> int:
     """Link up to `limit` unlinked customers (lowest ids first); returns how many were linked."""
-    linked = select(provider_links.c.customer_id).where(
-        provider_links.c.tenant_id == tenant_id, provider_links.c.kind == "cards"
-    )
-    query = (
-        select(customers.c.id)
-        .where(customers.c.tenant_id == tenant_id, customers.c.id.not_in(linked))
-        .order_by(customers.c.id)
-    )
-    if limit is not None:
-        query = query.limit(limit)
-    async with engine.connect() as connection:
-        customer_ids = list((await connection.execute(query)).scalars())
+    customer_ids = await unlinked_customer_ids(engine, tenant_id, "cards", limit=limit)
     if not customer_ids:
         return 0
     rows = [

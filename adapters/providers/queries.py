@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.ledger.tables import customers
 from adapters.providers.tables import provider_links
 
-__all__ = ["ProviderLink", "ProviderLinkReader"]
+__all__ = ["ProviderLink", "ProviderLinkReader", "unlinked_customer_ids"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +101,21 @@ class ProviderLinkReader:
         async with self._engine.connect() as connection:
             rows = list((await connection.execute(query)).mappings())
         return [_link(row) for row in rows]
+
+
+async def unlinked_customer_ids(
+    engine: AsyncEngine, tenant_id: int, kind: str, *, limit: int | None = None
+) -> list[int]:
+    """The tenant's customers without a link of `kind`, lowest ids first (at most `limit`)."""
+    linked = select(provider_links.c.customer_id).where(
+        provider_links.c.tenant_id == tenant_id, provider_links.c.kind == kind
+    )
+    query = (
+        select(customers.c.id)
+        .where(customers.c.tenant_id == tenant_id, customers.c.id.not_in(linked))
+        .order_by(customers.c.id)
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    async with engine.connect() as connection:
+        return list((await connection.execute(query)).scalars())
