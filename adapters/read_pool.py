@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["ReadPool"]
 
@@ -31,6 +32,11 @@ class ReadPool:
         self._size = size
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
+
+    @classmethod
+    def for_engine(cls, engine: AsyncEngine, *, size: int = 10) -> ReadPool:
+        """A read pool on the database of a PostgreSQL engine."""
+        return cls(engine.url.render_as_string(hide_password=False), size=size)
 
     async def _open(self) -> asyncpg.Pool:
         async with self._opening:

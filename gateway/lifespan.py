@@ -15,6 +15,7 @@ from adapters.ledger.engine import create_ledger_engine
 from adapters.ledger.posting import PostingService
 from adapters.ledger.queries import LedgerReader
 from adapters.ledger.tables import tenants
+from adapters.read_pool import ReadPool
 from gateway.auth import SCOPES, Authenticator, TokenVerifier, mint_token
 from gateway.cache import Cache, MemoryCache, RedisCache
 from gateway.metrics import Metrics
@@ -84,14 +85,20 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             if tenant_id is not None:
                 token = mint_token(settings, tenant_id=tenant_id, scopes=SCOPES)
         verifier = TokenVerifier(settings)
-        clients = ClientStore(engine, pepper=settings.api_key_pepper.reveal())
+        # Single-statement reads on the request path (loaders, API-key lookups) share one
+        # asyncpg pool on PostgreSQL; everything else goes through SQLAlchemy.
+        reads = (
+            ReadPool.for_engine(engine, size=settings.database_pool_size)
+            if engine.dialect.name == "postgresql"
+            else None
+        )
+        if reads is not None:
+            stack.push_async_callback(reads.close)
+        clients = ClientStore(engine, pepper=settings.api_key_pepper.reveal(), reads=reads)
         providers = await stack.enter_async_context(
             open_providers(settings.providers, engine, cache)
         )
-        reader = LedgerReader(
-            engine, on_statement=metrics.count_statement, pool_size=settings.database_pool_size
-        )
-        stack.push_async_callback(reader.aclose)
+        reader = LedgerReader(engine, on_statement=metrics.count_statement, reads=reads)
         yield Services(
             settings=settings,
             engine=engine,

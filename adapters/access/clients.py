@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.access.tables import api_clients
 from adapters.errors import InvalidInput, NotFound
+from adapters.read_pool import ReadPool
 
 __all__ = [
     "DEFAULT_POLICIES",
@@ -133,8 +134,7 @@ def _record(row: Row[Any] | Mapping[str, Any]) -> ApiClient:
     )
 
 
-# PostgreSQL reads the key on asyncpg directly: one round trip, without SQLAlchemy's
-# per-statement layers, which cost several times the indexed lookup itself.
+# The per-request key lookup, for the read pool (adapters.read_pool) on PostgreSQL.
 _COLUMN_LIST = ", ".join(column.name for column in api_clients.c)
 _BY_KEY_POSTGRES = (
     f"select {_COLUMN_LIST} from api_clients where key_hash = $1 and revoked_at is null"  # noqa: S608 (column-name constants only)
@@ -144,9 +144,10 @@ _BY_KEY_POSTGRES = (
 class ClientStore:
     """API clients in the gateway's database; keys hashed with `pepper` (HMAC-SHA-256)."""
 
-    def __init__(self, engine: AsyncEngine, *, pepper: str) -> None:
+    def __init__(self, engine: AsyncEngine, *, pepper: str, reads: ReadPool | None = None) -> None:
+        """`reads` (PostgreSQL) serves the per-request key lookup in one round trip."""
         self._engine = engine
-        self._is_postgres = engine.dialect.name == "postgresql"
+        self._reads = reads
         self._pepper = pepper.encode()
 
     def hash_key(self, key: str) -> str:
@@ -213,11 +214,11 @@ class ClientStore:
             return None
         digest = self.hash_key(key)
         row: Row[Any] | Mapping[str, Any] | None
-        async with self._engine.connect() as connection:
-            if self._is_postgres:
-                raw = await connection.get_raw_connection()
-                row = await raw.driver_connection.fetchrow(_BY_KEY_POSTGRES, digest)  # type: ignore[union-attr]
-            else:
+        if self._reads is not None:
+            rows = await self._reads.fetch(_BY_KEY_POSTGRES, digest)
+            row = rows[0] if rows else None  # type: ignore[assignment]
+        else:
+            async with self._engine.connect() as connection:
                 row = (
                     await connection.execute(
                         select(*api_clients.c).where(

@@ -238,18 +238,17 @@ class LedgerReader:
         engine: AsyncEngine,
         *,
         on_statement: Callable[[], None] | None = None,
-        pool_size: int = 10,
+        reads: ReadPool | None = None,
     ) -> None:
+        """On PostgreSQL, `reads` is the shared read pool (one of its own when not given)."""
         self._engine = engine
-        self._pool = (
-            ReadPool(engine.url.render_as_string(hide_password=False), size=pool_size)
-            if engine.dialect.name == "postgresql"
-            else None
-        )
+        self._owns_pool = reads is None and engine.dialect.name == "postgresql"
+        self._pool = ReadPool.for_engine(engine) if self._owns_pool else reads
         self._on_statement = on_statement or (lambda: None)
 
     async def aclose(self) -> None:
-        if self._pool is not None:
+        """Close the read pool this reader opened itself (a shared one is its owner's)."""
+        if self._owns_pool and self._pool is not None:
             await self._pool.close()
 
     async def _rows(self, statement: _Statement, **parameters: Any) -> Sequence[Sequence[Any]]:
