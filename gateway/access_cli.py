@@ -73,7 +73,7 @@ def _out(text: str) -> None:
 
 async def _clients(args: argparse.Namespace, store: ClientStore) -> int:
     from adapters.access.clients import DEFAULT_POLICIES
-    from gateway.auth import SCOPES
+    from resolvers.principal import SCOPES
 
     if args.action == "create":
         scopes = [scope.strip() for scope in args.scopes.split(",") if scope.strip()]

@@ -23,74 +23,20 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 
-from adapters.access.clients import ApiClient, ClientKind, ClientStore, OperationPolicy
-from gateway.errors import Forbidden, Unauthenticated
+from adapters.access.clients import ClientKind, ClientStore
 from gateway.settings import Settings
+from resolvers.errors import Unauthenticated
+from resolvers.principal import SCOPES, Principal
 
-__all__ = [
-    "JWT_POLICY",
-    "SCOPES",
-    "Authenticator",
-    "Principal",
-    "TokenVerifier",
-    "mint_token",
-]
+__all__ = ["Authenticator", "TokenVerifier", "mint_token"]
 
-# Every scope the gateway knows, with what it allows.
-SCOPES = {
-    "ledger:read": "read customers, ledger accounts, balances, transactions and entries",
-    "ledger:write": "post, confirm, void and reverse ledger transactions",
-    "providers:read": "read provider data: bank accounts, bank transactions, card payments",
-    "pii:read": "read personal data unmasked (customer email addresses)",
-}
 _ALGORITHM = "HS256"
 _JWKS_ALGORITHMS = ["RS256", "ES256"]
 _JWT_KINDS: frozenset[str] = frozenset({"first_party", "analyst"})
-
-# Signed-in users (frontends, analysts): ad-hoc text and APQ allowed, introspection on.
-JWT_POLICY = OperationPolicy(
-    apq_enabled=True, allow_text=True, safelist_required=False, introspection=True
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: always taken from a verified credential, never from a header.
-
-    `client_id` is set for API clients (their registered documents are theirs alone) and None
-    for JWT principals.
-    """
-
-    subject: str
-    tenant_id: int
-    scopes: frozenset[str]
-    kind: ClientKind = "first_party"
-    client_id: int | None = None
-    policy: OperationPolicy = field(default=JWT_POLICY)
-
-    def has(self, scope: str) -> bool:
-        return scope in self.scopes
-
-    def require(self, scope: str) -> None:
-        """Raise Forbidden naming `scope` unless the principal holds it."""
-        if scope not in self.scopes:
-            raise Forbidden(f"this operation needs the {scope!r} scope", scope=scope)
-
-    @classmethod
-    def of_client(cls, client: ApiClient) -> Principal:
-        return cls(
-            subject=f"client:{client.id}",
-            tenant_id=client.tenant_id,
-            scopes=client.scopes,
-            kind=client.kind,
-            client_id=client.id,
-            policy=client.policy,
-        )
 
 
 def mint_token(

@@ -1,11 +1,6 @@
 """Gateway errors and the one place where GraphQL errors are shaped and masked.
 
-    GatewayError
-    ├── Unauthenticated   UNAUTHENTICATED (HTTP 401)
-    ├── Forbidden         FORBIDDEN (names the missing scope)
-    └── BadRequest        BAD_REQUEST (HTTP 400: the request is not a GraphQL request)
-        └── UnsupportedMediaType   (HTTP 415)
-
+The error classes themselves live in `resolvers.errors` (below the runtime).
 Adapter errors (adapters.errors) and gateway errors pass through with their code and message
 (provider errors add `provider`, the provider's `requestId` and `retryable`);
 anything else is masked to a generic message carrying the request id, which the server log
@@ -20,48 +15,11 @@ from typing import Any
 from graphql import GraphQLError
 
 from adapters.errors import AdapterError, ProviderError, ProviderRateLimited
+from resolvers.errors import GatewayError
 
-__all__ = [
-    "BadRequest",
-    "Forbidden",
-    "GatewayError",
-    "Unauthenticated",
-    "UnsupportedMediaType",
-    "format_errors",
-]
+__all__ = ["format_errors"]
 
 logger = logging.getLogger("gateway.errors")
-
-
-class GatewayError(Exception):
-    """Base of expected gateway failures; `message` is safe to show to a client."""
-
-    code = "GATEWAY_ERROR"
-    status_code = 400
-
-    def __init__(self, message: str, **extensions: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extensions = extensions
-
-
-class Unauthenticated(GatewayError):
-    code = "UNAUTHENTICATED"
-    status_code = 401
-
-
-class Forbidden(GatewayError):
-    code = "FORBIDDEN"
-    status_code = 403
-
-
-class BadRequest(GatewayError):
-    code = "BAD_REQUEST"
-    status_code = 400
-
-
-class UnsupportedMediaType(BadRequest):
-    status_code = 415
 
 
 def _camel(path: str) -> str:

@@ -24,13 +24,10 @@ from strawberry import Schema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
-from gateway.auth import Principal
-from gateway.context import RequestContext
-from gateway.errors import BadRequest, GatewayError, UnsupportedMediaType, format_errors
+from gateway.errors import format_errors
 from gateway.graphiql import render_graphiql_page
 from gateway.graphiql_examples import EXAMPLE_OPERATIONS
 from gateway.lifespan import Services
-from gateway.loaders import LedgerLoaders
 from gateway.persisted_documents import (
     DocumentRequest,
     IntrospectionDisabled,
@@ -40,7 +37,11 @@ from gateway.persisted_documents import (
     resolve_document,
     uses_introspection,
 )
+from resolvers.context import RequestContext
+from resolvers.errors import BadRequest, GatewayError, UnsupportedMediaType
+from resolvers.loaders import LedgerLoaders
 from resolvers.permissions import PUBLIC_ROOT_FIELDS
+from resolvers.principal import Principal
 
 __all__ = ["GraphQLHandler"]
 

@@ -11,17 +11,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.access.clients import ClientStore
 from adapters.access.documents import SqlDocumentStore
+from adapters.cache import Cache, MemoryCache, RedisCache
 from adapters.ledger.engine import create_ledger_engine
 from adapters.ledger.posting import PostingService
 from adapters.ledger.queries import LedgerReader
 from adapters.ledger.tables import tenants
 from adapters.read_pool import ReadPool
-from gateway.auth import SCOPES, Authenticator, TokenVerifier, mint_token
-from gateway.cache import Cache, MemoryCache, RedisCache
+from gateway.auth import Authenticator, TokenVerifier, mint_token
 from gateway.metrics import Metrics
 from gateway.persisted_documents import ApqStore, TrustedDocuments
 from gateway.providers import ProviderRuntime, open_providers
 from gateway.settings import Settings
+from resolvers.principal import SCOPES
 
 __all__ = ["Services", "open_cache", "open_services"]
 

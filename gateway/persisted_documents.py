@@ -47,9 +47,9 @@ from graphql import (
 )
 
 from adapters.access.documents import NewDocument, PersistedDocument, SqlDocumentStore, sha256_hex
-from gateway.auth import Principal
-from gateway.cache import Cache, MemoryCache, cache_key
-from gateway.errors import BadRequest, GatewayError
+from adapters.cache import Cache, MemoryCache, cache_key
+from resolvers.errors import BadRequest, GatewayError
+from resolvers.principal import Principal
 
 __all__ = [
     "ApqStore",

@@ -23,16 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.banking import BankingProvider, ProviderCredentials, create_banking_provider
 from adapters.banking.queries import BankReader
 from adapters.banking.webhooks import WebhookKeyCache
+from adapters.cache import Cache
 from adapters.cards.protocol import CardProcessor
 from adapters.cards.stripe import StripeCardProcessor
 from adapters.crypto import SecretBox, SecretText
 from adapters.http_client import ProviderPolicy, provider_http_client, transport_of
+from adapters.provider_cache import ReadThroughCache, StaleRead
 from adapters.providers.queries import ProviderLinkReader
-from gateway.cache import Cache
-from gateway.loaders.banking import BankingLoaders
-from gateway.loaders.cards import CardCachePolicy, CardLoaders
-from gateway.provider_cache import ReadThroughCache, StaleRead
 from gateway.provider_settings import ProviderSettings
+from resolvers.loaders.banking import BankingLoaders
+from resolvers.loaders.cards import CardCachePolicy, CardLoaders
 
 __all__ = ["PLAID_READ_PATHS", "ProviderRuntime", "open_providers"]
 

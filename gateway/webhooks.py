@@ -31,11 +31,11 @@ from adapters.banking.links import bank_links_for_item, set_link_status
 from adapters.banking.records import ConnectionStatus
 from adapters.banking.sync import sync_link
 from adapters.banking.webhooks import WebhookVerificationError, verify_plaid_webhook
+from adapters.cache import cache_key
 from adapters.cards.webhooks import WebhookSignatureError, verify_stripe_signature
 from adapters.errors import NotFound, ProviderError
-from gateway.cache import cache_key
-from gateway.loaders.cards import card_payment_kinds
 from gateway.providers import ProviderRuntime
+from resolvers.loaders.cards import card_payment_kinds
 
 __all__ = ["MAX_WEBHOOK_BYTES", "WebhookHandlers"]
 

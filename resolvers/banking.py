@@ -13,7 +13,7 @@ import strawberry
 
 from adapters.banking import records
 from adapters.errors import InvalidInput, ProviderUnavailable
-from gateway.context import Info
+from resolvers.context import Info
 from resolvers.money import Money
 from resolvers.node import encode_global_id
 from resolvers.pagination import (

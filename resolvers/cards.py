@@ -16,7 +16,7 @@ import strawberry
 
 from adapters.cards import records
 from adapters.errors import InvalidInput, ProviderUnavailable
-from gateway.context import Info
+from resolvers.context import Info
 from resolvers.money import Money
 from resolvers.pagination import Connection, check_first, make_connection
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from adapters import records
-from gateway.context import Info
+from resolvers.context import Info
 from resolvers.money import Money
 from resolvers.node import Node, encode_global_id, pk_of
 from resolvers.pagination import (

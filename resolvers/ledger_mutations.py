@@ -15,7 +15,7 @@ from adapters.errors import InvalidInput
 from adapters.ledger.posting import NewEntry, NewTransaction, PostingResult
 from adapters.ledger.posting_requests import MAX_ENTRIES
 from adapters.money import currency_exponent, parse_decimal_amount
-from gateway.context import Info
+from resolvers.context import Info
 from resolvers.ledger_transactions import LedgerTransaction
 from resolvers.node import decode_id_of
 from resolvers.permissions import CanWriteLedger

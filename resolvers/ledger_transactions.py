@@ -7,7 +7,7 @@ import datetime as dt
 import strawberry
 
 from adapters import records
-from gateway.context import Info
+from resolvers.context import Info
 from resolvers.ledger_accounts import LedgerAccount
 from resolvers.money import Money
 from resolvers.node import Node, encode_global_id, pk_of

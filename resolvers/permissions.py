@@ -12,8 +12,8 @@ from typing import Any
 
 from strawberry.permission import BasePermission
 
-from gateway.auth import Principal
-from gateway.context import Info
+from resolvers.context import Info
+from resolvers.principal import Principal
 
 __all__ = [
     "PUBLIC_ROOT_FIELDS",

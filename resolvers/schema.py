@@ -19,7 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from adapters.errors import InvalidInput
-from gateway.context import Info
+from resolvers.context import Info
 from resolvers.customers import Customer, CustomerQuery
 from resolvers.fast_paths import resolve_simple_fields_directly
 from resolvers.ledger_accounts import LedgerAccount, LedgerAccountQuery

@@ -7,9 +7,10 @@ import jwt
 import pytest
 
 from adapters.crypto import SecretText
-from gateway.auth import Principal, TokenVerifier, mint_token
-from gateway.errors import Forbidden, Unauthenticated
+from gateway.auth import TokenVerifier, mint_token
 from gateway.settings import Settings
+from resolvers.errors import Forbidden, Unauthenticated
+from resolvers.principal import Principal
 
 SETTINGS = Settings(environment="test", jwt_secret=SecretText("s" * 40), jwt_issuer="iss-test")
 

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.app import create_app
 from gateway.auth import Authenticator, TokenVerifier, mint_token
-from gateway.errors import Unauthenticated
 from gateway.lifespan import Services
 from gateway.settings import Settings
+from resolvers.errors import Unauthenticated
 
 ISSUER = "https://login.example.test/"
 AUDIENCE = "finance-gateway"

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.access.clients import DEFAULT_POLICIES, ClientKind
+from adapters.cache import Cache, RedisCache
 from adapters.ledger.tables import ledger_transactions
 from gateway.app import create_app
-from gateway.cache import Cache, RedisCache
 from gateway.lifespan import Services
 from gateway.persisted_documents import ApqStore, parse_manifest
 from gateway.settings import Settings

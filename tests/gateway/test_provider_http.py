@@ -11,12 +11,13 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.cache import Cache
 from adapters.sandbox.cards_app import CardsSandboxFaults
 from gateway.app import create_app
-from gateway.auth import SCOPES, mint_token
-from gateway.cache import Cache
+from gateway.auth import mint_token
 from gateway.lifespan import Services
 from gateway.settings import Settings
+from resolvers.principal import SCOPES
 from tests.factories import make_account, make_customer
 from tests.fixtures.providers import ProviderWorld
 

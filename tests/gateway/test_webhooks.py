@@ -15,11 +15,11 @@ import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.cache import Cache
 from adapters.cards.webhooks import stripe_signature_header
 from adapters.sandbox.banking_app import BankingSandbox
 from adapters.sandbox.cards_app import DEFAULT_WEBHOOK_SECRET
 from gateway.app import create_app
-from gateway.cache import Cache
 from gateway.lifespan import Services
 from gateway.settings import Settings
 from tests.factories import make_customer

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.cache import Cache, MemoryCache, RedisCache, cache_key
+from adapters.cache import Cache, MemoryCache, RedisCache, cache_key
 
 
 async def test_get_many_returns_values_in_key_order_and_none_for_misses(cache: Cache) -> None:

@@ -24,8 +24,8 @@ from aiodataloader import DataLoader
 from adapters.cards.protocol import CardProcessor
 from adapters.cards.records import CardPage, CardPayment
 from adapters.errors import ProviderError, ProviderUnavailable
+from adapters.provider_cache import CachedKind, ReadThroughCache, StaleRead
 from adapters.providers.queries import ProviderLink, ProviderLinkReader
-from gateway.provider_cache import CachedKind, ReadThroughCache, StaleRead
 
 __all__ = ["CardCachePolicy", "CardLoaders", "card_payment_kinds"]
 

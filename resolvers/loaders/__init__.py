@@ -1,5 +1,5 @@
 """Per-request dataloaders: built fresh for every request, bound to its tenant."""
 
-from gateway.loaders.ledger import LedgerLoaders
+from resolvers.loaders.ledger import LedgerLoaders
 
 __all__ = ["LedgerLoaders"]

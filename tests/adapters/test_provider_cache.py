@@ -8,9 +8,9 @@ from collections.abc import Mapping
 
 import pytest
 
+from adapters.cache import Cache, RedisCache
 from adapters.errors import ProviderRejected, ProviderUnavailable
-from gateway.cache import Cache, RedisCache
-from gateway.provider_cache import CachedKind, ReadThroughCache, StaleRead
+from adapters.provider_cache import CachedKind, ReadThroughCache, StaleRead
 
 KIND: CachedKind[tuple[str, ...]] = CachedKind(
     name="acme.things", provider="acme", value_type=tuple[str, ...], ttl_seconds=30,

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import strawberry
 
 if TYPE_CHECKING:
     from adapters.ledger.posting import PostingService
-    from gateway.auth import Principal
-    from gateway.loaders import LedgerLoaders
-    from gateway.loaders.banking import BankingLoaders
-    from gateway.loaders.cards import CardLoaders
-    from gateway.provider_cache import StaleRead
-    from gateway.providers import ProviderRuntime
+    from adapters.provider_cache import StaleRead
+    from resolvers.loaders import LedgerLoaders
+    from resolvers.loaders.banking import BankingLoaders
+    from resolvers.loaders.cards import CardLoaders
+    from resolvers.principal import Principal
 
-__all__ = ["Info", "RequestContext", "attach_providers"]
+__all__ = ["Info", "ProviderLoaderFactory", "RequestContext", "attach_providers"]
+
+
+class ProviderLoaderFactory(Protocol):
+    """What the context needs of the runtime's providers: per-tenant loaders, built on demand.
+
+    The process's provider runtime (`gateway.providers.ProviderRuntime`) satisfies it; the
+    context names only this protocol, so the schema never imports the runtime.
+    """
+
+    def card_loaders(
+        self, tenant_id: int, on_stale: Callable[[StaleRead], None] | None = None
+    ) -> CardLoaders: ...
+
+    def banking_loaders(self, tenant_id: int) -> BankingLoaders: ...
 
 
 @dataclass(slots=True)
@@ -30,7 +44,7 @@ class RequestContext:
     max_page_size: int
     # The process's provider runtime (None when it runs without providers: their fields then
     # answer PROVIDER_UNAVAILABLE). Its per-request loaders are built on first use.
-    providers: ProviderRuntime | None = None
+    providers: ProviderLoaderFactory | None = None
     _cards: CardLoaders | None = None
     _banking: BankingLoaders | None = None
     # Added to the response's top-level `extensions` by the HTTP layer when not empty
@@ -69,7 +83,9 @@ class RequestContext:
         )  # fmt: skip
 
 
-def attach_providers(context: RequestContext, runtime: ProviderRuntime | None) -> RequestContext:
+def attach_providers(
+    context: RequestContext, runtime: ProviderLoaderFactory | None
+) -> RequestContext:
     """Let a request's context build provider loaders for its tenant from `runtime`."""
     context.providers = runtime
     return context

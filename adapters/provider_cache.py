@@ -31,12 +31,12 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from adapters import record_codec
+from adapters.cache import Cache, cache_key
 from adapters.errors import ProviderError
-from gateway.cache import Cache, cache_key
 
 __all__ = ["CACHE_VERSION", "CachedKind", "ReadThroughCache", "StaleRead"]
 
-logger = logging.getLogger("gateway.provider_cache")
+logger = logging.getLogger("adapters.provider_cache")
 
 CACHE_VERSION = "v1"
 _HEADER = struct.Struct("<dd")  # fetched_at, fresh_until (epoch seconds)

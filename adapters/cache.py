@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 __all__ = ["Cache", "MemoryCache", "RedisCache", "cache_key"]
 
-logger = logging.getLogger("gateway.cache")
+logger = logging.getLogger("adapters.cache")
 
 
 def cache_key(*segments: str | int) -> str:
