@@ -51,6 +51,11 @@ class ReadPool:
         rows: Sequence[Sequence[Any]] = await pool.fetch(sql, *arguments)
         return rows
 
+    async def fetchval(self, sql: str, *arguments: Any) -> Any:
+        """The first column of the first row (one statement, outside any transaction)."""
+        pool = self._pool or await self._open()
+        return await pool.fetchval(sql, *arguments)
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()

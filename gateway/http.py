@@ -24,6 +24,7 @@ from strawberry import Schema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from gateway.compiled import CompiledOperations
 from gateway.errors import format_errors
 from gateway.graphiql import render_graphiql_page
 from gateway.graphiql_examples import EXAMPLE_OPERATIONS
@@ -42,6 +43,7 @@ from resolvers.errors import BadRequest, GatewayError, UnsupportedMediaType
 from resolvers.loaders import LedgerLoaders
 from resolvers.permissions import PUBLIC_ROOT_FIELDS
 from resolvers.principal import Principal
+from resolvers.schema import limit_rules
 
 __all__ = ["GraphQLHandler"]
 
@@ -132,6 +134,16 @@ class GraphQLHandler:
         self._hide_suggestions = not services.settings.is_development
         self._parsed: OrderedDict[str, DocumentNode | None] = OrderedDict()
         self._max_parsed = max_parsed
+        settings = services.settings
+        self._compiled: CompiledOperations | None = None
+        if settings.compiled_operations and services.reader.builds_json:
+            self._compiled = CompiledOperations(
+                schema._schema,
+                rules=limit_rules(max_depth=settings.max_query_depth,
+                                  max_aliases=settings.max_aliases),
+                max_page_size=settings.max_page_size,
+                fetch_json=services.reader.fetch_json,
+            )  # fmt: skip
 
     async def _read(self, request: Request) -> _Request:
         if request.method == "GET":
@@ -248,6 +260,34 @@ class GraphQLHandler:
         }
         return _json(body, error.status_code, media_type, request_id, **headers)
 
+    async def _run_compiled(
+        self,
+        compiled: CompiledOperations,
+        principal: Principal,
+        resolved: ResolvedDocument,
+        read: _Request,
+        document: DocumentNode | None,
+        media_type: str,
+        request_id: str,
+        is_get: bool,
+    ) -> Response | None:
+        """The answer of the operation's compiled plan, or None: the resolvers must answer."""
+        document = document or self._parse(resolved.text)
+        if document is None:
+            return None
+        plan = compiled.plan(resolved.text, document, read.operation_name)
+        body = None if plan is None else await compiled.run(plan, principal, read.variables)
+        if body is None:
+            return None
+        services = self._services
+        services.metrics.compiled_operations += 1
+        if resolved.register_apq is not None:
+            await services.apq.put(principal.tenant_id, resolved.register_apq, resolved.text)
+        public = is_get and resolved.is_persisted and _is_public(document, read.operation_name)
+        cache_control = f"public, max-age={_PUBLIC_MAX_AGE}" if public else "no-store"
+        headers = {"x-request-id": request_id, "cache-control": cache_control, "vary": "Accept"}
+        return Response(body, media_type=media_type, headers=headers)
+
     async def __call__(self, request: Request) -> Response:
         if self._wants_graphiql(request):
             return self._graphiql()
@@ -278,6 +318,13 @@ class GraphQLHandler:
         except GatewayError as error:
             return self._error(error, media_type, request_id)
 
+        if self._compiled is not None:
+            answered = await self._run_compiled(
+                self._compiled, principal, resolved, read, document, media_type, request_id, is_get
+            )
+            if answered is not None:
+                return answered
+        services.metrics.resolver_operations += 1
         context = RequestContext(
             request_id=request_id,
             principal=principal,

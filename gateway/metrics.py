@@ -24,6 +24,9 @@ class Metrics:
     requests: int = 0
     sql_statements: int = 0
     errors_masked: int = 0
+    # Operations answered by one JSON-building statement, and by the resolvers (the reference).
+    compiled_operations: int = 0
+    resolver_operations: int = 0
     _current: ContextVar[StatementTally | None] = field(
         default_factory=lambda: ContextVar("statement_tally", default=None)
     )
@@ -53,4 +56,7 @@ class Metrics:
             f"gateway_sql_statements_total {self.sql_statements}\n"
             "# TYPE gateway_errors_masked_total counter\n"
             f"gateway_errors_masked_total {self.errors_masked}\n"
+            "# TYPE gateway_operations_total counter\n"
+            f'gateway_operations_total{{path="compiled"}} {self.compiled_operations}\n'
+            f'gateway_operations_total{{path="resolvers"}} {self.resolver_operations}\n'
         )

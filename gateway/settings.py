@@ -42,6 +42,8 @@ class Settings:
     max_aliases: int = 30
     max_query_bytes: int = 100_000
     graphiql: bool = True
+    # Known ledger queries run as one JSON-building SQL statement on PostgreSQL (gateway.compiled).
+    compiled_operations: bool = True
     graphiql_assets_dir: Path = Path("var/graphiql")
     providers: ProviderSettings = field(default_factory=ProviderSettings)
 
@@ -119,6 +121,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         graphiql=_flag(
             env.get("GRAPHIQL", "true" if environment == "development" else "false"), "GRAPHIQL"
         ),
+        compiled_operations=_flag(env.get("COMPILED_OPERATIONS", "on"), "COMPILED_OPERATIONS"),
         graphiql_assets_dir=Path(env.get("GRAPHIQL_ASSETS_DIR", str(defaults.graphiql_assets_dir))),
         providers=load_provider_settings(env, environment=environment),
     )

@@ -7,7 +7,7 @@ from functools import partial
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -29,7 +29,7 @@ from resolvers.node import Node, decode_global_id
 from resolvers.permissions import CanReadLedger
 from resolvers.scalars import SCALARS
 
-__all__ = ["build_schema", "schema"]
+__all__ = ["build_schema", "limit_rules", "schema"]
 
 
 async def _resolve_node(info: Info, global_id: str) -> Node | None:
@@ -89,16 +89,21 @@ class _Schema(strawberry.Schema):
         """Errors are shaped and logged once, by the HTTP layer (gateway.errors)."""
 
 
+def limit_rules(*, max_depth: int, max_aliases: int) -> list[type[ASTValidationRule]]:
+    """The validation rules that bound a document's depth and aliases (beyond the spec's)."""
+    return [
+        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
+    ]
+
+
 def build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.Schema:
     """The schema with its limits; parse and validation results are cached per document.
 
     The limit rules are built once, so the validation cache (keyed by the rule classes) hits
     on every request with the same document; each request gets fresh extension instances.
     """
-    rules = [
-        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
-    ]
+    rules = limit_rules(max_depth=max_depth, max_aliases=max_aliases)
     extensions: list[Any] = [
         partial(ParserCache, maxsize=1024),
         partial(AddValidationRules, rules),

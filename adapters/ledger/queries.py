@@ -260,6 +260,19 @@ class LedgerReader:
             result = await connection.execute(statement.sqlite, parameters)
             return list(result.all())
 
+    @property
+    def builds_json(self) -> bool:
+        """True on PostgreSQL, where `fetch_json` runs statements of adapters.ledger.json_sql."""
+        return self._pool is not None
+
+    async def fetch_json(self, statement: str, *arguments: Any) -> str:
+        """Run one statement of adapters.ledger.json_sql: the response's JSON text."""
+        if self._pool is None:
+            raise RuntimeError("JSON-building statements need PostgreSQL")
+        self._on_statement()
+        text: str = await self._pool.fetchval(statement, *arguments)
+        return text
+
     # -- customers ------------------------------------------------------------------------
 
     async def customers_by_ids(self, tenant_id: int, ids: Sequence[int]) -> list[Customer | None]:

@@ -1,0 +1,495 @@
+"""Compiled operations: a validated query planned once into one SQL statement building its JSON.
+
+A query whose every selection the planner knows (customers, ledger accounts, balances, entries,
+transactions, connections with cursors and counts, `node`, `__typename`, Money, enums, dates)
+is planned once per (document, operation name) into a projection tree, rendered to SQL by
+`adapters.ledger.json_sql`. A request then only coerces its variables, checks its arguments
+(page caps, cursors, ids), and runs that one statement on PostgreSQL, which returns the
+response's `data` as JSON text: no Python object per field.
+
+Anything else answers `None` and the caller runs the reference executor (Strawberry and the
+resolvers): provider fields, mutations, introspection, directives, unknown fields, a document
+that does not validate, variables that do not coerce, an argument the resolvers would refuse
+(BAD_USER_INPUT), a caller who lacks a scope a field needs (FORBIDDEN with partial data), or a
+database error. The reference path then produces the exact errors, so the compiled path only
+ever answers the cases where it answers exactly what the resolvers would (the differential
+test holds the two equal).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OperationType,
+    SelectionSetNode,
+    get_operation_ast,
+    specified_rules,
+    validate,
+)
+from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
+
+from adapters.errors import AdapterError
+from adapters.ledger import json_sql as sql
+from resolvers.node import decode_global_id, pk_of
+from resolvers.pagination import check_first, decode_cursor
+from resolvers.principal import Principal
+
+__all__ = ["CompiledOperations", "Plan"]
+
+logger = logging.getLogger("gateway.compiled")
+
+_LEDGER_READ = "ledger:read"
+_EPOCH_MICROS_TYPE = "timestamptz"
+
+
+class _NotCompilable(Exception):
+    """The planner does not know a selection: the operation takes the reference path."""
+
+
+class _Fallback(Exception):
+    """This request's arguments need the reference path (it reports the error)."""
+
+
+# (GraphQL object type, field) -> what the field is in the projection. Scalars map to a value
+# name of json_sql; the rest are handled by name in _Planner.
+_SCALARS: dict[str, dict[str, str]] = {
+    "Customer": {
+        "id": "id", "kind": "kind", "displayName": "display_name",
+        "createdAt": "created_at", "email": "email",
+    },
+    "LedgerAccount": {
+        "id": "id", "name": "name", "currency": "currency", "normalBalance": "normal_balance",
+        "createdAt": "created_at", "version": "version",
+    },
+    "LedgerTransaction": {
+        "id": "id", "description": "description", "status": "status",
+        "effectiveAt": "effective_at", "postedAt": "posted_at", "createdAt": "created_at",
+        "idempotencyKey": "idempotency_key",
+    },
+    "LedgerEntry": {
+        "id": "id", "direction": "direction", "status": "status", "effectiveAt": "effective_at",
+    },
+}  # fmt: skip
+_ENTITIES: dict[str, sql.Entity] = {
+    "Customer": "customer",
+    "LedgerAccount": "account",
+    "LedgerTransaction": "transaction",
+    "LedgerEntry": "entry",
+}
+_MONEY_FIELDS = {"amount": "amount", "minorUnits": "minor_units", "currency": "currency",
+                 "exponent": "exponent"}  # fmt: skip
+_PAGE_INFO_FIELDS = {"hasNextPage": "has_next_page", "hasPreviousPage": "has_previous_page",
+                     "startCursor": "start_cursor", "endCursor": "end_cursor"}  # fmt: skip
+# Root fields that read the ledger, and the scope each needs.
+_ROOT_SCOPES = {
+    "customer": _LEDGER_READ,
+    "customers": _LEDGER_READ,
+    "ledgerAccount": _LEDGER_READ,
+    "ledgerTransaction": _LEDGER_READ,
+    "node": _LEDGER_READ,
+}
+
+# A parameter slot: from the coerced variables, the values of its statement parameters.
+_Slot = Callable[[VariableValues], list[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One operation planned: its SQL, how to fill its parameters, the scopes it needs."""
+
+    sql: str
+    slots: tuple[_Slot, ...]
+    scopes: frozenset[str]
+    operation: OperationDefinitionNode
+
+    def parameters(self, principal: Principal, variables: VariableValues) -> list[Any]:
+        values: list[Any] = [principal.tenant_id, principal.has("pii:read")]
+        for slot in self.slots:
+            values.extend(slot(variables))
+        return values
+
+
+class _Planner:
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode, max_page_size: int) -> None:
+        self.schema = schema
+        self.max_page_size = max_page_size
+        self.fragments = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+        self.slots: list[_Slot] = []
+        self.next_param = sql.PII_PARAM + 1
+        self.scopes: set[str] = set()
+
+    # -- selections ---------------------------------------------------------------------
+
+    def collect(
+        self, type_name: str, selection_sets: Sequence[SelectionSetNode]
+    ) -> OrderedDict[str, list[FieldNode]]:
+        """Fields by response key in first-seen order, fragments applied (collect_fields)."""
+        fields: OrderedDict[str, list[FieldNode]] = OrderedDict()
+        for selection_set in selection_sets:
+            self._collect(type_name, selection_set, fields, set())
+        return fields
+
+    def _collect(
+        self,
+        type_name: str,
+        selection_set: SelectionSetNode,
+        fields: OrderedDict[str, list[FieldNode]],
+        visited: set[str],
+    ) -> None:
+        for selection in selection_set.selections:
+            if selection.directives:
+                raise _NotCompilable("directives")
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                fields.setdefault(key, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                if condition is None or self._applies(condition.name.value, type_name):
+                    self._collect(type_name, selection.selection_set, fields, visited)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = self.fragments.get(name)
+                if fragment is None:
+                    raise _NotCompilable("unknown fragment")
+                if name in visited:
+                    continue
+                visited.add(name)
+                if self._applies(fragment.type_condition.name.value, type_name):
+                    self._collect(type_name, fragment.selection_set, fields, visited)
+
+    def _applies(self, condition: str, type_name: str) -> bool:
+        if condition == type_name:
+            return True
+        if condition == "Node":
+            return type_name in _ENTITIES
+        return False
+
+    @staticmethod
+    def _sets(nodes: list[FieldNode]) -> list[SelectionSetNode]:
+        return [n.selection_set for n in nodes if n.selection_set is not None]
+
+    # -- parameters -----------------------------------------------------------------------
+
+    def param(self, sql_type: str) -> sql.Param:
+        param = sql.Param(self.next_param, sql_type)
+        self.next_param += 1
+        return param
+
+    def field_def(self, type_name: str, name: str) -> GraphQLField:
+        parent = self.schema.type_map[type_name]
+        assert isinstance(parent, GraphQLObjectType)
+        found: GraphQLField = parent.fields[name]
+        return found
+
+    def arguments(
+        self, type_name: str, node: FieldNode
+    ) -> Callable[[VariableValues], dict[str, Any]]:
+        definition = self.field_def(type_name, node.name.value)
+
+        def read(variables: VariableValues) -> dict[str, Any]:
+            try:
+                return get_argument_values(definition, node, variables)
+            except GraphQLError:
+                raise _Fallback from None
+
+        return read
+
+    # -- objects --------------------------------------------------------------------------
+
+    def root(self, selection_set: SelectionSetNode) -> sql.Obj:
+        fields: list[tuple[str, sql.Expr]] = []
+        for key, nodes in self.collect("Query", [selection_set]).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                fields.append((key, sql.Const("Query")))
+                continue
+            scope = _ROOT_SCOPES.get(name)
+            if scope is None:
+                raise _NotCompilable(f"root field {name}")
+            self.scopes.add(scope)
+            arguments = self.arguments("Query", nodes[0])
+            sets = self._sets(nodes)
+            if name == "customers":
+                fields.append((key, self.connection("customers", "Customer", arguments, sets)))
+            elif name == "node":
+                fields.append((key, self.node(arguments, sets)))
+            else:
+                type_name = {"customer": "Customer", "ledgerAccount": "LedgerAccount",
+                             "ledgerTransaction": "LedgerTransaction"}[name]  # fmt: skip
+                pk = self.param("bigint")
+
+                def slot(
+                    variables: VariableValues,
+                    arguments: Callable[[VariableValues], dict[str, Any]] = arguments,
+                    type_name: str = type_name,
+                ) -> list[Any]:
+                    return [pk_of(type_name, arguments(variables)["id"])]
+
+                self.slots.append(slot)
+                entity = _ENTITIES[type_name]
+                fields.append((key, sql.ById(entity, pk, self.entity(type_name, sets))))
+        return sql.Obj(tuple(fields))
+
+    def node(
+        self, arguments: Callable[[VariableValues], dict[str, Any]], sets: list[SelectionSetNode]
+    ) -> sql.ByIds:
+        kind = self.param("text")
+        pk = self.param("bigint")
+
+        def slot(variables: VariableValues) -> list[Any]:
+            try:
+                type_name, found = decode_global_id(arguments(variables)["id"])
+            except AdapterError:  # a malformed id: the reference path reports NOT_FOUND
+                raise _Fallback from None
+            entity = _ENTITIES.get(type_name)
+            return [entity, found] if entity is not None else [None, None]
+
+        self.slots.append(slot)
+        nodes = tuple((_ENTITIES[t], self.entity(t, sets)) for t in _ENTITIES)
+        return sql.ByIds(kind, pk, nodes)
+
+    def entity(self, type_name: str, sets: list[SelectionSetNode]) -> sql.Obj:
+        scalars = _SCALARS[type_name]
+        fields: list[tuple[str, sql.Expr]] = []
+        for key, nodes in self.collect(type_name, sets).items():
+            name = nodes[0].name.value
+            child_sets = self._sets(nodes)
+            if name == "__typename":
+                fields.append((key, sql.Const(type_name)))
+            elif name in scalars:
+                fields.append((key, sql.Value(scalars[name])))
+            elif (type_name, name) == ("Customer", "ledgerAccounts"):
+                arguments = self.arguments(type_name, nodes[0])
+                fields.append(
+                    (key, self.connection(
+                        "customer.ledger_accounts", "LedgerAccount", arguments, child_sets
+                    ))
+                )  # fmt: skip
+            elif (type_name, name) == ("LedgerAccount", "entries"):
+                arguments = self.arguments(type_name, nodes[0])
+                fields.append(
+                    (key, self.connection("account.entries", "LedgerEntry", arguments, child_sets))
+                )
+            elif (type_name, name) == ("LedgerAccount", "balance"):
+                fields.append((key, self.balance(child_sets)))
+            elif (type_name, name) == ("LedgerEntry", "amount"):
+                fields.append((key, self.money("amount", child_sets)))
+            elif (type_name, name) == ("LedgerEntry", "account"):
+                fields.append(
+                    (key, sql.Relation("entry.account", self.entity("LedgerAccount", child_sets)))
+                )
+            elif (type_name, name) == ("LedgerEntry", "transaction"):
+                node = self.entity("LedgerTransaction", child_sets)
+                fields.append((key, sql.Relation("entry.transaction", node)))
+            elif (type_name, name) == ("LedgerTransaction", "entries"):
+                node = self.entity("LedgerEntry", child_sets)
+                fields.append((key, sql.Relation("transaction.entries", node)))
+            elif (type_name, name) == ("LedgerTransaction", "reverses"):
+                node = self.entity("LedgerTransaction", child_sets)
+                fields.append((key, sql.Relation("transaction.reverses", node)))
+            else:
+                raise _NotCompilable(f"{type_name}.{name}")
+        return sql.Obj(tuple(fields))
+
+    def balance(self, sets: list[SelectionSetNode]) -> sql.Obj:
+        fields: list[tuple[str, sql.Expr]] = []
+        for key, nodes in self.collect("LedgerBalance", sets).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                fields.append((key, sql.Const("LedgerBalance")))
+            elif name in ("posted", "pending", "available"):
+                fields.append((key, self.money(name, self._sets(nodes))))
+            else:
+                raise _NotCompilable(f"LedgerBalance.{name}")
+        return sql.Obj(tuple(fields))
+
+    def money(self, source: str, sets: list[SelectionSetNode]) -> sql.MoneyOf:
+        fields: list[tuple[str, str | sql.Const]] = []
+        for key, nodes in self.collect("Money", sets).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                fields.append((key, sql.Const("Money")))
+            elif name in _MONEY_FIELDS:
+                fields.append((key, _MONEY_FIELDS[name]))
+            else:
+                raise _NotCompilable(f"Money.{name}")
+        return sql.MoneyOf(source, tuple(fields))
+
+    def connection(
+        self,
+        name: str,
+        node_type: str,
+        arguments: Callable[[VariableValues], dict[str, Any]],
+        sets: list[SelectionSetNode],
+    ) -> sql.Connection:
+        limit = self.param("bigint")
+        cursor_kind, cursor_size = {"customers": ("c", 1), "customer.ledger_accounts": ("a", 1),
+                                    "account.entries": ("e", 2)}[name]  # fmt: skip
+        after_types = ("bigint",) if cursor_size == 1 else (_EPOCH_MICROS_TYPE, "bigint")
+        after = tuple(self.param(t) for t in after_types)
+        max_page_size = self.max_page_size
+
+        def slot(variables: VariableValues) -> list[Any]:
+            values = arguments(variables)
+            try:
+                first = check_first(values["first"], max_page_size)
+                cursor = values.get("after")
+                if cursor is None:
+                    numbers = [0] if cursor_size == 1 else None
+                else:
+                    numbers = decode_cursor(cursor_kind, cursor, cursor_size)
+            except AdapterError:
+                raise _Fallback from None
+            if cursor_size == 1:
+                assert numbers is not None
+                return [first, numbers[0]]
+            if numbers is None:  # newest first: from the end of time
+                return [first, _END_OF_TIME, 2**63 - 1]
+            try:
+                at = _EPOCH + dt.timedelta(microseconds=numbers[0])
+            except OverflowError:
+                raise _Fallback from None
+            return [first, at, numbers[1]]
+
+        self.slots.append(slot)
+        connection_type = {"customers": "CustomerConnection",
+                           "customer.ledger_accounts": "LedgerAccountConnection",
+                           "account.entries": "LedgerEntryConnection"}[name]  # fmt: skip
+        edge_type = connection_type.replace("Connection", "Edge")
+        fields: list[tuple[str, str | sql.Const]] = []
+        edge: list[tuple[str, sql.Obj | str | sql.Const]] = []
+        page_info: list[tuple[str, str | sql.Const]] = []
+        for key, nodes in self.collect(connection_type, sets).items():
+            field = nodes[0].name.value
+            child_sets = self._sets(nodes)
+            if field == "__typename":
+                fields.append((key, sql.Const(connection_type)))
+            elif field == "totalCount":
+                fields.append((key, "totalCount"))
+            elif field == "edges":
+                if edge:
+                    raise _NotCompilable("edges twice under two keys")
+                fields.append((key, "edges"))
+                for edge_key, edge_nodes in self.collect(edge_type, child_sets).items():
+                    edge_field = edge_nodes[0].name.value
+                    if edge_field == "__typename":
+                        edge.append((edge_key, sql.Const(edge_type)))
+                    elif edge_field == "cursor":
+                        edge.append((edge_key, "cursor"))
+                    elif edge_field == "node":
+                        edge.append((edge_key, self.entity(node_type, self._sets(edge_nodes))))
+                    else:
+                        raise _NotCompilable(f"{edge_type}.{edge_field}")
+            elif field == "pageInfo":
+                if page_info:
+                    raise _NotCompilable("pageInfo twice under two keys")
+                fields.append((key, "pageInfo"))
+                for info_key, info_nodes in self.collect("PageInfo", child_sets).items():
+                    info_field = info_nodes[0].name.value
+                    if info_field == "__typename":
+                        page_info.append((info_key, sql.Const("PageInfo")))
+                    elif info_field in _PAGE_INFO_FIELDS:
+                        page_info.append((info_key, _PAGE_INFO_FIELDS[info_field]))
+                    else:
+                        raise _NotCompilable(f"PageInfo.{info_field}")
+            else:
+                raise _NotCompilable(f"{connection_type}.{field}")
+        return sql.Connection(name, limit, after, tuple(fields), tuple(edge), tuple(page_info))
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_END_OF_TIME = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+
+
+class CompiledOperations:
+    """Plans per (document text, operation name), and the execution of a plan.
+
+    `run` answers the response body, or None when the request must take the reference path.
+    """
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        *,
+        rules: Sequence[type[ASTValidationRule]],
+        max_page_size: int,
+        fetch_json: Callable[..., Any],
+        max_plans: int = 1024,
+    ) -> None:
+        self._schema = schema
+        self._rules = [*specified_rules, *rules]
+        self._max_page_size = max_page_size
+        self._fetch_json = fetch_json
+        self._plans: OrderedDict[tuple[str, str | None], Plan | None] = OrderedDict()
+        self._max_plans = max_plans
+
+    def plan(self, text: str, document: DocumentNode, operation_name: str | None) -> Plan | None:
+        key = (text, operation_name)
+        plans = self._plans
+        if key in plans:
+            plans.move_to_end(key)
+            return plans[key]
+        plan = self._plan(document, operation_name)
+        plans[key] = plan
+        if len(plans) > self._max_plans:
+            plans.popitem(last=False)
+        return plan
+
+    def _plan(self, document: DocumentNode, operation_name: str | None) -> Plan | None:
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation is not OperationType.QUERY:
+            return None
+        if validate(self._schema, document, self._rules):
+            return None
+        planner = _Planner(self._schema, document, self._max_page_size)
+        try:
+            if operation.directives:
+                raise _NotCompilable("operation directives")
+            root = planner.root(operation.selection_set)
+            statement = sql.render(root)
+        except (_NotCompilable, KeyError) as reason:
+            logger.debug("not compiled: %s", reason)
+            return None
+        return Plan(statement, tuple(planner.slots), frozenset(planner.scopes), operation)
+
+    async def run(
+        self, plan: Plan, principal: Principal, raw_variables: dict[str, Any] | None
+    ) -> bytes | None:
+        """The response body, or None: the reference path must answer this request."""
+        if not plan.scopes <= principal.scopes:
+            return None
+        coerced = get_variable_values(
+            self._schema, plan.operation.variable_definitions or [], raw_variables or {}
+        )
+        if isinstance(coerced, list):  # variable errors: the reference path reports them
+            return None
+        try:
+            parameters = plan.parameters(principal, coerced)
+        except _Fallback:
+            return None
+        try:
+            text: str = await self._fetch_json(plan.sql, *parameters)
+        except Exception:  # the reference path reports database failures
+            logger.warning("compiled statement failed; answering on the reference path",
+                           exc_info=True)  # fmt: skip
+            return None
+        return b'{"data":' + text.encode() + b"}"
