@@ -17,7 +17,7 @@ from resolvers.pagination import (
     encode_cursor,
     make_connection,
 )
-from resolvers.permissions import CanReadLedger, masked_email
+from resolvers.permissions import masked_email
 
 if TYPE_CHECKING:
     from resolvers.banking import BankAccount
@@ -91,9 +91,10 @@ class Customer(Node):
 
     @strawberry.field(
         description=(
-            "The customer's accounts at their banks (banking provider), as last synced. Null, "
-            "with an error naming the provider (extensions.code, provider, retryable), when "
-            "the provider failed; the rest of the response still arrives."
+            "The customer's accounts at their banks (banking provider), as last synced; needs "
+            "the providers:read scope (else null with FORBIDDEN). Null, with an error naming "
+            "the provider (extensions.code, provider, retryable), when the provider failed; "
+            "the rest of the response still arrives."
         )
     )
     async def bank_accounts(self, info: Info) -> list[_BANK_ACCOUNT] | None:
@@ -104,7 +105,8 @@ class Customer(Node):
     @strawberry.field(
         description=(
             "The customer's card payments at the card processor, newest first; `first` is at "
-            "most the page cap. Null, with an error naming the provider (extensions.code, "
+            "most the page cap. Needs the providers:read scope (else null with FORBIDDEN). "
+            "Null, with an error naming the provider (extensions.code, "
             "provider, retryable), when the processor failed and no recent copy was cached; "
             "the rest of the response still arrives."
         )
@@ -121,7 +123,6 @@ class Customer(Node):
 class CustomerQuery:
     @strawberry.field(
         description="One customer by global id; null when it does not exist in your tenant.",
-        permission_classes=[CanReadLedger],
     )
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
         pk = pk_of("Customer", id)
@@ -130,7 +131,6 @@ class CustomerQuery:
 
     @strawberry.field(
         description="The tenant's customers, oldest first, at most the page cap per page.",
-        permission_classes=[CanReadLedger],
     )
     async def customers(
         self, info: Info, first: int = 20, after: str | None = None

@@ -10,8 +10,9 @@ given a direct resolver:
   String, ID, Boolean; their GraphQL and Python values are the same): the method is called
   with a real `strawberry.Info` and the arguments renamed to their Python names.
 
-A field with extensions or permission classes keeps Strawberry's resolver, so authorization
-is never bypassed; so does any field with input-object, enum or list arguments.
+A field with extensions or permission classes, or one that already carries a scope check
+(resolvers.permissions), keeps its resolver, so authorization is never bypassed; so does any
+field with input-object, enum or list arguments.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def _direct_resolver(field: GraphQLField) -> Callable[..., Any] | None:
     if not isinstance(definition, StrawberryField):
         return None
     if definition.extensions or definition.permission_classes:
+        return None
+    if getattr(field.resolve, "scope_checked", False):  # resolvers.permissions put it there
         return None
     if getattr(field.resolve, "_is_default", False):
         return _attribute_reader(definition.python_name)

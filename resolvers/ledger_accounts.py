@@ -18,7 +18,6 @@ from resolvers.pagination import (
     encode_cursor,
     make_connection,
 )
-from resolvers.permissions import CanReadLedger
 
 if TYPE_CHECKING:
     from resolvers.ledger_transactions import LedgerEntry
@@ -127,7 +126,6 @@ class LedgerAccount(Node):
 class LedgerAccountQuery:
     @strawberry.field(
         description="One ledger account by global id; null when it is not in your tenant.",
-        permission_classes=[CanReadLedger],
     )
     async def ledger_account(self, info: Info, id: strawberry.ID) -> LedgerAccount | None:
         pk = pk_of("LedgerAccount", id)

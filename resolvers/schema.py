@@ -26,7 +26,7 @@ from resolvers.ledger_accounts import LedgerAccount, LedgerAccountQuery
 from resolvers.ledger_mutations import LedgerMutation
 from resolvers.ledger_transactions import LedgerEntry, LedgerTransaction, LedgerTransactionQuery
 from resolvers.node import Node, decode_global_id
-from resolvers.permissions import CanReadLedger
+from resolvers.permissions import install_scope_checks
 from resolvers.scalars import SCALARS
 
 __all__ = ["build_schema", "limit_rules", "schema"]
@@ -57,14 +57,12 @@ async def _resolve_node(info: Info, global_id: str) -> Node | None:
 class NodeQuery:
     @strawberry.field(
         description="Any object by its global id; null when it does not exist in your tenant.",
-        permission_classes=[CanReadLedger],
     )
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         return await _resolve_node(info, id)
 
     @strawberry.field(
         description="Several objects by global id, in the order asked (null where not found).",
-        permission_classes=[CanReadLedger],
     )
     async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
         if len(ids) > info.context.max_page_size:
@@ -117,6 +115,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.Sc
         extensions=extensions,
     )
     resolve_simple_fields_directly(schema)
+    install_scope_checks(schema)  # after: it wraps whatever resolver each entry edge has
     return schema
 
 
