@@ -145,7 +145,6 @@ def field_scope(parent_type_name: str, field_name: str) -> str | None:
     return TYPE_SCOPES[parent_type_name]
 
 
-
 def mask_scope(parent_type_name: str, field_name: str) -> str | None:
     """The scope that reveals a masked field unmasked; None when the field is never masked."""
     return MASKED_FIELDS.get((parent_type_name, field_name))
