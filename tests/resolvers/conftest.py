@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import orjson
 import pytest
 
 from adapters.access.clients import DEFAULT_POLICIES, ClientKind
+from adapters.access.documents import NewDocument
 from adapters.cache import Cache
 from gateway.app import create_app
 from gateway.auth import mint_token
@@ -48,6 +50,7 @@ class ProviderGateway:
         self.http = http
         self.services = services
         self.settings = settings
+        self._manifests: dict[tuple[tuple[str, str], ...], list[NewDocument]] = {}
 
     async def api_key(
         self,
@@ -64,8 +67,12 @@ class ProviderGateway:
         )  # fmt: skip
         by_id = DEFAULT_POLICIES[kind].safelist_required
         if by_id:
-            manifest = parse_manifest(orjson.dumps(documents), schema._schema)
-            await self.services.trusted_documents.store.register(issued.client.id, manifest)
+            key = tuple(sorted(documents.items()))
+            if key not in self._manifests:  # parsed and validated once per set of documents
+                self._manifests[key] = parse_manifest(orjson.dumps(documents), schema._schema)
+            await self.services.trusted_documents.store.register(
+                issued.client.id, self._manifests[key]
+            )
         return Caller(kind, frozenset(scopes), issued.key, by_id)
 
     def jwt(
@@ -92,11 +99,20 @@ class ProviderGateway:
         return body
 
 
-@pytest.fixture
-async def provider_gateway(
+@asynccontextmanager
+async def open_provider_gateway(
     settings: Settings, services: Services, providers: ProviderWorld, cache: Cache
 ) -> AsyncIterator[ProviderGateway]:
+    """The app built from `settings` over `services`, with the provider world wired in."""
     wired = dataclasses.replace(services, providers=providers.runtime, cache=cache)
     transport = httpx.ASGITransport(app=create_app(settings, wired))
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
         yield ProviderGateway(client, wired, settings)
+
+
+@pytest.fixture
+async def provider_gateway(
+    settings: Settings, services: Services, providers: ProviderWorld, cache: Cache
+) -> AsyncIterator[ProviderGateway]:
+    async with open_provider_gateway(settings, services, providers, cache) as gateway:
+        yield gateway
