@@ -1,5 +1,6 @@
 """Authorization matrix, generated from the schema: every field of every object type, read by
-callers of every client kind holding every set of scopes, over HTTP against seeded data.
+callers of every client kind over HTTP against seeded data, with every subset of the scopes
+(analysts) or with none, each scope alone and all of them (partner and first-party clients).
 
 For each field the generator finds the shortest route to its type from a root field, and
 selects the field at the end of that route (one aliased selection per field). Each field is
