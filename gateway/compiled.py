@@ -10,10 +10,10 @@ response's `data` as JSON text: no Python object per field.
 Anything else answers `None` and the caller runs the reference executor (Strawberry and the
 resolvers): provider fields, mutations, introspection, directives, unknown fields, a document
 that does not validate, variables that do not coerce, an argument the resolvers would refuse
-(BAD_USER_INPUT), a caller who lacks a scope a field needs (FORBIDDEN with partial data), or a
-database error. The reference path then produces the exact errors, so the compiled path only
-ever answers the cases where it answers exactly what the resolvers would (the differential
-test holds the two equal).
+(BAD_USER_INPUT), a caller who lacks a scope a field needs by the rule table of
+resolvers.permissions (FORBIDDEN with partial data), or a database error. The reference
+path then produces the exact errors, so the compiled path only ever answers the cases where it
+answers exactly what the resolvers would (the differential test holds the two equal).
 """
 
 from __future__ import annotations
@@ -49,13 +49,13 @@ from adapters.errors import AdapterError
 from adapters.ledger import json_sql as sql
 from resolvers.node import decode_global_id, pk_of
 from resolvers.pagination import check_first, decode_cursor
+from resolvers.permissions import field_scope
 from resolvers.principal import Principal
 
 __all__ = ["CompiledOperations", "Plan"]
 
 logger = logging.getLogger("gateway.compiled")
 
-_LEDGER_READ = "ledger:read"
 _EPOCH_MICROS_TYPE = "timestamptz"
 
 
@@ -97,14 +97,8 @@ _MONEY_FIELDS = {"amount": "amount", "minorUnits": "minor_units", "currency": "c
                  "exponent": "exponent"}  # fmt: skip
 _PAGE_INFO_FIELDS = {"hasNextPage": "has_next_page", "hasPreviousPage": "has_previous_page",
                      "startCursor": "start_cursor", "endCursor": "end_cursor"}  # fmt: skip
-# Root fields that read the ledger, and the scope each needs.
-_ROOT_SCOPES = {
-    "customer": _LEDGER_READ,
-    "customers": _LEDGER_READ,
-    "ledgerAccount": _LEDGER_READ,
-    "ledgerTransaction": _LEDGER_READ,
-    "node": _LEDGER_READ,
-}
+# Root fields the planner knows.
+_ROOTS = frozenset({"customer", "customers", "ledgerAccount", "ledgerTransaction", "node"})
 
 # A parameter slot: from the coerced variables, the values of its statement parameters.
 _Slot = Callable[[VariableValues], list[Any]]
@@ -146,6 +140,14 @@ class _Planner:
         fields: OrderedDict[str, list[FieldNode]] = OrderedDict()
         for selection_set in selection_sets:
             self._collect(type_name, selection_set, fields, set())
+        for nodes in fields.values():
+            # The same rule table the resolvers enforce (resolvers.permissions).
+            try:
+                scope = field_scope(type_name, nodes[0].name.value)
+            except LookupError:
+                raise _NotCompilable(f"no scope rule for {type_name}") from None
+            if scope is not None:
+                self.scopes.add(scope)
         return fields
 
     def _collect(
@@ -222,10 +224,8 @@ class _Planner:
             if name == "__typename":
                 fields.append((key, sql.Const("Query")))
                 continue
-            scope = _ROOT_SCOPES.get(name)
-            if scope is None:
+            if name not in _ROOTS:
                 raise _NotCompilable(f"root field {name}")
-            self.scopes.add(scope)
             arguments = self.arguments("Query", nodes[0])
             sets = self._sets(nodes)
             if name == "customers":
