@@ -3,7 +3,7 @@
 Order of checks for every request (README, "Order of checks"):
 authentication (401 before anything else is looked at), CSRF and media types, size cap,
 document id or APQ, parse (cached), safelist, introspection policy, validation with depth and
-alias limits (cached), authorization (the rule table of resolvers.permissions), execution
+alias limits (cached), authorization (the rule table of resolvers.permissions), execution.
 A browser's GET without a query gets GraphiQL instead, when it is enabled.
 """
 
