@@ -98,7 +98,7 @@ _MONEY_FIELDS = {"amount": "amount", "minorUnits": "minor_units", "currency": "c
 _PAGE_INFO_FIELDS = {"hasNextPage": "has_next_page", "hasPreviousPage": "has_previous_page",
                      "startCursor": "start_cursor", "endCursor": "end_cursor"}  # fmt: skip
 # Root fields the planner knows.
-_ROOTS = frozenset({"customer", "customers", "ledgerAccount", "ledgerTransaction", "node"})
+_ROOTS = frozenset({"customer", "customers", "ledgerAccount", "ledgerTransaction", "node", "nodes"})
 
 # A parameter slot: from the coerced variables, the values of its statement parameters.
 _Slot = Callable[[VariableValues], list[Any]]
@@ -232,6 +232,8 @@ class _Planner:
                 fields.append((key, self.connection("customers", "Customer", arguments, sets)))
             elif name == "node":
                 fields.append((key, self.node(arguments, sets)))
+            elif name == "nodes":
+                fields.append((key, self.nodes(arguments, sets)))
             else:
                 type_name = {"customer": "Customer", "ledgerAccount": "LedgerAccount",
                              "ledgerTransaction": "LedgerTransaction"}[name]  # fmt: skip
@@ -266,6 +268,33 @@ class _Planner:
         self.slots.append(slot)
         nodes = tuple((_ENTITIES[t], self.entity(t, sets)) for t in _ENTITIES)
         return sql.ByIds(kind, pk, nodes)
+
+    def nodes(
+        self, arguments: Callable[[VariableValues], dict[str, Any]], sets: list[SelectionSetNode]
+    ) -> sql.ListByIds:
+        kinds = self.param("text[]")
+        pks = self.param("bigint[]")
+        max_page_size = self.max_page_size
+
+        def slot(variables: VariableValues) -> list[Any]:
+            ids = arguments(variables)["ids"]
+            if len(ids) > max_page_size:
+                raise _Fallback  # BAD_USER_INPUT on the reference path
+            kind_list: list[str | None] = []
+            pk_list: list[int | None] = []
+            for global_id in ids:
+                try:
+                    type_name, found = decode_global_id(global_id)
+                except AdapterError:  # NOT_FOUND at its index, on the reference path
+                    raise _Fallback from None
+                entity = _ENTITIES.get(type_name)
+                kind_list.append(entity)
+                pk_list.append(found if entity is not None else None)
+            return [kind_list, pk_list]
+
+        self.slots.append(slot)
+        nodes = tuple((_ENTITIES[t], self.entity(t, sets)) for t in _ENTITIES)
+        return sql.ListByIds(kinds, pks, nodes)
 
     def entity(self, type_name: str, sets: list[SelectionSetNode]) -> sql.Obj:
         scalars = _SCALARS[type_name]

@@ -30,6 +30,7 @@ __all__ = [
     "Connection",
     "Const",
     "Expr",
+    "ListByIds",
     "MoneyOf",
     "Obj",
     "Param",
@@ -127,7 +128,17 @@ class ByIds:
     nodes: tuple[tuple[Entity, Obj], ...]
 
 
-Expr = Const | Value | MoneyOf | Obj | Relation | Connection | ById | ByIds
+@dataclass(frozen=True, slots=True)
+class ListByIds:
+    """Root lookup of a list of nodes: `kinds` (text[]) and `pks` (bigint[]) name each one;
+    the list keeps their order, with null where nothing of the tenant matches."""
+
+    kinds: Param
+    pks: Param
+    nodes: tuple[tuple[Entity, Obj], ...]
+
+
+Expr = Const | Value | MoneyOf | Obj | Relation | Connection | ById | ByIds | ListByIds
 
 _TABLES: dict[Entity, str] = {
     "customer": "customers",
@@ -362,13 +373,24 @@ class _Renderer:
         if isinstance(expr, ById):
             return self.by_id(expr.entity, expr.pk.sql(), expr.node)
         if isinstance(expr, ByIds):
-            lookups = [
-                f"case when {expr.kind.sql()} = '{name}' then "
-                f"{self.by_id(name, expr.pk.sql(), node)} end"
-                for name, node in expr.nodes
-            ]
-            return f"coalesce({', '.join(lookups)})" if len(lookups) > 1 else lookups[0]
+            return self.any_of(expr.kind.sql(), expr.pk.sql(), expr.nodes)
+        if isinstance(expr, ListByIds):
+            k = f"k{self.alias('entry')}"
+            found = self.any_of(f"{k}.kind", f"{k}.pk", expr.nodes)
+            return (
+                f"(select coalesce(json_agg({found} order by {k}.position), '[]'::json) "
+                f"from unnest({expr.kinds.sql()}, {expr.pks.sql()}) with ordinality "
+                f"as {k}(kind, pk, position))"
+            )
         raise TypeError(expr)
+
+    def any_of(self, kind: str, pk: str, nodes: tuple[tuple[Entity, Obj], ...]) -> str:
+        """The lookup of the entity that `kind` names (null for none of them)."""
+        lookups = [
+            f"case when {kind} = '{name}' then {self.by_id(name, pk, node)} end"
+            for name, node in nodes
+        ]
+        return f"coalesce({', '.join(lookups)})" if len(lookups) > 1 else lookups[0]
 
     def by_id(self, entity: Entity, pk: str, node: Obj) -> str:
         a = self.alias(entity)

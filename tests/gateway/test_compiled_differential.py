@@ -209,6 +209,9 @@ EDGE_CASES = [
     "query($id: ID!) { customer(id: $id) { id bankAccounts { id } } }",
     "query($id: ID!) { customer(id: $id) { id @include(if: true) displayName } }",
     "query($id: ID!) { customer(id: $id) { id doesNotExist } }",
+    'query($id: ID!) { nodes(ids: [$id, $id, "bm90LWFuLWlk", "UGFnZUluZm86MQ=="]) { '
+    "__typename id ... on LedgerAccount { currency } ... on Customer { kind } } }",
+    "{ nodes(ids: []) { id } }",
     "query { customers(first: 2) { edges { node { ...F } } } } "
     "fragment F on Node { id ... on Customer { kind } }",
 ]
