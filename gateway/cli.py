@@ -109,31 +109,28 @@ async def _sync_bank(settings: Settings, tenant: int | None, customer: int | Non
     return 0
 
 
-def _serve(settings: Settings, *, migrate: bool, seed_demo: int) -> None:
-    import uvicorn
+def _serve(settings: Settings, *, migrate: bool, seed_demo: int, workers: int = 1) -> int:
+    from gateway.serving import WorkersRefused, check_workers, run_uvicorn
 
-    from gateway.app import create_app
-
+    try:
+        warnings = check_workers(settings, workers)
+    except WorkersRefused as refusal:
+        print(f"error: {refusal}", file=sys.stderr)  # noqa: T201
+        return 2
+    for warning in warnings:
+        logger.warning("%s", warning)
     if migrate:
         asyncio.run(_migrate(settings))
     if seed_demo:
         asyncio.run(_seed(settings, seed_demo, 42, if_empty=True))
-    app = create_app(settings)
     url = f"http://{settings.host}:{settings.port}/graphql"
     if settings.is_development:
         print(f"\nfinance-gateway (development) on {url}\n"  # noqa: T201
               "Open it in a browser for GraphiQL (the token below is pre-filled there); "
               "`gateway token --tenant N` mints others.\n")  # fmt: skip
         _print_example(settings, url)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
-        proxy_headers=False,
-        server_header=False,
-    )
+    run_uvicorn(settings, workers=workers)
+    return 0
 
 
 def _print_example(settings: Settings, url: str) -> None:
@@ -178,6 +175,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="seed N demo customers first when the database is empty",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes (PostgreSQL only; each opens its own pools; see README)",
+    )
 
     commands.add_parser("migrate", help="bring the database schema up to date")
 
@@ -212,8 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _configure_logging(settings.log_level)
     if args.command == "serve":
-        _serve(settings, migrate=args.migrate, seed_demo=args.seed_demo)
-    elif args.command == "migrate":
+        return _serve(settings, migrate=args.migrate, seed_demo=args.seed_demo,
+                      workers=args.workers)  # fmt: skip
+    if args.command == "migrate":
         asyncio.run(_migrate(settings))
     elif args.command == "seed":
         asyncio.run(_seed(settings, args.customers, args.seed, if_empty=args.if_empty))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -50,6 +51,9 @@ class Metrics:
 
     def render(self) -> str:
         return (
+            # Which worker process answered: counters are per process (`serve --workers N`).
+            "# TYPE gateway_process_info gauge\n"
+            f'gateway_process_info{{pid="{os.getpid()}"}} 1\n'
             "# TYPE gateway_requests_total counter\n"
             f"gateway_requests_total {self.requests}\n"
             "# TYPE gateway_sql_statements_total counter\n"

@@ -1,0 +1,97 @@
+"""`gateway serve`: uvicorn with one process, or N worker processes.
+
+Workers share nothing but the database and Redis: uvicorn's supervisor spawns each worker,
+which imports `app_from_environment` (the factory below), reads the settings from the same
+environment the parent validated, and opens its own engine, read pool, cache client and
+provider clients in its own lifespan (gateway/lifespan.py), closing them on shutdown.
+
+Decided limits of several workers:
+- SQLite (the embedded default) is refused: it is one file with one writer, and each worker
+  would hold its own connections to it (a `:memory:` database would even differ per worker);
+  several processes turn concurrent postings into "database is locked" failures.
+- Without REDIS_URL the in-process cache is per worker (persisted-query registrations, provider
+  cache, webhook de-duplication): allowed, with a warning, since each worker stays correct on
+  its own but shares less.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from starlette.applications import Starlette
+
+from gateway.settings import Settings, load_settings
+
+__all__ = ["APP_FACTORY", "app_from_environment", "check_workers", "run_uvicorn"]
+
+logger = logging.getLogger("gateway.serving")
+
+# What each uvicorn worker imports and calls (factory=True).
+APP_FACTORY = "gateway.serving:app_from_environment"
+
+
+class WorkersRefused(ValueError):
+    """The configuration cannot be served by more than one process."""
+
+
+def check_workers(settings: Settings, workers: int) -> list[str]:
+    """Warnings for serving `settings` with `workers` processes; raises WorkersRefused when
+    it cannot be done safely."""
+    if workers < 1:
+        raise WorkersRefused("--workers must be at least 1")
+    if workers == 1:
+        return []
+    if settings.is_sqlite:
+        raise WorkersRefused(
+            "--workers > 1 needs PostgreSQL: SQLite (the embedded default) is a single file "
+            "with one writer, so several processes would fail each other's postings; "
+            "set DATABASE_URL to PostgreSQL or serve with one worker"
+        )
+    warnings = []
+    if not settings.redis_url:
+        warnings.append(
+            f"{workers} workers without REDIS_URL: each worker keeps its own in-process cache "
+            "(persisted-query registrations, provider cache, webhook de-duplication); "
+            "set REDIS_URL to share them"
+        )
+    return warnings
+
+
+def app_from_environment() -> Starlette:
+    """uvicorn's app factory in each worker process: settings from the environment."""
+    from gateway.app import create_app
+
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    return create_app(settings)
+
+
+def run_uvicorn(settings: Settings, *, workers: int = 1) -> None:
+    """Serve until stopped (SIGINT/SIGTERM stops the workers too, gracefully)."""
+    import uvicorn
+
+    # uvicorn needs an import string to start workers; each worker calls the factory itself.
+    # One process serves an app built here, so configuration errors surface before binding.
+    target: str | Starlette
+    if workers == 1:
+        from gateway.app import create_app
+
+        target = create_app(settings)
+    else:
+        target = APP_FACTORY
+    uvicorn.run(
+        target,
+        factory=workers > 1,
+        workers=workers if workers > 1 else None,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=30,
+        proxy_headers=False,
+        server_header=False,
+    )
