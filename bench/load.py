@@ -8,12 +8,16 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "LUA_SCRIPT",
+    "MIX_SCRIPT",
+    "Workload",
     "WrkResult",
+    "counter",
     "ensure_wrk",
     "read_metrics",
     "read_settled_metrics",
@@ -21,6 +25,8 @@ __all__ = [
 ]
 
 LUA_SCRIPT = Path(__file__).with_name("wrk") / "post.lua"
+MIX_SCRIPT = Path(__file__).with_name("wrk") / "mix.lua"
+_PROCESS_INFO = "gateway_process_info"
 _RESULT = re.compile(r"^RESULT (.*)$", re.MULTILINE)
 
 
@@ -58,21 +64,46 @@ def ensure_wrk(*, install: bool) -> str:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What wrk sends: one body (post.lua), or a mix of reads and writes (mix.lua)."""
+
+    body: Path | None = None
+    reads: tuple[Path, ...] = ()
+    writes: tuple[Path, ...] = ()  # templates: "@KEY@" becomes a fresh idempotency key
+    write_every: int = 10  # every 10th request is a write: 10 % writes
+
+    def script_env(self) -> tuple[Path, dict[str, str]]:
+        if self.body is not None:
+            return LUA_SCRIPT, {"WRK_BODY": str(self.body)}
+        return MIX_SCRIPT, {
+            "WRK_READS": ",".join(map(str, self.reads)),
+            "WRK_WRITES": ",".join(map(str, self.writes)),
+            "WRK_WRITE_EVERY": str(self.write_every),
+            # Idempotency keys unique to this wrk run (warm-up and timed runs differ).
+            "WRK_RUN_ID": f"bench-{time.time_ns():x}",
+        }
+
+
 def run_wrk(
     wrk: str,
     url: str,
-    body: Path,
+    workload: Path | Workload,
     *,
     token: str | None,
     seconds: int,
     connections: int,
     threads: int,
 ) -> WrkResult:
-    """POST `body` to `url` for `seconds` at fixed concurrency and parse the RESULT line."""
-    env = {**os.environ, "WRK_BODY": str(body), "WRK_TOKEN": token or ""}
+    """Send `workload` (a body file, or a read/write mix) to `url` for `seconds` at fixed
+    concurrency and parse the RESULT line."""
+    if isinstance(workload, Path):
+        workload = Workload(body=workload)
+    script, script_env = workload.script_env()
+    env = {**os.environ, **script_env, "WRK_TOKEN": token or ""}
     completed = subprocess.run(
         [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "10s",
-         "-s", str(LUA_SCRIPT), url],
+         "-s", str(script), url],
         env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     match = _RESULT.search(completed.stdout)
@@ -94,30 +125,71 @@ def run_wrk(
 
 
 def read_metrics(url: str) -> dict[str, float]:
-    """The gateway's Prometheus counters (`name value` lines) from `url` (…/metrics)."""
+    """The gateway's Prometheus samples from `url` (…/metrics) of the process that answered,
+    summed per metric name (labels dropped: `a{x="1"} 2` and `a{x="2"} 3` give `a` 5), plus
+    `pid` of that process (0 when the gateway does not say)."""
     with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (our loopback URL)
         text = response.read().decode()
-    counters: dict[str, float] = {}
+    counters: dict[str, float] = {"pid": 0.0}
     for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            counters[name] = float(value)
+        if not line or line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        name, _, labels = series.partition("{")
+        if name == _PROCESS_INFO:
+            pid = labels.partition('pid="')[2].partition('"')[0]
+            counters["pid"] = float(pid) if pid.isdigit() else 0.0
+            continue
+        try:
+            counters[name] = counters.get(name, 0.0) + float(value)
+        except ValueError:
+            continue  # a sample we do not understand (timestamps, NaN text): not ours
     return counters
 
 
+def read_all_processes(
+    url: str, processes: int, *, attempts: int = 200
+) -> dict[int, dict[str, float]]:
+    """Samples of each of `processes` worker processes: /metrics is per process, and every
+    read is a new connection that the kernel gives to some worker; read until all answered."""
+    seen: dict[int, dict[str, float]] = {}
+    for _ in range(max(attempts, processes)):
+        counters = read_metrics(url)
+        seen[int(counters.pop("pid"))] = counters
+        if len(seen) >= processes:
+            break
+    return seen
+
+
+def counter(samples: Mapping[str, float], *names: str) -> float | None:
+    """The first of `names` present in `samples` (None when the gateway has none of them)."""
+    for name in names:
+        if name in samples:
+            return samples[name]
+    return None
+
+
 def read_settled_metrics(
-    url: str, *, quiet: float = 0.3, timeout: float = 30.0
+    url: str, *, processes: int = 1, quiet: float = 0.3, timeout: float = 30.0
 ) -> dict[str, float]:
-    """Counters once the server is idle: two reads `quiet` seconds apart that agree.
+    """Counters summed over the worker processes once the server is idle: two reads `quiet`
+    seconds apart that agree.
 
     wrk stops with requests still in flight; reading at once would split their statements
     between two runs and skew statements per request when requests are slow.
     """
     deadline = time.monotonic() + timeout
-    previous = read_metrics(url)
+    previous = read_all_processes(url, processes)
     while True:
         time.sleep(quiet)
-        current = read_metrics(url)
+        current = read_all_processes(url, processes)
         if current == previous or time.monotonic() > deadline:
-            return current
+            break
         previous = current
+    if len(current) < processes:
+        print(f"  note: /metrics answered from {len(current)} of {processes} workers")
+    total: dict[str, float] = {"processes": float(len(current))}
+    for samples in current.values():
+        for name, value in samples.items():
+            total[name] = total.get(name, 0.0) + value
+    return total

@@ -1,14 +1,14 @@
-"""The canonical benchmark, end to end: database, seed, server, wrk, table.
+"""The canonical benchmark, end to end: database, seed, servers, wrk, tables.
 
-    python -m bench [--peer] [--seconds 10] [--connections 32] ...   (or bench/run.sh, make bench)
+    python -m bench [--peers issue] [--workers 1,2] [--seconds 10] ...   (or bench/run.sh)
 
 Steps: create the PostgreSQL database (DATABASE_URL, default `finance_gateway_bench`) when it is
-missing, migrate it, seed `--customers` (10,000) when it is empty, start `gateway serve` (one
-process; uvicorn picks uvloop and httptools when installed) in the background, wait for
-/readyz, check Q1-Q3 answer real data, then per query: warm up, read /metrics, run wrk, read
-/metrics again. With --peer the tuned Strawberry peer of the shared peers folder runs next (on
-its own database `bench`), and the table adds gateway/peer ratios. With --url the gateway
-already running there is measured instead (nothing is started, migrated or seeded).
+missing, migrate it, seed `--customers` (10,000) when it is empty, then per gateway setting
+(`--workers` x `--response-cache`) start `gateway serve --workers N` in the background, wait for
+/readyz, check the queries answer real data, and per query: warm up, read /metrics, run wrk,
+read /metrics again. With --peers the peers of the shared peers folder run next, one at a time
+(on their own database `bench`, Q1-Q3 only), and the tables add gateway/peer ratios. With --url
+the gateway already running there is measured instead (nothing is started, migrated or seeded).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import os
 import secrets
-import shutil
 import statistics
 import subprocess
 import sys
@@ -28,23 +27,47 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from importlib import metadata
+from functools import partial
 from pathlib import Path
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
 from adapters.crypto import DEV_SECRET_KEYRING
-from bench.load import WrkResult, ensure_wrk, read_settled_metrics, run_wrk
-from bench.servers import answers_get, answers_post, check_answers, running
-from bench.targets import OPERATIONS, Targets, ensure_provider_links, find_targets, write_bodies
+from bench.load import Workload, WrkResult, counter, ensure_wrk, read_settled_metrics, run_wrk
+from bench.peers import Peer, PeerRuntime, parse_peers, prepare_peers
+from bench.servers import answers_get, answers_post, check_answers, post, running
+from bench.targets import (
+    MIXED,
+    OPERATIONS,
+    Targets,
+    ensure_provider_links,
+    find_posting_pairs,
+    find_targets,
+    write_bodies,
+    write_posting_bodies,
+)
 
 __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/finance_gateway_bench"
 DEFAULT_PEERS_DIR = REPO / ".." / "shared" / "peers"
-PEER_NAME = "strawberry-tuned"
+DEFAULT_PEERS_WORK = REPO / "var" / "peers"
+RATIO_QUERIES = ("q1", "q2", "q3")  # what the peers serve
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One way of serving the gateway: worker processes and the response cache."""
+
+    workers: int = 1
+    response_cache: str | None = None  # RESPONSE_CACHE=on|off; None leaves it unset
+
+    @property
+    def label(self) -> str:
+        cache = "" if self.response_cache is None else f" cache {self.response_cache}"
+        return f"gateway w{self.workers}{cache}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +75,9 @@ class _Gateway:
     """How to start and call the gateway under test."""
 
     env: dict[str, str]
-    bodies: dict[str, Path]
-    token: str
+    workloads: dict[str, Path | Workload]
+    tokens: dict[str, str]
+    setting: Setting = Setting()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +90,8 @@ class Measurement:
     # Q4 only: provider HTTP attempts per request and the read-through cache's hit ratio.
     upstream_per_request: float | None = None
     cache_hit_ratio: float | None = None
+    # The response cache's hits / (hits + misses), when the gateway exposes the counters.
+    response_cache_hit_ratio: float | None = None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,15 +108,61 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--rounds", type=int, default=1, help="repeat all servers; mean shown")
-    parser.add_argument("--queries", default="q1,q2,q3", help="any of q1,q2,q3,q4")
-    parser.add_argument("--sandbox-latency-ms", type=float, default=50.0,
-                        help="Q4: latency added to every provider sandbox call")  # fmt: skip
-    parser.add_argument("--peer", action="store_true", help="also run the tuned Strawberry peer")
-    parser.add_argument("--peers-dir", type=Path, default=DEFAULT_PEERS_DIR)
-    parser.add_argument("--peer-port", type=int, default=4007)
+    parser.add_argument(
+        "--queries",
+        default="q1,q2,q3",
+        help="any of q1,q2,q3,q4,q5 (q5: 10 %% postings mixed into Q1/Q2 reads)",
+    )
+    parser.add_argument(
+        "--sandbox-latency-ms",
+        type=float,
+        default=50.0,
+        help="Q4: latency added to every provider sandbox call",
+    )
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="gateway serve --workers N; a list (1,2) runs each and reports the best",
+    )
+    parser.add_argument(
+        "--response-cache",
+        default="off,on",
+        help="RESPONSE_CACHE for the gateway: off, on, or off,on (each a run);"
+        " 'unset' leaves the environment alone",
+    )
+    parser.add_argument(
+        "--compiled-operations",
+        choices=["on", "off"],
+        help="COMPILED_OPERATIONS for the gateway (default: its own default)",
+    )
+    parser.add_argument(
+        "--peers",
+        default="",
+        help="peers to run beside the gateway (Q1-Q3 only): names from"
+        " ../shared/peers (mercurius, postgraphile, py-sqljson,"
+        " strawberry-tuned, yoga, apollo, mercurius-nojit, py-static), or"
+        " 'issue' (mercurius,postgraphile,py-sqljson) or 'all'",
+    )
+    parser.add_argument(
+        "--peer",
+        action="store_true",
+        help="also run the tuned Strawberry peer (same as --peers strawberry-tuned)",
+    )
+    parser.add_argument(
+        "--peers-dir",
+        type=Path,
+        default=DEFAULT_PEERS_DIR,
+        help="the shared peers folder (read-only; copied)",
+    )
+    parser.add_argument(
+        "--peers-work",
+        type=Path,
+        default=DEFAULT_PEERS_WORK,
+        help="writable copy of the peers, with their installs (kept between runs)",
+    )
     parser.add_argument("--install-wrk", action="store_true", help="apt-get install wrk if missing")
     parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
-    return parser
+    return parser  # fmt: skip
 
 
 def _say(message: str) -> None:
@@ -121,54 +193,69 @@ async def _ensure_database(url: str) -> None:
         await connection.close()
 
 
-async def _has_ledger(dsn: str) -> bool:
-    try:
-        connection = await asyncpg.connect(dsn)
-    except (OSError, asyncpg.PostgresError):
-        return False
-    try:
-        return bool(await connection.fetchval("select exists (select 1 from ledger_entries)"))
-    except asyncpg.PostgresError:
-        return False
-    finally:
-        await connection.close()
-
-
 def _measure(
     server: str,
     url: str,
-    bodies: Mapping[str, Path],
-    token: str | None,
+    workloads: Mapping[str, Path | Workload],
+    tokens: Mapping[str, str | None],
     options: argparse.Namespace,
     round_number: int,
     wrk: str,
     metrics_url: str | None,
+    processes: int = 1,
 ) -> list[Measurement]:
     measurements = []
-    for name, body in bodies.items():
+    for name, workload in workloads.items():
+        token = tokens.get(name)
 
-        def load(seconds: int, body: Path = body) -> WrkResult:
-            return run_wrk(wrk, url, body, token=token, seconds=seconds,
+        def load(
+            seconds: int, workload: Path | Workload = workload, token: str | None = token
+        ) -> WrkResult:
+            return run_wrk(wrk, url, workload, token=token, seconds=seconds,
                            connections=options.connections, threads=options.threads)  # fmt: skip
 
         if options.warmup:
             load(options.warmup)
-        before = read_settled_metrics(metrics_url) if metrics_url else None
+        read = partial(read_settled_metrics, processes=processes)
+        before = read(metrics_url) if metrics_url else None
         result = load(options.seconds)
-        per_request = upstream = hit_ratio = None
+        per_request = upstream = hit_ratio = response_hits = None
         if metrics_url and before is not None:
-            after = read_settled_metrics(metrics_url)
-            requests = after["gateway_requests_total"] - before["gateway_requests_total"]
-            statements = (
-                after["gateway_sql_statements_total"] - before["gateway_sql_statements_total"]
-            )
-            per_request = statements / requests if requests else None
-            upstream, hit_ratio = _provider_figures(before, after, requests)
+            after = read(metrics_url)
+            if after.get("processes") != before.get("processes"):
+                _say("  note: not every worker answered /metrics: no counts for this run")
+            else:
+                requests = after["gateway_requests_total"] - before["gateway_requests_total"]
+                statements = (
+                    after["gateway_sql_statements_total"] - before["gateway_sql_statements_total"]
+                )
+                per_request = statements / requests if requests else None
+                upstream, hit_ratio = _provider_figures(before, after, requests)
+                response_hits = _response_cache_ratio(before, after)
         measurement = Measurement(server, name, round_number, result, per_request,
-                                  upstream, hit_ratio)  # fmt: skip
+                                  upstream, hit_ratio, response_hits)  # fmt: skip
         measurements.append(measurement)
         _say(f"  {server} {name}: {_line(measurement)}")
     return measurements
+
+
+# The response cache's counters (issue 11); absent on a gateway without one: ratio "-".
+RESPONSE_CACHE_HITS = ("gateway_response_cache_hits_total", "gateway_response_cache_hit_total")
+RESPONSE_CACHE_MISSES = (
+    "gateway_response_cache_misses_total",
+    "gateway_response_cache_miss_total",
+)
+
+
+def _response_cache_ratio(before: Mapping[str, float], after: Mapping[str, float]) -> float | None:
+    """Response-cache hits / (hits + misses) between two /metrics reads, when exposed."""
+    hits = [counter(snapshot, *RESPONSE_CACHE_HITS) for snapshot in (before, after)]
+    misses = [counter(snapshot, *RESPONSE_CACHE_MISSES) for snapshot in (before, after)]
+    if hits[0] is None or hits[1] is None:
+        return None
+    hit = hits[1] - hits[0]
+    miss = (misses[1] - misses[0]) if misses[0] is not None and misses[1] is not None else 0.0
+    return hit / (hit + miss) if hit + miss else None
 
 
 def _provider_figures(
@@ -191,10 +278,38 @@ def _line(m: Measurement) -> str:
         f"{r.rps:.0f} req/s, p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, non-2xx {r.non2xx},"
         f" socket errors {r.socket_errors}, with errors {r.gql_errors}, SQL/request {sql}"
     )
+    if m.response_cache_hit_ratio is not None:
+        line += f", response cache hit ratio {m.response_cache_hit_ratio:.2f}"
     if m.query.startswith("q4") and m.upstream_per_request is not None:
         ratio = "-" if m.cache_hit_ratio is None else f"{m.cache_hit_ratio:.2f}"
         line += f", upstream/request {m.upstream_per_request:.2f}, cache hit ratio {ratio}"
     return line
+
+
+def _check_gateway(url: str, gateway: _Gateway) -> None:
+    """Send each query once and print what came back (Q5: one posting of its mix)."""
+    simple = {name: w for name, w in gateway.workloads.items() if isinstance(w, Path)}
+    for name, body in simple.items():
+        note = check_answers(url, {name: body}, gateway.tokens[name])[name]
+        _say(f"  gateway check {name}: {note}")
+    mixed = gateway.workloads.get(MIXED)
+    if isinstance(mixed, Workload) and mixed.writes:
+        template = mixed.writes[0].read_text()
+        key = f"bench-check-{time.time_ns():x}"
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            handle.write(template.replace("@KEY@", key))
+        try:
+            status, raw = post(url, Path(handle.name), gateway.tokens[MIXED])
+        finally:
+            Path(handle.name).unlink()
+        answer = json.loads(raw) if status == 200 else {}
+        payload = (answer.get("data") or {}).get("postLedgerTransaction")
+        note = (
+            f"ok: posted transaction {payload['transaction']['id']}"
+            if payload and not answer.get("errors")
+            else f"HTTP {status}: {raw[:300]!r}"
+        )
+        _say(f"  gateway check {MIXED} posting: {note}")
 
 
 def _gateway_run(
@@ -203,153 +318,189 @@ def _gateway_run(
     out: Path,
     round_number: int,
     gateway: _Gateway,
-    log: str = "gateway.log",
+    log: str | None = None,
 ) -> list[Measurement]:
-    env, bodies, token = gateway.env, gateway.bodies, gateway.token
+    env, setting = gateway.env, gateway.setting
     if options.url:
         base = options.url.rstrip("/")
         if round_number == 1:
-            for name, note in check_answers(f"{base}/graphql", bodies, token).items():
-                _say(f"  gateway check {name}: {note}")
-        return _measure("gateway", f"{base}/graphql", bodies, token, options, round_number, wrk,
-                        f"{base}/metrics")  # fmt: skip
+            _check_gateway(f"{base}/graphql", gateway)
+        return _measure("gateway", f"{base}/graphql", gateway.workloads, gateway.tokens, options,
+                        round_number, wrk, f"{base}/metrics")  # fmt: skip
     base = f"http://127.0.0.1:{options.port}"
-    command = [sys.executable, "-m", "gateway", "serve"]
+    command = [sys.executable, "-m", "gateway", "serve", "--workers", str(setting.workers)]
+    log_name = log or f"gateway-w{setting.workers}-cache-{setting.response_cache or 'unset'}.log"
     with running(command, env=env, ready=lambda: answers_get(f"{base}/readyz"),
-                 log=out / log):  # fmt: skip
+                 log=out / log_name):  # fmt: skip
         if round_number == 1:
-            for name, note in check_answers(f"{base}/graphql", bodies, token).items():
-                _say(f"  gateway check {name}: {note}")
-        return _measure("gateway", f"{base}/graphql", bodies, token, options, round_number, wrk,
-                        f"{base}/metrics")  # fmt: skip
+            _check_gateway(f"{base}/graphql", gateway)
+        return _measure(setting.label, f"{base}/graphql", gateway.workloads, gateway.tokens,
+                        options, round_number, wrk, f"{base}/metrics",
+                        processes=setting.workers)  # fmt: skip
 
 
 def _peer_run(
-    options: argparse.Namespace, wrk: str, out: Path, round_number: int, copy: Path, dsn: str
+    options: argparse.Namespace,
+    wrk: str,
+    out: Path,
+    round_number: int,
+    runtime: PeerRuntime,
+    peer: Peer,
 ) -> list[Measurement]:
-    bodies = {name: copy / "queries" / f"{name}.json" for name in _queries(options)}
-    base = f"http://127.0.0.1:{options.peer_port}"
-    command = [
-        sys.executable, "-m", "uvicorn", "--app-dir", str(copy / "peers" / "python"), "app:app",
-        "--host", "127.0.0.1", "--port", str(options.peer_port), "--loop", "uvloop",
-        "--http", "httptools", "--workers", "1", "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    env = {**os.environ, "BENCH_MODE": "tuned", "DATABASE_URL": dsn}
-    probe = bodies.get("q3") or next(iter(bodies.values()))
-    with running(command, env=env, ready=lambda: answers_post(f"{base}/graphql", probe),
-                 log=out / "peer.log"):  # fmt: skip
+    bodies = peer.bodies(runtime.copy, _queries(options))
+    if not bodies:
+        return []
+    base = f"http://127.0.0.1:{peer.port}"
+    command, cwd = peer.command(runtime.copy)
+    env = {**runtime.env, **peer.env, "PORT": str(peer.port)}
+    probe = next(iter(bodies.values()))
+    with running(command, env=env, cwd=cwd, ready=lambda: answers_post(f"{base}/graphql", probe),
+                 log=out / f"peer-{peer.name}.log"):  # fmt: skip
         if round_number == 1:
-            for name, note in check_answers(f"{base}/graphql", bodies, None).items():
-                _say(f"  {PEER_NAME} check {name}: {note}")
-        return _measure(
-            PEER_NAME, f"{base}/graphql", bodies, None, options, round_number, wrk, None
-        )
+            ok, report = runtime.verify(peer)
+            (out / f"verify-{peer.name}.txt").write_text(report + "\n")
+            _say(
+                f"  {peer.name} verify: {'ok' if ok else 'WRONG DATA'}: {report.splitlines()[-1:]}"
+            )
+            if not ok:
+                _say(f"  {peer.name} answers differ from the reference: not timed")
+                return []
+        return _measure(peer.name, f"{base}/graphql", bodies, {}, options, round_number, wrk,
+                        None)  # fmt: skip
 
 
 def _queries(options: argparse.Namespace) -> list[str]:
     names = [name.strip() for name in options.queries.split(",") if name.strip()]
-    unknown = set(names) - set(OPERATIONS)
+    unknown = set(names) - {*OPERATIONS, MIXED}
     if unknown:
-        raise SystemExit(f"unknown queries {sorted(unknown)}; choose from {sorted(OPERATIONS)}")
+        choices = sorted({*OPERATIONS, MIXED})
+        raise SystemExit(f"unknown queries {sorted(unknown)}; choose from {choices}")
     return names
 
 
-def _prepare_peer(options: argparse.Namespace, database_url: str, work: Path) -> tuple[Path, str]:
-    source = options.peers_dir.resolve()
-    if not (source / "peers" / "python" / "app.py").is_file():
-        raise SystemExit(f"no peers at {source} (pass --peers-dir, e.g. ../shared/peers)")
-    copy = work / "peers"
-    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("node_modules", ".venv", "results"))
-    _check_peer_pins(copy / "peers" / "python" / "requirements.txt")
-    parsed = make_url(database_url)
-    dsn = parsed.set(drivername="postgresql", database="bench").render_as_string(
-        hide_password=False
-    )
-    if not asyncio.run(_has_ledger(dsn)):
-        _say("loading the peers' database `bench` (peers/load.sh)")
-        env = {
-            **os.environ,
-            "PGHOST": parsed.host or "127.0.0.1",
-            "PGPORT": str(parsed.port or 5432),
-            "PGUSER": parsed.username or "postgres",
-        }
-        if parsed.password:
-            env["PGPASSWORD"] = str(parsed.password)
-        subprocess.run(["bash", str(copy / "peers" / "load.sh")], env=env, check=True)
-    return copy, dsn
+def _settings(options: argparse.Namespace) -> list[Setting]:
+    try:
+        workers = [int(item) for item in options.workers.split(",") if item.strip()]
+    except ValueError:
+        raise SystemExit(f"--workers takes numbers, e.g. 1 or 1,2: {options.workers!r}") from None
+    if not workers or min(workers) < 1:
+        raise SystemExit("--workers needs at least one number >= 1")
+    caches: list[str | None] = []
+    for item in (part.strip() for part in options.response_cache.split(",")):
+        if item in ("on", "off"):
+            caches.append(item)
+        elif item in ("unset", ""):
+            caches.append(None)
+        else:
+            raise SystemExit(f"--response-cache takes on, off or unset: {item!r}")
+    return [Setting(w, c) for c in dict.fromkeys(caches) for w in dict.fromkeys(workers)]
 
 
-def _check_peer_pins(requirements: Path) -> None:
-    """The peer runs on this virtualenv: say so when its pinned versions differ from ours."""
-    for line in requirements.read_text().splitlines():
-        name, _, pinned = line.partition("==")
-        if not pinned or line.startswith("#"):
-            continue
-        try:
-            installed = metadata.version(name.strip())
-        except metadata.PackageNotFoundError:
-            installed = "missing"
-        if installed != pinned.strip():
-            _say(f"  note: peer pins {name.strip()}=={pinned.strip()}, this venv has {installed}")
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.fmean(present) if present else None
 
 
 def _table(measurements: Sequence[Measurement], queries: Sequence[str], latency_ms: float) -> str:
     servers = list(dict.fromkeys(m.server for m in measurements))
     lines = [
         "| server | query | req/s | p50 ms | p99 ms | non-2xx | socket errors | with errors |"
-        " SQL/request |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        " SQL/request | response cache hit ratio |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    means: dict[tuple[str, str], float] = {}
+    rps: dict[tuple[str, str], float] = {}
+    p99: dict[tuple[str, str], float] = {}
     for server in servers:
         for query in queries:
             runs = [m for m in measurements if m.server == server and m.query == query]
             if not runs:
                 continue
-            rps = statistics.fmean(m.result.rps for m in runs)
-            means[server, query] = rps
-            sql = [m.sql_per_request for m in runs if m.sql_per_request is not None]
-            sql_text = f"{statistics.fmean(sql):.2f}" if sql else "-"
+            rps[server, query] = statistics.fmean(m.result.rps for m in runs)
+            p99[server, query] = statistics.fmean(m.result.p99_ms for m in runs)
             lines.append(
-                f"| {server} | {query} | {rps:.0f}"
+                f"| {server} | {query} | {rps[server, query]:.0f}"
                 f" | {statistics.fmean(m.result.p50_ms for m in runs):.1f}"
-                f" | {statistics.fmean(m.result.p99_ms for m in runs):.1f}"
+                f" | {p99[server, query]:.1f}"
                 f" | {sum(m.result.non2xx for m in runs)}"
                 f" | {sum(m.result.socket_errors for m in runs)}"
-                f" | {sum(m.result.gql_errors for m in runs)} | {sql_text} |"
+                f" | {sum(m.result.gql_errors for m in runs)}"
+                f" | {_fmt(_mean([m.sql_per_request for m in runs]))}"
+                f" | {_fmt(_mean([m.response_cache_hit_ratio for m in runs]))} |"
             )
-    if PEER_NAME in servers and "gateway" in servers:
+    gateways = [server for server in servers if server.startswith("gateway")]
+    peers = [server for server in servers if not server.startswith("gateway")]
+    ratio_queries = [query for query in queries if query in RATIO_QUERIES]
+    if gateways and peers and ratio_queries:
         lines += [
             "",
-            "| query | gateway req/s | peer req/s | gateway/peer |",
-            "|---|---:|---:|---:|",
+            "Ratios, gateway / peer (same run): req/s ratio, then p99 ratio (below 1: lower p99).",
+            "",
+            "| gateway | query | req/s | p99 ms |"
+            + "".join(f" req/s vs {peer} | p99 vs {peer} |" for peer in peers),
+            "|---|---|---:|---:|" + "---:|---:|" * len(peers),
         ]
-        for query in queries:
-            ours, theirs = means.get(("gateway", query)), means.get((PEER_NAME, query))
-            if ours and theirs:
-                lines.append(f"| {query} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} |")
-    q4 = [m for m in measurements if m.query.startswith("q4") and m.server == "gateway"]
+        for gateway in gateways:
+            for query in ratio_queries:
+                if (gateway, query) not in rps:
+                    continue
+                cells = []
+                for peer in peers:
+                    theirs, their_p99 = rps.get((peer, query)), p99.get((peer, query))
+                    cells.append(f"{rps[gateway, query] / theirs:.2f}" if theirs else "-")
+                    cells.append(f"{p99[gateway, query] / their_p99:.2f}" if their_p99 else "-")
+                lines.append(
+                    f"| {gateway} | {query} | {rps[gateway, query]:.0f}"
+                    f" | {p99[gateway, query]:.1f} | " + " | ".join(cells) + " |"
+                )
+    lines += _best_workers(gateways, queries, rps)
+    q4 = [m for m in measurements if m.query.startswith("q4") and m.server.startswith("gateway")]
     if q4:
         lines += [
             "",
             f"Q4 providers (sandboxes in-process, {latency_ms:g} ms added per provider call):",
             "",
-            "| query | upstream calls/request | provider cache hit ratio |",
-            "|---|---:|---:|",
+            "| server | query | upstream calls/request | provider cache hit ratio |",
+            "|---|---|---:|---:|",
         ]
-        for query in ("q4", "q4-cold"):
-            runs = [m for m in q4 if m.query == query and m.upstream_per_request is not None]
-            if runs:
-                upstream = statistics.fmean(m.upstream_per_request or 0.0 for m in runs)
-                ratios = [m.cache_hit_ratio for m in runs if m.cache_hit_ratio is not None]
-                ratio = f"{statistics.fmean(ratios):.2f}" if ratios else "-"
-                lines.append(f"| {query} | {upstream:.2f} | {ratio} |")
+        for server in dict.fromkeys(m.server for m in q4):
+            for query in ("q4", "q4-cold"):
+                runs = [m for m in q4 if m.server == server and m.query == query]
+                upstream = _mean([m.upstream_per_request for m in runs])
+                if upstream is not None:
+                    ratio = _fmt(_mean([m.cache_hit_ratio for m in runs]))
+                    lines.append(f"| {server} | {query} | {upstream:.2f} | {ratio} |")
     return "\n".join(lines)
+
+
+def _best_workers(
+    gateways: Sequence[str], queries: Sequence[str], rps: Mapping[tuple[str, str], float]
+) -> list[str]:
+    """With several --workers settings: the best per query and response-cache setting."""
+    groups: dict[tuple[str, str], list[tuple[float, str]]] = {}
+    for gateway in gateways:
+        workers, _, cache = gateway.removeprefix("gateway w").partition(" ")
+        for query in queries:
+            if (gateway, query) in rps:
+                groups.setdefault((cache, query), []).append((rps[gateway, query], workers))
+    if not any(len(runs) > 1 for runs in groups.values()):
+        return []
+    lines = ["", "Best `--workers` (req/s of each setting):", ""]
+    for (cache, query), runs in groups.items():
+        best = max(runs)
+        others = ", ".join(f"{w} workers {r:.0f}" for r, w in runs)
+        lines.append(f"- {query}{' ' + cache if cache else ''}: {best[1]} ({others})")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     queries = _queries(options)
+    settings_to_run = _settings(options)
+    peers = parse_peers(options.peers, legacy_peer=options.peer)
     wrk = ensure_wrk(install=options.install_wrk)
     out = options.results_dir / dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -370,6 +521,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "SANDBOX_LATENCY_MS": f"{options.sandbox_latency_ms:g}",
             "SECRET_KEYRING": DEV_SECRET_KEYRING,
         }
+        if options.compiled_operations:
+            env["COMPILED_OPERATIONS"] = options.compiled_operations
         asyncio.run(_ensure_database(options.database_url))
         _gateway("migrate", env=env)
         started = time.monotonic()
@@ -384,44 +537,66 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "q4" in queries:
         asyncio.run(ensure_provider_links(options.database_url, targets))
     bodies = write_bodies(out / "bodies", targets)
-    bodies = {name: bodies[name] for name in queries}
-    token = _gateway(
+    workloads: dict[str, Path | Workload] = {
+        name: bodies[name] for name in queries if name in OPERATIONS
+    }
+    read_token = _gateway(
         "token", "--tenant", str(targets.tenant_id), "--scopes", "ledger:read", env=env
     )
-    gateway = _Gateway(env, bodies, token)
+    tokens = dict.fromkeys(workloads, read_token)
+    if MIXED in queries:
+        pairs = asyncio.run(find_posting_pairs(options.database_url, targets))
+        _say(f"Q5: postings rotate over {len(pairs)} account pairs of the tenant")
+        writes = write_posting_bodies(out / "bodies", pairs)
+        workloads[MIXED] = Workload(reads=(bodies["q1"], bodies["q2"]), writes=tuple(writes))
+        tokens[MIXED] = _gateway("token", "--tenant", str(targets.tenant_id),
+                                 "--scopes", "ledger:read,ledger:write", env=env)  # fmt: skip
+    if options.url:
+        settings_to_run = [Setting()]
 
     measurements: list[Measurement] = []
-    with tempfile.TemporaryDirectory(prefix="fg-bench-peers-") as work:
-        peer = _prepare_peer(options, options.database_url, Path(work)) if options.peer else None
-        for round_number in range(1, options.rounds + 1):
-            _say(f"== round {round_number}: gateway")
+    runtime = None
+    if peers:
+        runtime = prepare_peers(options.peers_dir, options.peers_work, options.database_url,
+                                say=_say)  # fmt: skip
+    for round_number in range(1, options.rounds + 1):
+        for index, setting in enumerate(settings_to_run):
+            gateway_env = dict(env)
+            if setting.response_cache is not None:
+                gateway_env["RESPONSE_CACHE"] = setting.response_cache
+            gateway = _Gateway(gateway_env, workloads, tokens, setting)
+            _say(f"== round {round_number}: {setting.label}")
             measurements += _gateway_run(options, wrk, out, round_number, gateway)
-            if "q4" in queries and not options.url:
+            if "q4" in queries and not options.url and index == 0:
                 # Cold: a gateway whose provider cache never holds a fresh entry.
                 cold = dataclasses.replace(
                     gateway,
                     env=gateway.env | {"PROVIDER_CACHE_TTL_SECONDS": "0"},
-                    bodies={"q4-cold": gateway.bodies["q4"]},
+                    workloads={"q4-cold": workloads["q4"]},
+                    tokens={"q4-cold": read_token},
                 )
-                _say(f"== round {round_number}: gateway, Q4 with a cold provider cache")
+                _say(f"== round {round_number}: {setting.label}, Q4 with a cold provider cache")
                 measurements += _gateway_run(options, wrk, out, round_number, cold,
                                              log="gateway-q4-cold.log")  # fmt: skip
-            if peer is not None:
-                time.sleep(2)
-                _say(f"== round {round_number}: {PEER_NAME}")
-                measurements += _peer_run(options, wrk, out, round_number, *peer)
+            time.sleep(2)
+        for peer in peers:
+            assert runtime is not None
+            _say(f"== round {round_number}: {peer.name} ({peer.note})")
+            measurements += _peer_run(options, wrk, out, round_number, runtime, peer)
+            time.sleep(2)
 
     table_queries = [*queries, "q4-cold"] if "q4" in queries else queries
     table = _table(measurements, table_queries, options.sandbox_latency_ms)
-    settings = (
+    settings_line = (
         f"{options.connections} connections, {options.threads} wrk threads,"
         f" {options.seconds} s per query after {options.warmup} s warm-up,"
         f" {options.rounds} round(s), {os.cpu_count()} CPUs"
     )
-    (out / "table.md").write_text(f"{settings}\n\n{table}\n")
+    (out / "table.md").write_text(f"{settings_line}\n\n{table}\n")
     (out / "results.json").write_text(
         json.dumps(
             {"settings": vars(options) | {"peers_dir": str(options.peers_dir),
+                                          "peers_work": str(options.peers_work),
                                           "results_dir": str(options.results_dir)},
              "targets": asdict(targets),
              "measurements": [asdict(m) for m in measurements]},
@@ -429,5 +604,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         + "\n"
     )  # fmt: skip
-    _say(f"\n{settings}\n\n{table}")
+    _say(f"\n{settings_line}\n\n{table}")
     return 0

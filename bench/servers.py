@@ -55,6 +55,7 @@ def running(
     ready: Callable[[], bool],
     log: Path,
     timeout: float = 120.0,
+    cwd: Path | None = None,
 ) -> Iterator[None]:
     """Run `command` in the background until the block ends; wait until `ready()` is true.
 
@@ -62,7 +63,9 @@ def running(
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as output:
-        process = subprocess.Popen(command, env=dict(env), stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env=dict(env), cwd=cwd, stdout=output, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + timeout
         while not ready():

@@ -12,16 +12,22 @@ from sqlalchemy import text
 from adapters.ledger.engine import create_ledger_engine
 
 __all__ = [
+    "MIXED",
     "OPERATIONS",
     "QUERIES",
     "Targets",
     "ensure_provider_links",
+    "find_posting_pairs",
     "find_targets",
     "write_bodies",
+    "write_posting_bodies",
 ]
 
 QUERIES = Path(__file__).with_name("queries")
 OPERATIONS = {"q1": "Dashboard", "q2": "Statement", "q3": "Lookup", "q4": "Mixed"}
+# Q5 mixes 10 % postings into Q1/Q2 reads: not one document, so not an OPERATION.
+MIXED = "q5"
+POSTING_PAIRS = 16  # postings rotate over this many account pairs (little row-lock contention)
 STATEMENT_ENTRIES = 100  # Q2 asks for entries(first: 100): its account must have a full page
 LOOKUP_POSITION = 4242  # Q3 reads the 4242nd customer of the tenant, as the peers do
 
@@ -137,3 +143,66 @@ async def ensure_provider_links(database_url: str, targets: Targets) -> None:
             )  # fmt: skip
     finally:
         await engine.dispose()
+
+
+async def find_posting_pairs(database_url: str, targets: Targets) -> list[tuple[int, int, str]]:
+    """Q5's writes: pairs (debit account, credit account, currency) of the tenant's accounts
+    read by Q1 (its first 50 customers) and Q2's account, same currency, without overdraft
+    guards, so that every balanced posting of one unit succeeds and touches read data."""
+    engine = create_ledger_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    text(
+                        "select id, currency from ledger_accounts where tenant_id = :t"
+                        " and not debits_must_not_exceed_credits"
+                        " and not credits_must_not_exceed_debits"
+                        " and (id = :a or customer_id in (select id from customers"
+                        "   where tenant_id = :t order by id limit 50))"
+                        " order by id = :a desc, id"
+                    ),
+                    {"t": targets.tenant_id, "a": targets.account_id},
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    by_currency: dict[str, list[int]] = {}
+    for account_id, currency in rows:
+        by_currency.setdefault(str(currency), []).append(int(account_id))
+    pairs = []
+    for currency, ids in by_currency.items():
+        pairs += [(ids[i], ids[i + 1], currency) for i in range(0, len(ids) - 1, 2)]
+    if not pairs:
+        raise SystemExit(
+            f"tenant {targets.tenant_id} has no two unguarded accounts in one currency"
+        )
+    # Q2's account first (when unguarded), then the others in id order.
+    return pairs[:POSTING_PAIRS]
+
+
+def write_posting_bodies(directory: Path, pairs: list[tuple[int, int, str]]) -> list[Path]:
+    """One body template per pair; "@KEY@" is replaced by a fresh idempotency key per request."""
+    lines = (QUERIES / "q5-post.graphql").read_text().splitlines()
+    document = "\n".join(line for line in lines if not line.lstrip().startswith("#")) + "\n"
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, (debit, credit, currency) in enumerate(pairs):
+        # "1": one whole unit, valid whatever the currency's exponent (no decimals).
+        entries = [
+            {"accountId": global_id("LedgerAccount", debit), "direction": "DEBIT",
+             "amount": "1", "currency": currency},
+            {"accountId": global_id("LedgerAccount", credit), "direction": "CREDIT",
+             "amount": "1", "currency": currency},
+        ]  # fmt: skip
+        body = {
+            "query": document,
+            "operationName": "Post",
+            "variables": {
+                "input": {"idempotencyKey": "@KEY@", "entries": entries, "description": "bench Q5"}
+            },
+        }
+        path = directory / f"q5-post-{index}.json"
+        path.write_text(json.dumps(body) + "\n")
+        paths.append(path)
+    return paths
