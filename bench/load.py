@@ -21,6 +21,7 @@ __all__ = [
     "ensure_wrk",
     "read_metrics",
     "read_settled_metrics",
+    "response_cache_counts",
     "run_wrk",
 ]
 
@@ -141,10 +142,32 @@ def read_metrics(url: str) -> dict[str, float]:
             counters["pid"] = float(pid) if pid.isdigit() else 0.0
             continue
         try:
-            counters[name] = counters.get(name, 0.0) + float(value)
+            number = float(value)
         except ValueError:
             continue  # a sample we do not understand (timestamps, NaN text): not ours
+        counters[name] = counters.get(name, 0.0) + number
+        if labels:  # also kept whole, for counters told apart by a label (result="hit")
+            counters[series] = counters.get(series, 0.0) + number
     return counters
+
+
+def response_cache_counts(samples: Mapping[str, float]) -> tuple[float, float] | None:
+    """(hits, misses) of the gateway's response cache, whatever the exact names: counters
+    named like `gateway_response_cache_hits_total` / `..._misses_total`, or one response-cache
+    counter with a label saying hit or miss. None when the gateway exposes neither."""
+    hits = misses = 0.0
+    found = False
+    for key, value in samples.items():
+        name, _, labels = key.partition("{")
+        if "response_cache" not in name:
+            continue
+        # A labelled series counts by its label; its unlabelled sum by its name only.
+        text = labels.lower() if labels else name.lower().removesuffix("_total")
+        if text.endswith(("_hits", "_hit")) or 'hit"' in text:
+            hits, found = hits + value, True
+        elif text.endswith(("_misses", "_miss")) or 'miss"' in text:
+            misses, found = misses + value, True
+    return (hits, misses) if found else None
 
 
 def read_all_processes(

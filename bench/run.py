@@ -34,7 +34,14 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from adapters.crypto import DEV_SECRET_KEYRING
-from bench.load import Workload, WrkResult, counter, ensure_wrk, read_settled_metrics, run_wrk
+from bench.load import (
+    Workload,
+    WrkResult,
+    ensure_wrk,
+    read_settled_metrics,
+    response_cache_counts,
+    run_wrk,
+)
 from bench.peers import Peer, PeerRuntime, parse_peers, prepare_peers
 from bench.servers import answers_get, answers_post, check_answers, post, running
 from bench.targets import (
@@ -52,7 +59,15 @@ __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/finance_gateway_bench"
-DEFAULT_PEERS_DIR = REPO / ".." / "shared" / "peers"
+# ../shared/peers from the main checkout; from a worktree under /work/wt, two levels up.
+DEFAULT_PEERS_DIR = next(
+    (
+        folder
+        for folder in (REPO.parent / "shared" / "peers", REPO.parent.parent / "shared" / "peers")
+        if folder.is_dir()
+    ),
+    REPO.parent / "shared" / "peers",
+)
 DEFAULT_PEERS_WORK = REPO / "var" / "peers"
 RATIO_QUERIES = ("q1", "q2", "q3")  # what the peers serve
 
@@ -239,23 +254,13 @@ def _measure(
     return measurements
 
 
-# The response cache's counters (issue 11); absent on a gateway without one: ratio "-".
-RESPONSE_CACHE_HITS = ("gateway_response_cache_hits_total", "gateway_response_cache_hit_total")
-RESPONSE_CACHE_MISSES = (
-    "gateway_response_cache_misses_total",
-    "gateway_response_cache_miss_total",
-)
-
-
 def _response_cache_ratio(before: Mapping[str, float], after: Mapping[str, float]) -> float | None:
     """Response-cache hits / (hits + misses) between two /metrics reads, when exposed."""
-    hits = [counter(snapshot, *RESPONSE_CACHE_HITS) for snapshot in (before, after)]
-    misses = [counter(snapshot, *RESPONSE_CACHE_MISSES) for snapshot in (before, after)]
-    if hits[0] is None or hits[1] is None:
+    first, last = response_cache_counts(before), response_cache_counts(after)
+    if first is None or last is None:
         return None
-    hit = hits[1] - hits[0]
-    miss = (misses[1] - misses[0]) if misses[0] is not None and misses[1] is not None else 0.0
-    return hit / (hit + miss) if hit + miss else None
+    hits, misses = last[0] - first[0], last[1] - first[1]
+    return hits / (hits + misses) if hits + misses else None
 
 
 def _provider_figures(
@@ -359,9 +364,8 @@ def _peer_run(
         if round_number == 1:
             ok, report = runtime.verify(peer)
             (out / f"verify-{peer.name}.txt").write_text(report + "\n")
-            _say(
-                f"  {peer.name} verify: {'ok' if ok else 'WRONG DATA'}: {report.splitlines()[-1:]}"
-            )
+            summary = "; ".join(report.splitlines())
+            _say(f"  {peer.name} verify: {'ok' if ok else 'WRONG DATA'} ({summary})")
             if not ok:
                 _say(f"  {peer.name} answers differ from the reference: not timed")
                 return []
@@ -488,11 +492,11 @@ def _best_workers(
                 groups.setdefault((cache, query), []).append((rps[gateway, query], workers))
     if not any(len(runs) > 1 for runs in groups.values()):
         return []
-    lines = ["", "Best `--workers` (req/s of each setting):", ""]
+    lines = ["", "Best `--workers` per query (req/s with each worker count):", ""]
     for (cache, query), runs in groups.items():
         best = max(runs)
-        others = ", ".join(f"{w} workers {r:.0f}" for r, w in runs)
-        lines.append(f"- {query}{' ' + cache if cache else ''}: {best[1]} ({others})")
+        each = ", ".join(f"{w}: {r:.0f}" for r, w in runs)
+        lines.append(f"- {query}{' ' + cache if cache else ''}: {best[1]} workers ({each})")
     return lines
 
 
@@ -505,6 +509,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = options.results_dir / dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     _say(f"results -> {out}")
+    runtime = None
+    if peers:  # first: a missing peers folder or npm fails before anything is measured
+        runtime = prepare_peers(options.peers_dir, options.peers_work, options.database_url,
+                                say=_say)  # fmt: skip
 
     env = {**os.environ, "DATABASE_URL": options.database_url}
     if not options.url:
@@ -555,10 +563,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings_to_run = [Setting()]
 
     measurements: list[Measurement] = []
-    runtime = None
-    if peers:
-        runtime = prepare_peers(options.peers_dir, options.peers_work, options.database_url,
-                                say=_say)  # fmt: skip
     for round_number in range(1, options.rounds + 1):
         for index, setting in enumerate(settings_to_run):
             gateway_env = dict(env)
