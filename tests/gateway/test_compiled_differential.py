@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -407,3 +408,36 @@ async def test_generated_operations_answer_the_same_on_both_paths(
     every_id = [*itertools.chain(*world.ids.values()), *world.foreign]
     variables = {"id": every_id[pick % len(every_id)]} if uses_id else {}
     await _assert_same(gql, reference_gql, query, variables, world.tenant_id, scopes)
+
+
+# -- the SQL itself --------------------------------------------------------------------------
+
+_TABLE_ALIAS = re.compile(
+    r"\bfrom (customers|ledger_accounts|ledger_transactions|ledger_entries)(?: as (\w+))?"
+)
+
+
+def test_every_table_in_a_compiled_statement_is_filtered_by_the_tenant() -> None:
+    """Each table the statement reads (whatever its alias) carries `tenant_id = $1`."""
+    from gateway.compiled import CompiledOperations
+    from resolvers.schema import limit_rules
+
+    async def never(statement: str, *arguments: Any) -> str:
+        raise AssertionError("planning runs no SQL")
+
+    compiled = CompiledOperations(
+        GRAPHQL, rules=limit_rules(max_depth=12, max_aliases=30), max_page_size=100,
+        fetch_json=never,
+    )  # fmt: skip
+    statements = 0
+    for text in [*EDGE_CASES, *(p.read_text() for p in (ROOT / "bench" / "queries").glob("q*"))]:
+        plan = compiled.plan(text, parse(text), None)
+        if plan is None:
+            continue
+        statements += 1
+        tables = _TABLE_ALIAS.findall(plan.sql)
+        assert tables
+        for table, alias in tables:
+            column = f"{alias}.tenant_id = $1" if alias else "tenant_id = $1"
+            assert column in plan.sql, (table, alias, plan.sql)
+    assert statements >= 10
