@@ -38,6 +38,7 @@ from gateway.persisted_documents import (
     resolve_document,
     uses_introspection,
 )
+from gateway.request_body import read_capped_body
 from resolvers.context import RequestContext
 from resolvers.errors import BadRequest, GatewayError, UnsupportedMediaType
 from resolvers.loaders import LedgerLoaders
@@ -164,9 +165,7 @@ class GraphQLHandler:
             content_type = request.headers.get("content-type", "")
             if not content_type.startswith(_JSON):
                 raise UnsupportedMediaType("POST bodies must be application/json")
-            body = await request.body()
-            if len(body) > self._max_bytes * 2:
-                raise BadRequest(f"the request body is larger than {self._max_bytes * 2} bytes")
+            body = await read_capped_body(request, self._max_bytes * 2)
             try:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError:

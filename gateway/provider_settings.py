@@ -41,6 +41,8 @@ class ProviderSettings:
     cache_ttl_seconds: float = 60.0
     cache_stale_seconds: float = 3600.0
     webhook_dedup_seconds: float = 7 * 24 * 3600.0
+    # Largest webhook body read; a longer one is refused (413) without reading the rest.
+    webhook_max_body_bytes: int = 1_000_000
     # Sandbox mode only: added to every sandbox call (benchmarks model provider round trips).
     sandbox_latency_seconds: float = 0.0
 
@@ -99,6 +101,12 @@ def load_provider_settings(env: Mapping[str, str], *, environment: str) -> Provi
         cache_stale_seconds=_float(
             env.get("PROVIDER_CACHE_STALE_SECONDS", str(defaults.cache_stale_seconds)),
             "PROVIDER_CACHE_STALE_SECONDS",
+        ),
+        webhook_max_body_bytes=int(
+            _float(
+                env.get("WEBHOOK_MAX_BODY_BYTES", str(defaults.webhook_max_body_bytes)),
+                "WEBHOOK_MAX_BODY_BYTES",
+            )
         ),
         sandbox_latency_seconds=_float(env.get("SANDBOX_LATENCY_MS", "0"), "SANDBOX_LATENCY_MS")
         / 1000,

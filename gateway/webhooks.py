@@ -11,8 +11,9 @@ marks them LOGIN_REQUIRED.
 Each event is handled once: its id (Stripe) or body hash (Plaid, which sends no id) is added to
 the cache with a TTL; a repeat answers 200 `{"duplicate": true}` and does nothing. When the cache
 cannot tell (it is down), the event is processed again: everything done here is idempotent.
-Forged, malformed or stale deliveries get 400 and change nothing. The provider gets its 2xx
-before the work starts (it retries slow endpoints).
+Bodies are read with a cap (`webhook_max_body_bytes`; 413 `PAYLOAD_TOO_LARGE` without reading
+the rest). Forged, malformed or stale deliveries get 400 and change nothing. The provider gets
+its 2xx before the work starts (it retries slow endpoints).
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ from adapters.cache import cache_key
 from adapters.cards.webhooks import WebhookSignatureError, verify_stripe_signature
 from adapters.errors import NotFound, ProviderError
 from gateway.providers import ProviderRuntime
+from gateway.request_body import error_body, read_capped_body
+from resolvers.errors import GatewayError
 from resolvers.loaders.cards import card_payment_kinds
 
-__all__ = ["MAX_WEBHOOK_BYTES", "WebhookHandlers"]
+__all__ = ["WebhookHandlers"]
 
 logger = logging.getLogger("gateway.webhooks")
 
-MAX_WEBHOOK_BYTES = 1_000_000
 _EVENT_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 _CUSTOMER_EVENTS = ("payment_intent.", "charge.")
@@ -64,10 +66,7 @@ class WebhookHandlers:
     def __init__(self, runtime: ProviderRuntime, *, dedup_seconds: float) -> None:
         self._runtime = runtime
         self._dedup_seconds = dedup_seconds
-
-    async def _body(self, request: Request) -> bytes | None:
-        body = await request.body()
-        return body if len(body) <= MAX_WEBHOOK_BYTES else None
+        self._max_body_bytes = runtime.settings.webhook_max_body_bytes
 
     async def _first_delivery(self, provider: str, event_id: str) -> bool:
         """False only when the cache positively remembers this event."""
@@ -78,9 +77,10 @@ class WebhookHandlers:
         return (await cache.get_many([key]))[0] is None  # absent: the cache is down
 
     async def stripe(self, request: Request) -> Response:
-        body = await self._body(request)
-        if body is None:
-            return _refused("payload too large", 413)
+        try:
+            body = await read_capped_body(request, self._max_body_bytes)
+        except GatewayError as error:
+            return JSONResponse(error_body(error), status_code=error.status_code)
         try:
             event = verify_stripe_signature(
                 body,
@@ -129,9 +129,10 @@ class WebhookHandlers:
 
     async def plaid(self, request: Request) -> Response:
         runtime = self._runtime
-        body = await self._body(request)
-        if body is None:
-            return _refused("payload too large", 413)
+        try:
+            body = await read_capped_body(request, self._max_body_bytes)
+        except GatewayError as error:
+            return JSONResponse(error_body(error), status_code=error.status_code)
         keys = runtime.plaid_webhook_keys
         header = request.headers.get("plaid-verification")
         if keys is None or not header:

@@ -1,0 +1,52 @@
+"""Request bodies read with a cap, for every route that reads one (/graphql POST, webhooks).
+
+`Content-Length`, when sent, is checked before a byte is read; the body is then streamed and
+counted, so a chunked body (or one longer than it claimed) is cut off as soon as it passes the
+cap. Past the cap nothing more is read: the caller answers 413 with `PayloadTooLarge`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from resolvers.errors import BadRequest, GatewayError
+
+__all__ = ["PayloadTooLarge", "error_body", "read_capped_body"]
+
+
+class PayloadTooLarge(GatewayError):
+    code = "PAYLOAD_TOO_LARGE"
+    status_code = 413
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than {max_bytes} bytes", maxBytes=max_bytes)
+
+
+async def read_capped_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body when it is at most `max_bytes` long; raises PayloadTooLarge (413) as soon
+    as it is known to be longer, and BadRequest for a `Content-Length` that is not a length."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise BadRequest("Content-Length must be a number of bytes") from None
+        if length < 0:
+            raise BadRequest("Content-Length must be a number of bytes")
+        if length > max_bytes:
+            raise _too_large(max_bytes)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise _too_large(max_bytes)
+    return bytes(body)
+
+
+def error_body(error: GatewayError) -> dict[str, Any]:
+    """A coded error as a response body: `{"errors": [{"message", "extensions": {"code"}}]}`."""
+    extensions = {"code": error.code, **error.extensions}
+    return {"errors": [{"message": error.message, "extensions": extensions}]}
