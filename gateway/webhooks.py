@@ -8,9 +8,14 @@ customer it concerns, in every tenant linked to that customer.
 adapters.banking.webhooks; SYNC_UPDATES_AVAILABLE syncs the item's links, ITEM_LOGIN_REQUIRED
 marks them LOGIN_REQUIRED.
 
-Each event is handled once: its id (Stripe) or body hash (Plaid, which sends no id) is added to
-the cache with a TTL; a repeat answers 200 `{"duplicate": true}` and does nothing. When the cache
-cannot tell (it is down), the event is processed again: everything done here is idempotent.
+Each delivery is handled once. Stripe's event id identifies an event (its retries reuse it),
+and is remembered for `webhook_dedup_seconds` (7 days). Plaid sends no id, and its bodies say
+only "this item has news" (SYNC_UPDATES_AVAILABLE, ITEM_LOGIN_REQUIRED), so the same body
+arrives again every time there is news: a delivery is its verification JWT's `iat` with the
+body's SHA-256 (both signed by Plaid), remembered just longer than a JWT is accepted (five
+minutes, plus the clock skew allowed); after that the verifier refuses a replay as stale.
+A repeat answers 200 `{"duplicate": true}` and does nothing. When the cache cannot tell (it is
+down), the delivery is processed again: everything done here is idempotent.
 Bodies are read with a cap (`webhook_max_body_bytes`; 413 `PAYLOAD_TOO_LARGE` without reading
 the rest). Forged, malformed or stale deliveries get 400 and change nothing. The provider gets
 its 2xx before the work starts (it retries slow endpoints).
@@ -23,15 +28,21 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
+import jwt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from adapters.banking.links import bank_links_for_item, set_link_status
 from adapters.banking.records import ConnectionStatus
 from adapters.banking.sync import sync_link
-from adapters.banking.webhooks import WebhookVerificationError, verify_plaid_webhook
+from adapters.banking.webhooks import (
+    MAX_WEBHOOK_AGE,
+    WebhookVerificationError,
+    verify_plaid_webhook,
+)
 from adapters.cache import cache_key
 from adapters.cards.webhooks import WebhookSignatureError, verify_stripe_signature
 from adapters.errors import NotFound, ProviderError
@@ -40,10 +51,13 @@ from gateway.request_body import error_body, read_capped_body
 from resolvers.errors import GatewayError
 from resolvers.loaders.cards import card_payment_kinds
 
-__all__ = ["WebhookHandlers"]
+__all__ = ["PLAID_DEDUP_SECONDS", "WebhookHandlers"]
 
 logger = logging.getLogger("gateway.webhooks")
 
+# A Plaid JWT is accepted up to MAX_WEBHOOK_AGE after its `iat`, and `iat` may be up to 30 s
+# ahead of our clock: a delivery must be remembered at least that long, and a little more.
+PLAID_DEDUP_SECONDS = (MAX_WEBHOOK_AGE + dt.timedelta(seconds=90)).total_seconds()
 _EVENT_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 _CUSTOMER_EVENTS = ("payment_intent.", "charge.")
@@ -63,16 +77,23 @@ def _id_of(value: Any) -> str | None:
 class WebhookHandlers:
     """The two webhook endpoints over one process's provider runtime."""
 
-    def __init__(self, runtime: ProviderRuntime, *, dedup_seconds: float) -> None:
+    def __init__(
+        self,
+        runtime: ProviderRuntime,
+        *,
+        dedup_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._runtime = runtime
         self._dedup_seconds = dedup_seconds
         self._max_body_bytes = runtime.settings.webhook_max_body_bytes
+        self._clock = clock
 
-    async def _first_delivery(self, provider: str, event_id: str) -> bool:
-        """False only when the cache positively remembers this event."""
-        key = cache_key("v1", "webhook", provider, event_id)
+    async def _first_delivery(self, seconds: float, provider: str, *delivery: str | int) -> bool:
+        """False only when the cache positively remembers this delivery."""
+        key = cache_key("v1", "webhook", provider, *delivery)
         cache = self._runtime.cache
-        if await cache.add(key, b"1", self._dedup_seconds):
+        if await cache.add(key, b"1", seconds):
             return True
         return (await cache.get_many([key]))[0] is None  # absent: the cache is down
 
@@ -86,7 +107,7 @@ class WebhookHandlers:
                 body,
                 request.headers.get("stripe-signature"),
                 self._runtime.stripe_webhook_secrets,
-                now=time.time(),
+                now=self._clock(),
             )
         except WebhookSignatureError as error:
             logger.info("stripe webhook refused: %s", type(error).__name__)
@@ -94,7 +115,7 @@ class WebhookHandlers:
         event_id = event.get("id")
         if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
             return _refused("event has no id")
-        if not await self._first_delivery("stripe", event_id):
+        if not await self._first_delivery(self._dedup_seconds, "stripe", event_id):
             return JSONResponse({"received": True, "duplicate": True})
         self._runtime.spawn(self._apply_stripe(event), name=f"stripe-webhook-{event_id}")
         return JSONResponse({"received": True})
@@ -138,14 +159,19 @@ class WebhookHandlers:
         if keys is None or not header:
             return _refused("verification failed")
         try:
-            payload = await verify_plaid_webhook(body, header, keys.lookup, dt.datetime.now(dt.UTC))
+            now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+            payload = await verify_plaid_webhook(body, header, keys.lookup, now)
         except WebhookVerificationError as error:
             logger.info("plaid webhook refused: %s", error)
             return _refused("verification failed")
         item_id = payload.get("item_id")
         if not isinstance(item_id, str) or not item_id:
             return _refused("webhook names no item")
-        if not await self._first_delivery("plaid", hashlib.sha256(body).hexdigest()):
+        # Verified above: the claims are Plaid's. Same `iat` and body: the same delivery (keyed on
+        # claims, not on the JWT's bytes: an ECDSA signature has a second valid encoding).
+        issued_at = jwt.decode(header, options={"verify_signature": False})["iat"]
+        body_sha256 = hashlib.sha256(body).hexdigest()
+        if not await self._first_delivery(PLAID_DEDUP_SECONDS, "plaid", issued_at, body_sha256):
             return JSONResponse({"received": True, "duplicate": True})
         runtime.spawn(self._apply_plaid(payload, item_id), name="plaid-webhook")
         return JSONResponse({"received": True})

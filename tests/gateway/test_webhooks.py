@@ -14,7 +14,11 @@ import httpx
 import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.routing import Route
 
+from adapters.banking.links import bank_links_for_item, set_link_status
+from adapters.banking.records import ConnectionStatus
 from adapters.cache import Cache
 from adapters.cards.webhooks import stripe_signature_header
 from adapters.sandbox.banking_app import BankingSandbox
@@ -22,8 +26,9 @@ from adapters.sandbox.cards_app import DEFAULT_WEBHOOK_SECRET
 from gateway.app import create_app
 from gateway.lifespan import Services
 from gateway.settings import Settings
+from gateway.webhooks import PLAID_DEDUP_SECONDS, WebhookHandlers
 from tests.factories import make_customer
-from tests.fixtures.providers import ProviderWorld
+from tests.fixtures.providers import Clock, ProviderWorld
 
 PAYMENTS = "{ customers(first: 1) { edges { node { cardPayments(first: 3) { edges { node {"
 PAYMENTS += " processorId status } } } } } } }"
@@ -40,6 +45,24 @@ async def webhook_client(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
         yield client
+
+
+@pytest.fixture
+async def timed_client(providers: ProviderWorld) -> AsyncIterator[tuple[httpx.AsyncClient, Clock]]:
+    """The webhook routes on a clock the test moves (signature ages are checked against it)."""
+    clock = Clock()
+    handlers = WebhookHandlers(
+        providers.runtime,
+        dedup_seconds=providers.runtime.settings.webhook_dedup_seconds,
+        clock=clock,
+    )
+    routes = [
+        Route("/webhooks/stripe", handlers.stripe, methods=["POST"]),
+        Route("/webhooks/plaid", handlers.plaid, methods=["POST"]),
+    ]
+    transport = httpx.ASGITransport(app=Starlette(routes=routes))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        yield client, clock
 
 
 async def _card_customer(providers: ProviderWorld, engine: AsyncEngine, tenant_id: int) -> str:
@@ -194,3 +217,90 @@ async def test_a_plaid_login_required_webhook_marks_the_connection(
         for account in result["data"]["customers"]["edges"][0]["node"]["bankAccounts"]
     }
     assert statuses == {"LOGIN_REQUIRED"}
+
+
+def _transaction_names(result: dict[str, object]) -> list[str]:
+    data = result["data"]
+    assert isinstance(data, dict)
+    return [
+        edge["node"]["name"]
+        for account in data["customers"]["edges"][0]["node"]["bankAccounts"]
+        for edge in account["transactions"]["edges"]
+    ]
+
+
+async def test_genuine_plaid_deliveries_minutes_apart_each_sync_and_replays_do_not(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int,
+    timed_client: tuple[httpx.AsyncClient, Clock],
+) -> None:  # fmt: skip
+    """SYNC_UPDATES_AVAILABLE bodies carry no id: every one for an item is the same bytes."""
+    client, clock = timed_client
+    item_id = await _bank_customer(providers, engine, tenant_id)
+    body = providers.banking.webhook_body(item_id, "TRANSACTIONS", "SYNC_UPDATES_AVAILABLE")
+
+    providers.banking.add_transaction(item_id, name="Morning coffee", amount="3.50")
+    first = {"Plaid-Verification": providers.banking.sign_webhook(body, issued_at=int(clock.now))}
+    response = await client.post("/webhooks/plaid", content=body, headers=first)
+    await providers.runtime.drain()
+    assert (response.status_code, response.json()) == (200, {"received": True})
+    assert providers.banking.calls["/transactions/sync"] == 1
+
+    clock.now += 180  # three minutes later the bank has news again: the same body, newly signed
+    providers.banking.add_transaction(item_id, name="Lunch", amount="12.00")
+    second = {"Plaid-Verification": providers.banking.sign_webhook(body, issued_at=int(clock.now))}
+    response = await client.post("/webhooks/plaid", content=body, headers=second)
+    await providers.runtime.drain()
+    assert (response.status_code, response.json()) == (200, {"received": True})
+    assert providers.banking.calls["/transactions/sync"] == 2
+    names = _transaction_names(await providers.execute(ACCOUNTS, tenant_id=tenant_id))
+    assert {"MORNING COFFEE", "LUNCH"} <= set(names)
+
+    # A replay of either delivery while its JWT is still accepted is a duplicate...
+    for headers in (first, second):
+        replay = await client.post("/webhooks/plaid", content=body, headers=headers)
+        assert (replay.status_code, replay.json()) == (200, {"received": True, "duplicate": True})
+    # ...and once the dedup window is over, the verifier refuses it as stale.
+    clock.now += PLAID_DEDUP_SECONDS
+    late = await client.post("/webhooks/plaid", content=body, headers=second)
+    assert (late.status_code, late.json()) == (400, {"error": "verification failed"})
+    await providers.runtime.drain()
+    assert providers.banking.calls["/transactions/sync"] == 2
+
+
+async def test_a_second_plaid_login_required_minutes_later_marks_the_connection_again(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int,
+    timed_client: tuple[httpx.AsyncClient, Clock],
+) -> None:  # fmt: skip
+    client, clock = timed_client
+    item_id = await _bank_customer(providers, engine, tenant_id)
+    body = providers.banking.webhook_body(item_id, "ITEM", "ERROR")
+    [link] = await bank_links_for_item(engine, "plaid", item_id)
+
+    for _ in range(2):
+        signed = providers.banking.sign_webhook(body, issued_at=int(clock.now))
+        headers = {"Plaid-Verification": signed}
+        response = await client.post("/webhooks/plaid", content=body, headers=headers)
+        await providers.runtime.drain()
+        assert (response.status_code, response.json()) == (200, {"received": True})
+        [marked] = await bank_links_for_item(engine, "plaid", item_id)
+        assert marked.status is ConnectionStatus.LOGIN_REQUIRED
+        # The customer logs in again; minutes later the bank asks for it once more.
+        await set_link_status(engine, tenant_id=tenant_id, link_id=link.id,
+                              status=ConnectionStatus.ACTIVE)  # fmt: skip
+        clock.now += 240
+
+
+async def test_a_stripe_retry_of_an_event_is_a_duplicate_hours_later(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int,
+    timed_client: tuple[httpx.AsyncClient, Clock],
+) -> None:  # fmt: skip
+    """Stripe's retries are new deliveries (new signature time) of the same event id, which
+    is what Stripe's deduplication keys on, for days."""
+    client, clock = timed_client
+    payment_id = await _card_customer(providers, engine, tenant_id)
+    payload = orjson.dumps(providers.cards.build_event("payment_intent.succeeded", payment_id))
+    first = await _post_stripe(client, payload, signed_at=int(clock.now))
+    assert first.json() == {"received": True}
+    clock.now += 6 * 3600
+    retry = await _post_stripe(client, payload, signed_at=int(clock.now))
+    assert (retry.status_code, retry.json()) == (200, {"received": True, "duplicate": True})
