@@ -52,8 +52,16 @@ logger = logging.getLogger("gateway.http")
 
 _JSON = "application/json"
 _GRAPHQL_RESPONSE = "application/graphql-response+json"
-# A cross-site form or <img> cannot send these: their presence forces a CORS preflight.
-_PREFLIGHT_HEADERS = ("graphql-preflight", "apollo-require-preflight", "x-apollo-operation-name")
+# A cross-site form or <img> cannot send these: their presence forces a CORS preflight. The
+# credential headers are among them (a browser's cached Basic credentials are refused by
+# authentication, which runs first), so Apollo's and Relay's GETs need no extra header.
+_PREFLIGHT_HEADERS = (
+    "graphql-preflight",
+    "apollo-require-preflight",
+    "x-apollo-operation-name",
+    "authorization",
+    "x-api-key",
+)
 _PUBLIC_MAX_AGE = 60
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
@@ -150,7 +158,8 @@ class GraphQLHandler:
         if request.method == "GET":
             if not any(name in request.headers for name in _PREFLIGHT_HEADERS):
                 raise PreflightRequired(
-                    "GET requests must carry a preflight header, e.g. 'graphql-preflight: 1'"
+                    "GET requests must carry a credential or a preflight header,"
+                    " e.g. 'graphql-preflight: 1'"
                 )
             params = request.query_params
             payload: dict[str, Any] = {

@@ -433,13 +433,54 @@ async def test_introspection_is_off_for_partners_only(
         assert code_of(response) == expected
 
 
-async def test_get_needs_a_preflight_header(gql: GraphQLClient, tenant_id: int) -> None:
-    response = await gql.http.get(
+# What Apollo Client 3 sends by default: no preflight header of its own.
+APOLLO_ACCEPT = "application/graphql-response+json,application/json;q=0.9"
+
+
+async def test_apollo_persisted_queries_link_gets_hashed_queries_with_its_credential_only(
+    apq_http: httpx.AsyncClient, gql: GraphQLClient, tenant_id: int
+) -> None:
+    """The persisted-queries link with `useGETForHashedQueries`: the hash over GET, on
+    PERSISTED_QUERY_NOT_FOUND the hash and text over POST, then the hash over GET again. The
+    Authorization header already forces a CORS preflight: no other header is needed."""
+    headers = {"authorization": f"Bearer {gql.token(tenant_id)}", "accept": APOLLO_ACCEPT}
+    params = {"operationName": "Count", "variables": "{}",
+              "extensions": orjson.dumps(apq(COUNT)).decode()}  # fmt: skip
+
+    unknown = await apq_http.get("/graphql", params=params, headers=headers)
+    assert (unknown.status_code, code_of(unknown)) == (200, "PERSISTED_QUERY_NOT_FOUND")
+    registered = await apq_http.post(
         "/graphql",
-        params={"query": TYPENAME},
-        headers={"authorization": f"Bearer {gql.token(tenant_id)}"},
+        json={"operationName": "Count", "variables": {}, "query": COUNT, "extensions": apq(COUNT)},
+        headers=headers,
     )
-    assert (response.status_code, code_of(response)) == (400, "CSRF_PREFLIGHT_REQUIRED")
+    assert registered.json() == {"data": {"customers": {"totalCount": 0}}}
+    by_hash = await apq_http.get("/graphql", params=params, headers=headers)
+    assert (by_hash.status_code, by_hash.json()) == (
+        200,
+        {"data": {"customers": {"totalCount": 0}}},
+    )
+
+
+async def test_a_relay_style_get_by_document_id_needs_only_the_api_key(
+    http: httpx.AsyncClient, services: Services, tenant_id: int
+) -> None:
+    _, key = await make_client(services, tenant_id, "partner", documents={"count-v1": COUNT})
+    for credential in ({"x-api-key": key}, {"authorization": f"Bearer {key}"}):
+        response = await http.get(
+            "/graphql",
+            params={"documentId": "count-v1", "variables": "{}"},
+            headers={**credential, "accept": "application/json"},
+        )
+        assert (response.status_code, response.json()) == (
+            200,
+            {"data": {"customers": {"totalCount": 0}}},
+        ), credential
+
+
+async def test_preflight_headers_are_still_accepted_on_get(
+    gql: GraphQLClient, tenant_id: int
+) -> None:
     for header in ("apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight"):
         allowed = await gql.http.get(
             "/graphql",
@@ -447,6 +488,17 @@ async def test_get_needs_a_preflight_header(gql: GraphQLClient, tenant_id: int) 
             headers={"authorization": f"Bearer {gql.token(tenant_id)}", header: "Ping"},
         )
         assert allowed.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_a_get_without_a_credential_is_refused_and_runs_nothing(
+    http: httpx.AsyncClient,
+) -> None:
+    """A cross-site <img> or form carries no credential header: it never reaches execution,
+    with or without a preflight header."""
+    for headers in ({}, PREFLIGHT):
+        response = await http.get("/graphql", params={"query": TYPENAME}, headers=headers)
+        assert (response.status_code, code_of(response)) == (401, "UNAUTHENTICATED")
+        assert "data" not in response.json()
 
 
 @pytest.mark.parametrize(
