@@ -5,6 +5,8 @@ A request selects its document, in this order, by
 1. `documentId` (`sha256:<hex>` or a custom id; JSON body or GET query string): safelist only;
 2. `extensions.persistedQuery` (`version: 1`, `sha256Hash` of the exact query bytes): the
    client's safelist first, then APQ (hash alone: look up; hash and text: verify, then register);
+   for a client with neither APQ nor text (a partner), a hash not in its safelist is
+   PERSISTED_QUERY_NOT_IN_LIST, as for `documentId`;
 3. Relay's `doc_id`: safelist only;
 4. else the `query` text itself.
 
@@ -15,11 +17,12 @@ satisfies the safelist: text that came through APQ is text, and meets the same p
 
     GatewayError
     ├── PersistedQueryNotFound      PERSISTED_QUERY_NOT_FOUND (200: send the text with the hash)
-    ├── PersistedQueryNotSupported  PERSISTED_QUERY_NOT_SUPPORTED (200: APQ off for this client)
+    ├── PersistedQueryNotSupported  PERSISTED_QUERY_NOT_SUPPORTED (200: APQ off, text allowed)
     ├── PersistedQueryInvalid       PERSISTED_QUERY_INVALID (400: wrong version, malformed hash)
     ├── PersistedQueryHashMismatch  PERSISTED_QUERY_HASH_MISMATCH (400: nothing stored or run)
     ├── PersistedQueryIdRequired    PERSISTED_QUERY_ID_REQUIRED (400: text from an id-only client)
-    ├── PersistedQueryNotInList     PERSISTED_QUERY_NOT_IN_LIST (404: no such document here)
+    ├── PersistedQueryNotInList     PERSISTED_QUERY_NOT_IN_LIST (404: no such document here;
+    │                               also an unregistered hash from a client without APQ or text)
     ├── QueryNotInSafelist          QUERY_NOT_IN_SAFELIST (403: text matches no document)
     └── IntrospectionDisabled       INTROSPECTION_DISABLED (403)
 """
@@ -269,6 +272,12 @@ async def resolve_document(
             if found is not None:
                 return ResolvedDocument(found.body, "safelist")
         if not policy.apq_enabled:
+            if not policy.allow_text:
+                # A safelist-only client: NOT_SUPPORTED would make Apollo Client resend the
+                # text, which this client may not send; the hash is simply not registered.
+                raise PersistedQueryNotInList(
+                    f"no persisted document with sha256Hash {digest!r} for this client"
+                )
             raise PersistedQueryNotSupported("persisted queries are not supported for this client")
         if query is not None:
             if not policy.allow_text:

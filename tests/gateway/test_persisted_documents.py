@@ -279,8 +279,11 @@ async def test_document_id_wins_over_the_persisted_query_extension_and_doc_id(
                      "PERSISTED_QUERY_NOT_IN_LIST", id="unknown_sha_case"),
         pytest.param("partner", {"doc_id": "nope"}, 404, "PERSISTED_QUERY_NOT_IN_LIST",
                      id="unknown_relay_id_case"),
-        pytest.param("partner", {"extensions": apq(TYPENAME)}, 200,
-                     "PERSISTED_QUERY_NOT_SUPPORTED", id="partner_unknown_hash_case"),
+        # Not NOT_SUPPORTED: Apollo Client would then resend the text, which a partner may not.
+        pytest.param("partner", {"extensions": apq(TYPENAME)}, 404,
+                     "PERSISTED_QUERY_NOT_IN_LIST", id="partner_unknown_hash_case"),
+        pytest.param("partner", {"query": TYPENAME, "extensions": apq(TYPENAME)}, 404,
+                     "PERSISTED_QUERY_NOT_IN_LIST", id="partner_unknown_hash_and_text_case"),
         pytest.param("partner", {"documentId": "sha256:xyz"}, 400, "PERSISTED_QUERY_INVALID",
                      id="malformed_document_id_case"),
         pytest.param("partner", {"documentId": "count", "query": COUNT}, 400, "BAD_REQUEST",
@@ -476,6 +479,24 @@ async def test_a_relay_style_get_by_document_id_needs_only_the_api_key(
             200,
             {"data": {"customers": {"totalCount": 0}}},
         ), credential
+
+
+async def test_a_partner_apollo_client_gets_not_in_list_for_an_unregistered_hash(
+    http: httpx.AsyncClient, services: Services, tenant_id: int
+) -> None:
+    """Apollo's persisted-queries link falls back to sending text on NOT_SUPPORTED; for a
+    safelist-only client the answer must be final, as for an unknown documentId."""
+    _, key = await make_client(services, tenant_id, "partner", documents={"count": COUNT})
+    headers = {"authorization": f"Bearer {key}", "accept": APOLLO_ACCEPT}
+    params = {"operationName": "Ping", "variables": "{}",
+              "extensions": orjson.dumps(apq(TYPENAME)).decode()}  # fmt: skip
+    response = await http.get("/graphql", params=params, headers=headers)
+    assert (response.status_code, code_of(response)) == (404, "PERSISTED_QUERY_NOT_IN_LIST")
+    assert "data" not in response.json()
+    registered = {**params, "operationName": "Count",
+                  "extensions": orjson.dumps(apq(COUNT)).decode()}  # fmt: skip
+    response = await http.get("/graphql", params=registered, headers=headers)
+    assert response.json() == {"data": {"customers": {"totalCount": 0}}}
 
 
 async def test_preflight_headers_are_still_accepted_on_get(
