@@ -362,7 +362,9 @@ class GraphQLHandler:
         response: dict[str, Any] = {}
         status = 200
         # Request errors (parse, validation, variables): nothing executed, no error has a path.
-        not_executed = result.data is None and all(not e.path for e in result.errors or [])
+        # They answer without a `data` entry (GraphQL over HTTP), an executed request with one.
+        raised = result.errors or []
+        not_executed = bool(raised) and result.data is None and all(not e.path for e in raised)
         if result.errors:
             errors = format_errors(result.errors, request_id)
             if self._hide_suggestions:
@@ -374,7 +376,8 @@ class GraphQLHandler:
         if resolved.register_apq is not None and not not_executed:
             # Only documents that parsed and validated are stored.
             await services.apq.put(principal.tenant_id, resolved.register_apq, resolved.text)
-        response["data"] = result.data
+        if not not_executed:
+            response["data"] = result.data
         if context.response_extensions:
             # For example staleData: provider data served past its freshness.
             response["extensions"] = context.response_extensions

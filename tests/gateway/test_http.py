@@ -128,7 +128,7 @@ async def test_validation_errors_carry_a_code_and_status_by_media_type(
     headers = {"authorization": f"Bearer {gql.token(tenant_id)}"}
     legacy = await gql.http.post("/graphql", json={"query": "{ nope }"}, headers=headers)
     assert legacy.status_code == 200
-    assert legacy.json()["data"] is None
+    assert "data" not in legacy.json()
     assert legacy.json()["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
 
     modern = await gql.http.post(
@@ -138,6 +138,56 @@ async def test_validation_errors_carry_a_code_and_status_by_media_type(
     )
     assert modern.status_code == 400
     assert modern.headers["content-type"].startswith("application/graphql-response+json")
+    assert "data" not in modern.json()
+
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "code"),
+    [
+        pytest.param("{ customers {", None, "GRAPHQL_PARSE_FAILED", id="parse_case"),
+        pytest.param("{ nope }", None, "GRAPHQL_VALIDATION_FAILED", id="validation_case"),
+        pytest.param(LOOKUP, {}, None, id="missing_variable_case"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [pytest.param(GRAPHQL_RESPONSE, 400, id="graphql_response_case"),
+     pytest.param("application/json", 200, id="json_case")],
+)  # fmt: skip
+async def test_request_errors_answer_without_a_data_entry(
+    gql: GraphQLClient, tenant_id: int, query: str, variables: dict[str, str] | None,
+    code: str | None, accept: str, status: int,
+) -> None:  # fmt: skip
+    """GraphQL over HTTP: a request error means nothing executed, so there is no `data`."""
+    response = await gql.http.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"authorization": f"Bearer {gql.token(tenant_id)}", "accept": accept},
+    )
+    assert response.status_code == status
+    body = response.json()
+    assert set(body) == {"errors"}
+    if code is not None:
+        assert body["errors"][0]["extensions"]["code"] == code
+
+
+@pytest.mark.parametrize("accept", [GRAPHQL_RESPONSE, "application/json"])
+async def test_an_executed_request_with_a_field_error_keeps_data_null(
+    gql: GraphQLClient, tenant_id: int, accept: str
+) -> None:
+    response = await gql.http.post(
+        "/graphql",
+        json={"query": "{ customers { totalCount } }"},
+        headers={"authorization": f"Bearer {gql.token(tenant_id, ['ledger:write'])}",
+                 "accept": accept},
+    )  # fmt: skip
+    assert response.status_code == 200
+    body = response.json()
+    assert body["data"] is None
+    assert body["errors"][0]["path"] == ["customers"]
 
 
 async def test_query_depth_is_limited(gql: GraphQLClient, tenant_id: int) -> None:
@@ -145,14 +195,14 @@ async def test_query_depth_is_limited(gql: GraphQLClient, tenant_id: int) -> Non
             "node", "transaction", "entries", "account", "entries", "edges", "node"]  # fmt: skip
     deep = "{ " + " { ".join(path) + " { id" + " }" * (len(path) + 1)
     body = await gql.post(deep, tenant_id=tenant_id)
-    assert body["data"] is None
+    assert "data" not in body  # a validation rule: nothing executed
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
 
 
 async def test_aliases_are_limited(gql: GraphQLClient, tenant_id: int) -> None:
     aliases = " ".join(f"a{i}: __typename" for i in range(31))
     body = await gql.post(f"{{ {aliases} }}", tenant_id=tenant_id)
-    assert body["data"] is None
+    assert "data" not in body
     assert "aliases" in body["errors"][0]["message"]
 
 
@@ -235,5 +285,5 @@ async def test_a_browser_gets_graphiql_with_the_development_token(
 
 async def test_syntax_errors_have_their_own_code(gql: GraphQLClient, tenant_id: int) -> None:
     body = await gql.post("{ customers {", tenant_id=tenant_id)
-    assert body["data"] is None
+    assert "data" not in body
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_PARSE_FAILED"
