@@ -16,6 +16,7 @@ import pytest
 from adapters.cache import Cache
 from gateway.app import create_app
 from gateway.lifespan import Services
+from gateway.provider_settings import ProviderSettings, load_provider_settings
 from gateway.settings import Settings
 from tests.fixtures.gateway import GraphQLClient
 from tests.fixtures.providers import ProviderWorld
@@ -139,3 +140,11 @@ async def test_a_content_length_that_is_not_a_number_is_400(
     response = await client.post("/graphql", content=CountingBody([b"{}"]), headers=headers)
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+
+
+def test_the_webhook_cap_is_read_from_the_environment() -> None:
+    assert ProviderSettings().webhook_max_body_bytes == 1_000_000
+    read = load_provider_settings({"WEBHOOK_MAX_BODY_BYTES": "2048"}, environment="development")
+    assert read.webhook_max_body_bytes == 2048
+    with pytest.raises(ValueError, match="WEBHOOK_MAX_BODY_BYTES"):
+        load_provider_settings({"WEBHOOK_MAX_BODY_BYTES": "lots"}, environment="development")
