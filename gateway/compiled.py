@@ -33,15 +33,24 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     GraphQLField,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
+    NamedTypeNode,
+    NonNullTypeNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    Undefined,
+    ValueNode,
+    VariableNode,
     get_operation_ast,
     specified_rules,
     validate,
+    value_from_ast,
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
@@ -100,8 +109,129 @@ _PAGE_INFO_FIELDS = {"hasNextPage": "has_next_page", "hasPreviousPage": "has_pre
 # Root fields the planner knows.
 _ROOTS = frozenset({"customer", "customers", "ledgerAccount", "ledgerTransaction", "node", "nodes"})
 
-# A parameter slot: from the coerced variables, the values of its statement parameters.
-_Slot = Callable[[VariableValues], list[Any]]
+
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    """A request's variables: graphql-core's coercion, or (fast path) plain coerced values."""
+
+    values: VariableValues | None
+    coerced: dict[str, Any]
+
+
+# A parameter slot: from the request's variables, the values of its statement parameters.
+_Slot = Callable[[_Inputs], list[Any]]
+# Variable types coerced without graphql-core: (named type, value types accepted).
+_SIMPLE_VARIABLES: dict[str, tuple[type, ...]] = {"ID": (str, int), "String": (str,), "Int": (int,)}
+_INT_RANGE = range(-(2**31), 2**31)
+
+
+class _ArgumentReader:
+    """A field's argument values for a request, as graphql-core's get_argument_values gives
+    them; precomputed from literals and read from plain `$variable` references when it can."""
+
+    def __init__(self, definition: GraphQLField, node: FieldNode) -> None:
+        self.definition = definition
+        self.node = node
+        self.literals: dict[str, Any] | None = {}
+        # argument -> (variable, default, whether null is refused)
+        self.references: dict[str, tuple[str, Any, bool]] = {}
+        given = {argument.name.value: argument.value for argument in node.arguments or ()}
+        for name, argument in definition.args.items():
+            value = given.get(name)
+            default = argument.default_value
+            if isinstance(value, VariableNode):
+                non_null = isinstance(argument.type, GraphQLNonNull)
+                self.references[name] = (value.name.value, default, non_null)
+            elif value is not None:
+                literal = value_from_ast(value, argument.type)
+                if literal is Undefined or _has_variable(value):
+                    self.literals = None
+                    break
+                self.literals[name] = literal
+            elif default is not Undefined:
+                self.literals[name] = default
+
+    @property
+    def fast(self) -> bool:
+        return self.literals is not None
+
+    def __call__(self, inputs: _Inputs) -> dict[str, Any]:
+        if inputs.values is not None or self.literals is None:
+            try:
+                return get_argument_values(self.definition, self.node, inputs.values)
+            except GraphQLError:
+                raise _Fallback from None
+        found = dict(self.literals)
+        for name, (variable, default, non_null) in self.references.items():
+            if variable in inputs.coerced:
+                value = inputs.coerced[variable]
+                if value is None and non_null:  # a field error on the reference path
+                    raise _Fallback
+                found[name] = value
+            elif default is not Undefined:
+                found[name] = default
+        return found
+
+
+def _has_variable(node: ValueNode) -> bool:
+    if isinstance(node, VariableNode):
+        return True
+    if isinstance(node, ListValueNode):
+        return any(_has_variable(value) for value in node.values)
+    if isinstance(node, ObjectValueNode):
+        return any(_has_variable(field.value) for field in node.fields)
+    return False
+
+
+def _simple_variables(
+    operation: OperationDefinitionNode,
+) -> tuple[tuple[str, tuple[type, ...], bool, bool], ...] | None:
+    """(name, accepted types, non-null, is Int) of each variable when every one is an ID,
+    String or Int without a default: those are coerced here without graphql-core."""
+    simple = []
+    for definition in operation.variable_definitions or []:
+        type_node = definition.type
+        non_null = isinstance(type_node, NonNullTypeNode)
+        named = type_node.type if isinstance(type_node, NonNullTypeNode) else type_node
+        if (
+            not isinstance(named, NamedTypeNode)
+            or named.name.value not in _SIMPLE_VARIABLES
+            or definition.default_value is not None
+            or definition.directives
+        ):
+            return None
+        name = named.name.value
+        simple.append(
+            (definition.variable.name.value, _SIMPLE_VARIABLES[name], non_null, name == "Int")
+        )
+    return tuple(simple)
+
+
+def _coerce_simple(
+    specs: tuple[tuple[str, tuple[type, ...], bool, bool], ...], raw: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Coerced values as graphql-core would give them, or None: let graphql-core decide."""
+    coerced: dict[str, Any] = {}
+    for name, accepted, non_null, is_int in specs:
+        if name not in raw:
+            if non_null:
+                return None
+            continue
+        value = raw[name]
+        if value is None:
+            if non_null:
+                return None
+            coerced[name] = None
+            continue
+        if isinstance(value, bool) or not isinstance(value, accepted):
+            return None
+        if is_int:
+            if value not in _INT_RANGE:
+                return None
+        elif not isinstance(value, str):
+            value = str(value)  # an Int given for an ID
+        coerced[name] = value
+    return coerced
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +242,10 @@ class Plan:
     slots: tuple[_Slot, ...]
     scopes: frozenset[str]
     operation: OperationDefinitionNode
+    # Set when the variables and arguments are simple enough to skip graphql-core's coercion.
+    simple_variables: tuple[tuple[str, tuple[type, ...], bool, bool], ...] | None
 
-    def parameters(self, principal: Principal, variables: VariableValues) -> list[Any]:
+    def parameters(self, principal: Principal, variables: _Inputs) -> list[Any]:
         values: list[Any] = [principal.tenant_id, principal.has("pii:read")]
         for slot in self.slots:
             values.extend(slot(variables))
@@ -130,6 +262,7 @@ class _Planner:
         self.slots: list[_Slot] = []
         self.next_param = sql.PII_PARAM + 1
         self.scopes: set[str] = set()
+        self.readers: list[_ArgumentReader] = []
 
     # -- selections ---------------------------------------------------------------------
 
@@ -202,18 +335,10 @@ class _Planner:
         found: GraphQLField = parent.fields[name]
         return found
 
-    def arguments(
-        self, type_name: str, node: FieldNode
-    ) -> Callable[[VariableValues], dict[str, Any]]:
-        definition = self.field_def(type_name, node.name.value)
-
-        def read(variables: VariableValues) -> dict[str, Any]:
-            try:
-                return get_argument_values(definition, node, variables)
-            except GraphQLError:
-                raise _Fallback from None
-
-        return read
+    def arguments(self, type_name: str, node: FieldNode) -> _ArgumentReader:
+        reader = _ArgumentReader(self.field_def(type_name, node.name.value), node)
+        self.readers.append(reader)
+        return reader
 
     # -- objects --------------------------------------------------------------------------
 
@@ -240,8 +365,8 @@ class _Planner:
                 pk = self.param("bigint")
 
                 def slot(
-                    variables: VariableValues,
-                    arguments: Callable[[VariableValues], dict[str, Any]] = arguments,
+                    variables: _Inputs,
+                    arguments: _ArgumentReader = arguments,
                     type_name: str = type_name,
                 ) -> list[Any]:
                     return [pk_of(type_name, arguments(variables)["id"])]
@@ -251,13 +376,11 @@ class _Planner:
                 fields.append((key, sql.ById(entity, pk, self.entity(type_name, sets))))
         return sql.Obj(tuple(fields))
 
-    def node(
-        self, arguments: Callable[[VariableValues], dict[str, Any]], sets: list[SelectionSetNode]
-    ) -> sql.ByIds:
+    def node(self, arguments: _ArgumentReader, sets: list[SelectionSetNode]) -> sql.ByIds:
         kind = self.param("text")
         pk = self.param("bigint")
 
-        def slot(variables: VariableValues) -> list[Any]:
+        def slot(variables: _Inputs) -> list[Any]:
             try:
                 type_name, found = decode_global_id(arguments(variables)["id"])
             except AdapterError:  # a malformed id: the reference path reports NOT_FOUND
@@ -269,14 +392,12 @@ class _Planner:
         nodes = tuple((_ENTITIES[t], self.entity(t, sets)) for t in _ENTITIES)
         return sql.ByIds(kind, pk, nodes)
 
-    def nodes(
-        self, arguments: Callable[[VariableValues], dict[str, Any]], sets: list[SelectionSetNode]
-    ) -> sql.ListByIds:
+    def nodes(self, arguments: _ArgumentReader, sets: list[SelectionSetNode]) -> sql.ListByIds:
         kinds = self.param("text[]")
         pks = self.param("bigint[]")
         max_page_size = self.max_page_size
 
-        def slot(variables: VariableValues) -> list[Any]:
+        def slot(variables: _Inputs) -> list[Any]:
             ids = arguments(variables)["ids"]
             if len(ids) > max_page_size:
                 raise _Fallback  # BAD_USER_INPUT on the reference path
@@ -367,7 +488,7 @@ class _Planner:
         self,
         name: str,
         node_type: str,
-        arguments: Callable[[VariableValues], dict[str, Any]],
+        arguments: _ArgumentReader,
         sets: list[SelectionSetNode],
     ) -> sql.Connection:
         limit = self.param("bigint")
@@ -377,7 +498,7 @@ class _Planner:
         after = tuple(self.param(t) for t in after_types)
         max_page_size = self.max_page_size
 
-        def slot(variables: VariableValues) -> list[Any]:
+        def slot(variables: _Inputs) -> list[Any]:
             values = arguments(variables)
             try:
                 first = check_first(values["first"], max_page_size)
@@ -498,7 +619,10 @@ class CompiledOperations:
         except (_NotCompilable, KeyError) as reason:
             logger.debug("not compiled: %s", reason)
             return None
-        return Plan(statement, tuple(planner.slots), frozenset(planner.scopes), operation)
+        simple = _simple_variables(operation)
+        if not all(reader.fast for reader in planner.readers):
+            simple = None
+        return Plan(statement, tuple(planner.slots), frozenset(planner.scopes), operation, simple)
 
     async def run(
         self, plan: Plan, principal: Principal, raw_variables: dict[str, Any] | None
@@ -506,13 +630,19 @@ class CompiledOperations:
         """The response body, or None: the reference path must answer this request."""
         if not plan.scopes <= principal.scopes:
             return None
-        coerced = get_variable_values(
-            self._schema, plan.operation.variable_definitions or [], raw_variables or {}
-        )
-        if isinstance(coerced, list):  # variable errors: the reference path reports them
-            return None
+        raw = raw_variables or {}
+        fast = None if plan.simple_variables is None else _coerce_simple(plan.simple_variables, raw)
+        if fast is not None:
+            inputs = _Inputs(None, fast)
+        else:
+            coerced = get_variable_values(
+                self._schema, plan.operation.variable_definitions or [], raw
+            )
+            if isinstance(coerced, list):  # variable errors: the reference path reports them
+                return None
+            inputs = _Inputs(coerced, coerced.coerced)
         try:
-            parameters = plan.parameters(principal, coerced)
+            parameters = plan.parameters(principal, inputs)
         except _Fallback:
             return None
         try:

@@ -11,6 +11,7 @@ operations generated from the schema by hypothesis.
 from __future__ import annotations
 
 import ast
+import base64
 import datetime as dt
 import itertools
 import re
@@ -286,6 +287,35 @@ async def test_the_corpus_answers_the_same_on_both_paths(
     compiled = _compiled_count((await gql.http.get("/metrics")).text) - before
     # Not a vacuous comparison: a large share of the corpus took the compiled path.
     assert compiled > requests // 4, (compiled, requests)
+
+
+VARIABLE_FORMS: list[dict[str, Any]] = [
+    {"f": "5"}, {"f": 5.0}, {"f": True}, {"f": 2**31}, {"f": None}, {}, {"f": 2, "c": None},
+    {"f": 2, "c": 7}, {"f": 1, "c": ["x"]}, {"f": 2, "extra": 1},
+]  # fmt: skip
+
+
+async def test_variables_of_every_form_answer_the_same(
+    postgres: Database, world: World, gql: GraphQLClient, reference_gql: GraphQLClient
+) -> None:
+    """Variable coercion (done here without graphql-core for plain ID/String/Int)."""
+    query = (
+        "query($f: Int!, $c: String) { customers(first: $f, after: $c) { edges { node { id } } } }"
+    )
+    for variables in VARIABLE_FORMS:
+        await _assert_same(gql, reference_gql, query, variables, world.tenant_id)
+    by_id = (
+        "query($id: ID!, $n: Int) { customer(id: $id) { ledgerAccounts(first: $n) { "
+        "totalCount edges { node { id } } } } }"
+    )
+    customer = world.ids["Customer"][0]
+    pk = int(base64.b64decode(customer).decode().split(":")[1])
+    by_id_forms: list[dict[str, Any]] = [
+        {"id": customer}, {"id": customer, "n": None}, {"id": pk}, {"id": None},
+        {"id": customer, "n": 1}, {"id": [customer]},
+    ]  # fmt: skip
+    for variables in by_id_forms:
+        await _assert_same(gql, reference_gql, by_id, variables, world.tenant_id)
 
 
 async def test_cursors_from_one_path_page_the_same_on_the_other(
