@@ -47,6 +47,9 @@ def _env(database: Database, settings: Settings, port: int) -> dict[str, str]:
         "GATEWAY_PORT": str(port),
         "GRAPHIQL": "false",
         "LOG_LEVEL": "warning",
+        # Two small pools per worker: the test's 20 concurrent requests wait for a connection
+        # rather than crowd a PostgreSQL shared with other test runs.
+        "DATABASE_POOL_SIZE": "3",
     }
 
 
