@@ -22,7 +22,7 @@ assets: install ## install GraphiQL's scripts and styles locally (npm; no CDN at
 	$(BIN)/python -m gateway.graphiql_assets
 
 run: install assets ## migrate, seed demo data when empty, serve on 127.0.0.1:8000 with GraphiQL
-	$(BIN)/gateway serve --migrate --seed-demo 50
+	GATEWAY_ENV=$${GATEWAY_ENV:-development} $(BIN)/gateway serve --migrate --seed-demo 50
 
 test: install ## run the whole test suite (SQLite always; PostgreSQL when reachable)
 	$(BIN)/pytest

@@ -520,6 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         env |= {
             "GATEWAY_ENV": "production",
             "JWT_SECRET": secrets.token_urlsafe(48),
+            "API_KEY_PEPPER": secrets.token_urlsafe(48),
             "GATEWAY_HOST": "127.0.0.1",
             "GATEWAY_PORT": str(options.port),
             "LOG_LEVEL": "warning",

@@ -11,6 +11,16 @@ Two credentials, both in `Authorization: Bearer <credential>` (API keys also in 
   (`client_kind`: `first_party`, the default, or `analyst`; never `partner`, whose operations
   must be registered). JWT principals may send query text and use APQ; verified tokens are
   remembered until they expire, so the JWT path costs no I/O per request.
+- A JWT may name a registered API client in its `client_id` claim (RFC 9068; the client's
+  numeric id, `gateway token --client N`). Then that client must exist in the token's tenant
+  and not be revoked (read on every request, like an API key), and the principal is the
+  token's subject acting through the client: the client's kind and operation policy, and the
+  scopes both the token and the client hold (intersection). A `client_kind` claim is then
+  ignored: the registered kind wins. A token naming an unknown, revoked or other tenant's
+  client is refused (UNAUTHENTICATED). `azp` is not read.
+
+Test API keys (`fgw_test_...`), and JWTs naming a client that holds one, are refused in
+production (`GATEWAY_ENV=production`).
 
 Knows nothing of GraphQL.
 """
@@ -23,20 +33,35 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
-from adapters.access.clients import ClientKind, ClientStore
+from adapters.access.clients import ApiClient, ClientKind, ClientStore
 from gateway.settings import Settings
 from resolvers.errors import Unauthenticated
 from resolvers.principal import SCOPES, Principal
 
-__all__ = ["Authenticator", "TokenVerifier", "mint_token"]
+__all__ = ["Authenticator", "TokenVerifier", "VerifiedToken", "mint_token"]
 
 _ALGORITHM = "HS256"
 _JWKS_ALGORITHMS = ["RS256", "ES256"]
 _JWT_KINDS: frozenset[str] = frozenset({"first_party", "analyst"})
+_TEST_KEY_PREFIX = "fgw_test_"
+_TEST_KEYS_REFUSED = "test API keys (fgw_test_...) are not accepted in production; use a live key"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A JWT whose signature and claims verified.
+
+    `principal` is what the claims alone say; when `client_id` is set the token names a
+    registered API client and must be bound to it (`Authenticator`) before it is used.
+    """
+
+    principal: Principal
+    client_id: int | None = None
 
 
 def mint_token(
@@ -47,8 +72,12 @@ def mint_token(
     subject: str = "developer",
     ttl: dt.timedelta = dt.timedelta(hours=12),
     kind: ClientKind | None = None,
+    client_id: int | None = None,
 ) -> str:
-    """Sign a JWT for `tenant_id` with `scopes` (development tokens and tests)."""
+    """Sign a JWT for `tenant_id` with `scopes` (development tokens and tests).
+
+    `client_id` names a registered API client the token acts through (claim `client_id`).
+    """
     unknown = set(scopes) - SCOPES.keys()
     if unknown:
         raise ValueError(f"unknown scopes: {', '.join(sorted(unknown))}")
@@ -66,6 +95,8 @@ def mint_token(
     }
     if kind is not None:
         claims["client_kind"] = kind
+    if client_id is not None:
+        claims["client_id"] = str(client_id)
     return jwt.encode(claims, settings.jwt_secret.reveal(), algorithm=_ALGORITHM)
 
 
@@ -88,7 +119,7 @@ class TokenVerifier:
         self._issuer = settings.jwt_issuer
         self._audience = settings.jwt_audience
         self._leeway = settings.jwt_leeway_seconds
-        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[VerifiedToken, float]] = OrderedDict()
         self._max_remembered = max_remembered
 
     def verify_authorization(self, header: str | None) -> Principal:
@@ -100,32 +131,40 @@ class TokenVerifier:
             raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
         return self.verify(token.strip())
 
-    def remembered(self, token: str) -> Principal | None:
-        """The principal of a token verified before and not yet expired, without any work."""
+    def remembered(self, token: str) -> VerifiedToken | None:
+        """A token verified before and not yet expired, without any work."""
         remembered = self._verified.get(token)
         if remembered is None:
             return None
-        principal, expires_at = remembered
+        verified, expires_at = remembered
         if time.time() < expires_at:
-            return principal
+            return verified
         del self._verified[token]
         return None
 
     def verify(self, token: str) -> Principal:
-        principal = self.remembered(token)
-        if principal is not None:
-            return principal
-        return self._remember(token, self._decode(token, self._signing_key(token)))
+        """The principal of a token that names no API client (those need `Authenticator`)."""
+        return _unbound(self.verify_token(token))
 
     async def verify_async(self, token: str) -> Principal:
         """As `verify`, fetching JWKS keys (when configured) off the event loop."""
-        principal = self.remembered(token)
-        if principal is not None:
-            return principal
+        return _unbound(await self.verify_token_async(token))
+
+    def verify_token(self, token: str) -> VerifiedToken:
+        verified = self.remembered(token)
+        if verified is not None:
+            return verified
+        return self._remember(token, self._decode(token, self._signing_key(token)))
+
+    async def verify_token_async(self, token: str) -> VerifiedToken:
+        """As `verify_token`, fetching JWKS keys (when configured) off the event loop."""
+        verified = self.remembered(token)
+        if verified is not None:
+            return verified
         key = self._key if self._jwks is None else await asyncio.to_thread(self._signing_key, token)
         return self._remember(token, self._decode(token, key))
 
-    def _remember(self, token: str, decoded: tuple[Principal, float]) -> Principal:
+    def _remember(self, token: str, decoded: tuple[VerifiedToken, float]) -> VerifiedToken:
         self._verified[token] = decoded
         if len(self._verified) > self._max_remembered:
             self._verified.popitem(last=False)
@@ -141,7 +180,7 @@ class TokenVerifier:
         except (jwt.PyJWKClientError, jwt.InvalidTokenError):
             raise Unauthenticated("the token is not valid") from None
 
-    def _decode(self, token: str, key: Any) -> tuple[Principal, float]:
+    def _decode(self, token: str, key: Any) -> tuple[VerifiedToken, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -169,15 +208,38 @@ class TokenVerifier:
             scopes=frozenset(scope.split()),
             kind=kind,
         )
-        return principal, float(claims["exp"]) + self._leeway
+        client_id = _client_claim(claims.get("client_id"))
+        return VerifiedToken(principal, client_id), float(claims["exp"]) + self._leeway
+
+
+def _client_claim(value: object) -> int | None:
+    """The `client_id` claim as a client id: absent is None, anything not an id is refused."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and int(value) > 0:
+        return int(value)
+    raise Unauthenticated("the token's client_id does not name a registered API client")
+
+
+def _unbound(verified: VerifiedToken) -> Principal:
+    if verified.client_id is not None:
+        raise Unauthenticated("the token names an API client and must be checked against it")
+    return verified.principal
 
 
 class Authenticator:
     """Credential to Principal: API keys through the client store, JWTs through the verifier."""
 
-    def __init__(self, verifier: TokenVerifier, clients: ClientStore) -> None:
+    def __init__(
+        self, verifier: TokenVerifier, clients: ClientStore, *, accept_test_keys: bool = False
+    ) -> None:
+        """`accept_test_keys`: whether `fgw_test_` keys (and clients holding one) may
+        authenticate; the lifespan allows them everywhere but in production."""
         self.verifier = verifier
         self._clients = clients
+        self._accept_test_keys = accept_test_keys
 
     async def authenticate(
         self, authorization: str | None, api_key: str | None = None
@@ -195,10 +257,34 @@ class Authenticator:
             raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
         if credential.startswith("fgw_"):
             return await self._client(credential)
-        return await self.verifier.verify_async(credential)
+        verified = await self.verifier.verify_token_async(credential)
+        if verified.client_id is None:
+            return verified.principal
+        return await self._bound(verified.principal, verified.client_id)
 
     async def _client(self, key: str) -> Principal:
+        if key.startswith(_TEST_KEY_PREFIX) and not self._accept_test_keys:
+            raise Unauthenticated(_TEST_KEYS_REFUSED)
         client = await self._clients.by_key(key)
         if client is None:
             raise Unauthenticated("the API key is not valid or has been revoked")
         return Principal.of_client(client)
+
+    async def _bound(self, token: Principal, client_id: int) -> Principal:
+        """The token's subject acting through the registered client the token names."""
+        client: ApiClient | None = await self._clients.get(client_id)
+        if client is None or client.is_revoked or client.tenant_id != token.tenant_id:
+            # One answer for all three: a token must not learn which clients exist elsewhere.
+            raise Unauthenticated(
+                "the token's client_id names no active API client of the token's tenant"
+            )
+        if client.key_prefix.startswith(_TEST_KEY_PREFIX) and not self._accept_test_keys:
+            raise Unauthenticated(_TEST_KEYS_REFUSED)
+        return Principal(
+            subject=token.subject,
+            tenant_id=client.tenant_id,
+            scopes=token.scopes & client.scopes,
+            kind=client.kind,
+            client_id=client.id,
+            policy=client.policy,
+        )

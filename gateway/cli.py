@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.access_cli import add_access_commands, run_access_command
+from gateway.log_redaction import install_log_redaction
 from gateway.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -30,6 +31,8 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    # Every record (ours, uvicorn's, SQLAlchemy's) has its secrets masked before any handler.
+    install_log_redaction()
 
 
 def _ensure_sqlite_folder(settings: Settings) -> None:
@@ -152,13 +155,25 @@ async def _development_token(settings: Settings) -> str | None:
         return services.development_token
 
 
-def _token(settings: Settings, tenant: int, scopes: list[str], subject: str, hours: int) -> str:
+def _token(
+    settings: Settings,
+    tenant: int,
+    scopes: list[str],
+    subject: str,
+    hours: int,
+    client: int | None = None,
+) -> str:
     import datetime as dt
 
     from gateway.auth import mint_token
 
     return mint_token(
-        settings, tenant_id=tenant, scopes=scopes, subject=subject, ttl=dt.timedelta(hours=hours)
+        settings,
+        tenant_id=tenant,
+        scopes=scopes,
+        subject=subject,
+        ttl=dt.timedelta(hours=hours),
+        client_id=client,
     )
 
 
@@ -201,6 +216,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--subject", default="developer")
     token.add_argument("--hours", type=int, default=12)
+    token.add_argument(
+        "--client",
+        type=int,
+        help="tie the token to this registered API client (claim client_id): its kind, policy "
+        "and scopes then bound the token",
+    )
 
     commands.add_parser("export-schema", help="print the schema (SDL) to stdout")
     add_access_commands(commands)
@@ -210,7 +231,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
+        # A server never guesses its environment: development defaults would sign tokens
+        # for any tenant with the repository's secret.
+        settings = load_settings(require_environment=args.command == "serve")
     except ValueError as error:
         print(f"configuration error: {error}", file=sys.stderr)  # noqa: T201
         return 2
@@ -227,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "token":
         scopes = [scope.strip() for scope in args.scopes.split(",") if scope.strip()]
         try:
-            print(_token(settings, args.tenant, scopes, args.subject, args.hours))  # noqa: T201
+            token = _token(settings, args.tenant, scopes, args.subject, args.hours, args.client)
+            print(token)  # noqa: T201
         except ValueError as error:
             print(f"error: {error}", file=sys.stderr)  # noqa: T201
             return 2

@@ -21,7 +21,7 @@ from gateway.auth import Authenticator, TokenVerifier, mint_token
 from gateway.metrics import Metrics
 from gateway.persisted_documents import ApqStore, TrustedDocuments
 from gateway.providers import ProviderRuntime, open_providers
-from gateway.settings import Settings
+from gateway.settings import Settings, check_settings
 from resolvers.principal import SCOPES
 
 __all__ = ["Services", "open_cache", "open_services"]
@@ -70,7 +70,11 @@ def open_cache(settings: Settings) -> Cache:
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    """Open the engine and clients; in development also mint a token for the first tenant."""
+    """Open the engine and clients; in development also mint a token for the first tenant.
+
+    Settings a gateway must not run with (see `check_settings`) are refused (ValueError).
+    """
+    check_settings(settings)
     metrics = Metrics()
     engine = create_ledger_engine(
         settings.database_url,
@@ -109,7 +113,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             verifier=verifier,
             cache=cache,
             clients=clients,
-            authenticator=Authenticator(verifier, clients),
+            authenticator=Authenticator(
+                verifier, clients, accept_test_keys=not settings.is_production
+            ),
             trusted_documents=TrustedDocuments(SqlDocumentStore(engine)),
             apq=ApqStore(cache, ttl_seconds=settings.apq_ttl_seconds),
             development_token=token,

@@ -10,18 +10,24 @@ from pathlib import Path
 from adapters.crypto import SecretText
 from gateway.provider_settings import ProviderSettings, load_provider_settings
 
-__all__ = ["DEV_JWT_SECRET", "Settings", "load_settings"]
+__all__ = ["DEV_JWT_SECRET", "ENVIRONMENTS", "Settings", "check_settings", "load_settings"]
 
 # Used only when GATEWAY_ENV=development and no JWT_SECRET is set: the embedded default must
 # work with no configuration, and every token it signs says so in its issuer.
 DEV_JWT_SECRET = "finance-gateway-development-secret-do-not-use-in-production"  # noqa: S105
+# GATEWAY_ENV must name one of these: a typo ("prod") is refused rather than guessed at.
+ENVIRONMENTS = ("development", "test", "staging", "production")
+_MIN_SECRET_CHARS = 32
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Everything the gateway reads from its environment. Build with `load_settings`."""
+    """Everything the gateway reads from its environment. Build with `load_settings`.
 
-    environment: str = "development"
+    A Settings built by hand is production unless it says otherwise (nothing fails open).
+    """
+
+    environment: str = "production"
     database_url: str = "sqlite+aiosqlite:///var/gateway.db"
     database_pool_size: int = 10
     redis_url: str | None = None
@@ -52,6 +58,11 @@ class Settings:
         return self.environment == "development"
 
     @property
+    def is_production(self) -> bool:
+        """Production refuses test API keys (`fgw_test_...`)."""
+        return self.environment == "production"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -79,23 +90,52 @@ def _int(value: str, name: str, *, minimum: int = 0) -> int:
     return number
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+def check_settings(settings: Settings) -> None:
+    """Refuse (ValueError) settings a gateway must not start with; nothing to do in development."""
+    if settings.environment not in ENVIRONMENTS:
+        raise ValueError(
+            f"GATEWAY_ENV must be one of {', '.join(ENVIRONMENTS)}, got {settings.environment!r}"
+        )
+    if settings.is_development:
+        return
+    if len(settings.api_key_pepper.reveal()) < _MIN_SECRET_CHARS:
+        raise ValueError(
+            f"API_KEY_PEPPER must be set outside development (GATEWAY_ENV={settings.environment}):"
+            f" a random string of at least {_MIN_SECRET_CHARS} characters"
+        )
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, require_environment: bool = False
+) -> Settings:
     """Read settings from `environ` (default: the process environment).
 
-    Outside development a JWT secret must be given; the development secret is refused.
+    Outside development a JWT secret and an API-key pepper must be given; the development
+    secret is refused. Without GATEWAY_ENV the settings are development ones, unless
+    `require_environment` (as `gateway serve` asks): then a missing GATEWAY_ENV is refused.
     """
     env = os.environ if environ is None else environ
     defaults = Settings()
-    environment = env.get("GATEWAY_ENV", defaults.environment)
+    environment = env.get("GATEWAY_ENV", "").strip()
+    if not environment:
+        if require_environment:
+            raise ValueError(
+                "GATEWAY_ENV is not set: a server must be told its environment. Set "
+                "GATEWAY_ENV=production (with JWT_SECRET and API_KEY_PEPPER) for a deployment, "
+                "or GATEWAY_ENV=development for a local run (`make run` does)"
+            )
+        environment = "development"
     secret_text = env.get("JWT_SECRET")
     jwks_url = env.get("JWT_JWKS_URL") or None
     if secret_text is None:
         if environment != "development" and jwks_url is None:
             raise ValueError("JWT_SECRET must be set outside development (GATEWAY_ENV)")
         secret_text = DEV_JWT_SECRET
-    elif environment != "development" and (secret_text == DEV_JWT_SECRET or len(secret_text) < 32):
+    elif environment != "development" and (
+        secret_text == DEV_JWT_SECRET or len(secret_text) < _MIN_SECRET_CHARS
+    ):
         raise ValueError("JWT_SECRET must be a random string of at least 32 characters")
-    return Settings(
+    settings = Settings(
         environment=environment,
         database_url=env.get("DATABASE_URL", defaults.database_url),
         database_pool_size=_int(
@@ -125,3 +165,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         graphiql_assets_dir=Path(env.get("GRAPHIQL_ASSETS_DIR", str(defaults.graphiql_assets_dir))),
         providers=load_provider_settings(env, environment=environment),
     )
+    check_settings(settings)
+    return settings

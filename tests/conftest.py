@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures.stripe_spec",
     "tests.fixtures.cards_sandbox",
     "tests.fixtures.providers",
+    "tests.fixtures.logs",
 ]
 
 

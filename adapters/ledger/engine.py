@@ -33,7 +33,9 @@ def create_ledger_engine(
     statements per request with it (tests and the benchmark read those counts).
     """
     parsed = make_url(url)
-    kwargs: dict[str, Any] = {}
+    # Statement parameters (emails, account numbers, key hashes) never appear in the text of
+    # an exception or a log line.
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         # One file, many readers, one writer at a time: WAL plus a generous busy timeout.
         kwargs["connect_args"] = {"timeout": 30}

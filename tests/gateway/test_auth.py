@@ -7,7 +7,7 @@ import jwt
 import pytest
 
 from adapters.crypto import SecretText
-from gateway.auth import TokenVerifier, mint_token
+from gateway.auth import TokenVerifier, VerifiedToken, mint_token
 from gateway.settings import Settings
 from resolvers.errors import Forbidden, Unauthenticated
 from resolvers.principal import Principal
@@ -99,7 +99,8 @@ def test_a_remembered_token_is_forgotten_when_it_expires() -> None:
     verifier = TokenVerifier(SETTINGS)
     token = mint_token(SETTINGS, tenant_id=3, scopes=["ledger:read"], ttl=dt.timedelta(minutes=-5))
     principal = Principal(subject="x", tenant_id=3, scopes=frozenset())
-    verifier._verified[token] = (principal, time.time() - 1)  # remembered, but its time is up
+    # Remembered, but its time is up.
+    verifier._verified[token] = (VerifiedToken(principal), time.time() - 1)
     with pytest.raises(Unauthenticated, match="expired"):
         verifier.verify(token)
     assert token not in verifier._verified
@@ -112,3 +113,14 @@ def test_a_verified_token_is_remembered_until_expiry_plus_leeway() -> None:
     assert verifier.verify(token) is first
     claims = jwt.decode(token, options={"verify_signature": False})
     assert verifier._verified[token][1] == claims["exp"] + SETTINGS.jwt_leeway_seconds
+
+
+def test_a_token_naming_a_client_is_never_a_principal_on_its_claims_alone() -> None:
+    verifier = TokenVerifier(SETTINGS)
+    token = mint_token(SETTINGS, tenant_id=3, scopes=["ledger:read"], client_id=12)
+
+    verified = verifier.verify_token(token)
+
+    assert verified.client_id == 12
+    with pytest.raises(Unauthenticated, match="names an API client"):
+        verifier.verify(token)

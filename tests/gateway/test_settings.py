@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.settings import DEV_JWT_SECRET, load_settings
+from gateway.settings import DEV_JWT_SECRET, Settings, load_settings
 
 
 def test_the_embedded_default_needs_no_configuration() -> None:
@@ -11,6 +11,36 @@ def test_the_embedded_default_needs_no_configuration() -> None:
     assert settings.database_url.startswith("sqlite+aiosqlite:///")
     assert settings.jwt_secret.reveal() == DEV_JWT_SECRET
     assert settings.graphiql is True
+
+
+def test_a_server_needs_an_explicit_environment() -> None:
+    with pytest.raises(ValueError, match="GATEWAY_ENV is not set") as refused:
+        load_settings({}, require_environment=True)
+    with pytest.raises(ValueError, match="GATEWAY_ENV is not set"):
+        load_settings({"GATEWAY_ENV": "  "}, require_environment=True)
+    assert "GATEWAY_ENV=production" in str(refused.value)
+    assert load_settings({"GATEWAY_ENV": "development"}, require_environment=True).is_development
+
+
+@pytest.mark.parametrize("environment", ["test", "staging", "production"])
+def test_outside_development_the_api_key_pepper_is_required(environment: str) -> None:
+    base = {"GATEWAY_ENV": environment, "JWT_SECRET": "p" * 48}
+    for pepper in (None, "", "short"):
+        environ = base if pepper is None else {**base, "API_KEY_PEPPER": pepper}
+        with pytest.raises(ValueError, match="API_KEY_PEPPER must be set outside development"):
+            load_settings(environ)
+    settings = load_settings({**base, "API_KEY_PEPPER": "q" * 40})
+    assert settings.api_key_pepper.reveal() == "q" * 40
+    assert settings.is_production == (environment == "production")
+
+
+def test_an_unknown_environment_is_refused_not_guessed() -> None:
+    with pytest.raises(ValueError, match="GATEWAY_ENV must be one of"):
+        load_settings({"GATEWAY_ENV": "prod", "JWT_SECRET": "p" * 48, "API_KEY_PEPPER": "q" * 40})
+
+
+def test_a_settings_object_built_by_hand_is_production() -> None:
+    assert Settings().is_production
 
 
 def test_production_refuses_the_development_secret() -> None:
@@ -27,6 +57,7 @@ def test_production_settings_are_read_with_casts() -> None:
         {
             "GATEWAY_ENV": "production",
             "JWT_SECRET": "p" * 48,
+            "API_KEY_PEPPER": "q" * 40,
             "DATABASE_URL": "postgresql+asyncpg://db/ledger",
             "MAX_PAGE_SIZE": "50",
             "GATEWAY_PORT": "9000",
