@@ -6,6 +6,7 @@ never from a CDN. Without them the page says so in plain HTML instead of hanging
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -23,10 +24,22 @@ from starlette.types import Scope
 
 from gateway.graphiql_assets import read_manifest
 
-__all__ = ["ASSETS_PATH", "INSTALL_COMMAND", "graphiql_routes", "render_graphiql_page"]
+__all__ = [
+    "ASSETS_PATH",
+    "INSTALL_COMMAND",
+    "STORAGE_VERSION",
+    "graphiql_routes",
+    "render_graphiql_page",
+    "storage_prefix",
+]
 
 ASSETS_PATH = "/graphiql/assets"
 INSTALL_COMMAND = "python -m gateway.graphiql_assets"
+# GraphiQL keeps its tabs, queries and operation names in the browser's localStorage. The page
+# gives it a namespace of its own, versioned: raise STORAGE_VERSION when what the page stores
+# changes meaning; the default tabs' digest is part of the namespace too, so new example
+# operations are not hidden behind the tabs a browser saved from an older page.
+STORAGE_VERSION = 2
 
 _IMMUTABLE = "public, max-age=31536000, immutable"
 _MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -131,11 +144,13 @@ def render_graphiql_page(
         name = quote(installed.names[role])
         return html.escape(f"{ASSETS_PATH}/{name}?v={installed.digests[role][:16]}")
 
+    tabs = [{"query": _tab_query(name, text)} for name, text in example_operations]
     config = {
         "endpoint": endpoint,
         "installCommand": INSTALL_COMMAND,
         "headers": json.dumps(default_headers, indent=2) if default_headers else "",
-        "tabs": [{"query": _tab_query(name, text)} for name, text in example_operations],
+        "tabs": tabs,
+        "storagePrefix": storage_prefix(tabs),
     }
     headers["content-security-policy"] = _PAGE_POLICY.format(nonce=nonce)
     body = _page_template().substitute(
@@ -147,6 +162,12 @@ def render_graphiql_page(
         graphiql_css=url("graphiql-css"),
     )
     return HTMLResponse(body, headers=headers)
+
+
+def storage_prefix(tabs: list[dict[str, str]]) -> str:
+    """The localStorage namespace of the page: its version and its default tabs' digest."""
+    digest = hashlib.sha256(json.dumps(tabs, sort_keys=True).encode()).hexdigest()[:12]
+    return f"finance-gateway:graphiql:v{STORAGE_VERSION}:{digest}:"
 
 
 def _tab_query(name: str, text: str) -> str:

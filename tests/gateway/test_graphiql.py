@@ -6,19 +6,33 @@ so the suite needs neither node nor a registry.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
+import os
+import socket
 import sys
+from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
-from gateway.graphiql import ASSETS_PATH, INSTALL_COMMAND, graphiql_routes, render_graphiql_page
+from gateway.app import create_app
+from gateway.graphiql import (
+    ASSETS_PATH,
+    INSTALL_COMMAND,
+    graphiql_routes,
+    render_graphiql_page,
+    storage_prefix,
+)
 from gateway.graphiql_assets import (
     ASSETS,
     MANIFEST_NAME,
@@ -28,6 +42,11 @@ from gateway.graphiql_assets import (
     main,
     read_manifest,
 )
+from gateway.lifespan import Services
+from gateway.settings import Settings
+from tests.factories import make_customer
+from tests.fixtures.gateway import GraphQLClient
+from tests.gateway.chromium import chromium_path, open_page
 
 _FAKE_FILES = {
     "react.production.min.js": "window.React = {};\n",
@@ -212,15 +231,26 @@ async def test_headers_and_operations_are_embedded_without_breaking_out(
     assert len(page.json_blocks) == 1
     assert len(page.inline_script_nonces) == 1
     config = json.loads(page.json_blocks[0])
+    tabs = [
+        {"query": f"# Dashboard\n{operations[0][1]}"},
+        {"query": f"# {' '.join(operations[1][0].split())}\n{operations[1][1]}"},
+    ]
     assert config == {
         "endpoint": "/graphql",
         "installCommand": INSTALL_COMMAND,
         "headers": json.dumps({"Authorization": token}, indent=2),
-        "tabs": [
-            {"query": f"# Dashboard\n{operations[0][1]}"},
-            {"query": f"# {' '.join(operations[1][0].split())}\n{operations[1][1]}"},
-        ],
+        "tabs": tabs,
+        "storagePrefix": storage_prefix(tabs),
     }
+
+
+def test_the_storage_namespace_is_versioned_and_follows_the_default_tabs() -> None:
+    tabs = [{"query": "query Dashboard { __typename }"}]
+    prefix = storage_prefix(tabs)
+
+    assert prefix.startswith("finance-gateway:graphiql:v2:")
+    assert storage_prefix(tabs) == prefix
+    assert storage_prefix([{"query": "query Other { __typename }"}]) != prefix
 
 
 async def test_no_default_headers_leaves_the_headers_editor_empty(assets_dir: Path) -> None:
@@ -371,3 +401,107 @@ def test_installer_without_npm_warns_and_exits(
     assert error.startswith("WARNING: GraphiQL assets are not installed: npm is not on PATH")
     assert INSTALL_COMMAND in error
     assert not (tmp_path / "graphiql").exists()
+
+
+# --- in a real browser ------------------------------------------------------------------------
+
+ANONYMOUS_QUERY = "{ customers(first: 2) { edges { node { id displayName } } } }"
+# The real page files, installed by `make assets` (`.ci/run` runs it); the installer skips npm
+# when they are already in place.
+_REAL_ASSETS = Path("var/graphiql")
+
+
+def _require(what: str) -> None:
+    """Without Chromium or GraphiQL's files: skip locally, fail where services are required."""
+    message = f"{what} (CI installs it: see .ci/run and `make assets`)"
+    if os.environ.get("CI") or os.environ.get("REQUIRE_SERVICES"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+async def graphiql_server(
+    settings: Settings, services: Services, tenant_id: int, gql: GraphQLClient
+) -> AsyncIterator[str]:
+    """The gateway with GraphiQL over a real socket (as `gateway serve` runs it); its URL."""
+    binary = chromium_path()
+    if binary is None:
+        _require("Chromium is not installed")
+    if read_manifest(_REAL_ASSETS / "assets") is None:
+        try:
+            await asyncio.to_thread(install, _REAL_ASSETS)
+        except InstallError as error:
+            _require(f"GraphiQL's files cannot be installed: {error}")
+    with_graphiql = dataclasses.replace(settings, graphiql=True, graphiql_assets_dir=_REAL_ASSETS)
+    app = create_app(
+        with_graphiql,
+        dataclasses.replace(
+            services, settings=with_graphiql, development_token=gql.token(tenant_id)
+        ),
+    )
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    try:
+        for _ in range(500):  # uvicorn says nothing when it has started: poll, 10 s at most
+            if server.started or serving.done():
+                break
+            await asyncio.sleep(0.02)
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+        listener.close()
+
+
+async def test_an_anonymous_query_typed_into_the_first_tab_runs_and_shows_data(
+    graphiql_server: str, engine: AsyncEngine, tenant_id: int, tmp_path: Path
+) -> None:
+    names = ["Ada Lovelace", "Grace Hopper"]
+    for name in names:
+        await make_customer(engine, tenant_id, display_name=name)
+    binary = chromium_path()
+    assert binary is not None
+
+    async with open_page(binary, tmp_path / "profile") as page:
+        # A browser that used an older GraphiQL page kept its tabs under GraphiQL's default
+        # keys, the first one pinned to operation "Dashboard" with other text.
+        await page.navigate(f"{graphiql_server}/healthz")
+        old_tabs = {
+            "tabs": [{"id": "old", "hash": "old", "title": "Dashboard", "query": "query Old "
+                      "{ __typename }", "variables": None, "headers": None,
+                      "operationName": "Dashboard", "response": None}],
+            "activeTabIndex": 0,
+        }  # fmt: skip
+        await page.evaluate(
+            f"localStorage.setItem('graphiql:tabState', {json.dumps(json.dumps(old_tabs))});"
+            "localStorage.setItem('graphiql:operationName', 'Dashboard'); true"
+        )
+        await page.navigate(f"{graphiql_server}/graphql")
+        editor = "document.querySelector('.graphiql-query-editor .CodeMirror')"
+        first_tab = await page.wait_for(f"{editor} && {editor}.CodeMirror.getValue()")
+        assert "query Dashboard" in first_tab  # the page's defaults, not the old tab state
+
+        await page.evaluate(f"{editor}.CodeMirror.focus(); true")
+        await page.select_all()
+        await page.type_text(ANONYMOUS_QUERY)
+        # Run straight away, as a person pasting and clicking does: GraphiQL's own idea of
+        # the operation name catches up with the text only later (a debounced handler).
+        typed = await page.evaluate(
+            f"var text = {editor}.CodeMirror.getValue();"
+            "document.querySelector('.graphiql-execute-button').click(); text"
+        )
+        response = "document.querySelector('.graphiql-response .CodeMirror').CodeMirror"
+        shown = await page.wait_for(f"{response}.getValue()")
+        stored = await page.evaluate("Object.keys(localStorage)")
+
+    assert typed == ANONYMOUS_QUERY
+    body = json.loads(shown)
+    assert "errors" not in body, body
+    assert [edge["node"]["displayName"] for edge in body["data"]["customers"]["edges"]] == names
+    # Everything the page stores is under its own versioned namespace.
+    own = [key for key in stored if key.startswith("finance-gateway:graphiql:v")]
+    assert own
+    assert set(stored) - set(own) == {"graphiql:tabState", "graphiql:operationName"}
