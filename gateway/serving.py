@@ -61,13 +61,15 @@ def check_workers(settings: Settings, workers: int) -> list[str]:
 def app_from_environment() -> Starlette:
     """uvicorn's app factory in each worker process: settings from the environment."""
     from gateway.app import create_app
+    from gateway.log_redaction import install_log_redaction
 
-    settings = load_settings()
+    settings = load_settings(require_environment=True)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         stream=sys.stderr,
     )
+    install_log_redaction()  # as the parent's logging set-up (gateway.cli) does
     return create_app(settings)
 
 

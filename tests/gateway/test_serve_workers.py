@@ -42,6 +42,7 @@ def _env(database: Database, settings: Settings, port: int) -> dict[str, str]:
         "DATABASE_URL": database.url,
         "GATEWAY_ENV": "test",
         "JWT_SECRET": TEST_SECRET,
+        "API_KEY_PEPPER": settings.api_key_pepper.reveal(),
         "JWT_ISSUER": settings.jwt_issuer,
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
