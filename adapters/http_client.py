@@ -48,6 +48,8 @@ from adapters.errors import (
 __all__ = [
     "CircuitBreaker",
     "CircuitState",
+    "ProviderCall",
+    "ProviderCallObserver",
     "ProviderCallStats",
     "ProviderHttpClient",
     "ProviderPolicy",
@@ -185,6 +187,30 @@ class ProviderCallStats:
     short_circuited: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderCall:
+    """One call through a ResilientTransport, retries included, reported when it ends.
+
+    `outcome` is "ok" (any response handed to the adapter below 500 and not 429), the final
+    status ("5xx", "429"), "error" (network error or timeout) or "circuit_open". Times are
+    `time.time_ns()`. No body, header or query string: nothing a provider sent is kept.
+    """
+
+    provider: str
+    method: str
+    host: str
+    path: str
+    outcome: str
+    status_code: int | None
+    attempts: int
+    started_ns: int
+    ended_ns: int
+
+
+ProviderCallObserver = Callable[[ProviderCall], None]
+"""Told of every call when it ends (the gateway's metrics and trace spans)."""
+
+
 class ResilientTransport(httpx.AsyncBaseTransport):
     """Wraps a transport with the provider's retries, concurrency cap and circuit breaker.
 
@@ -201,9 +227,11 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        on_call: ProviderCallObserver | None = None,
     ) -> None:
         self.policy = policy
         self.stats = ProviderCallStats()
+        self.on_call = on_call
         self.breaker = CircuitBreaker(
             failure_threshold=policy.failure_threshold,
             cooldown_seconds=policy.cooldown_seconds,
@@ -236,6 +264,36 @@ class ResilientTransport(httpx.AsyncBaseTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.on_call is None:
+            return await self._handle(request)
+        started, attempts_before = time.time_ns(), self.stats.attempts
+        outcome, status = "error", None
+        try:
+            response = await self._handle(request)
+        except ProviderUnavailable:
+            outcome = "circuit_open"
+            raise
+        else:
+            status = response.status_code
+            outcome = str(status) if status >= 500 or status == 429 else "ok"
+            return response
+        finally:
+            url = request.url
+            self.on_call(
+                ProviderCall(
+                    provider=self.policy.name,
+                    method=request.method,
+                    host=url.host,
+                    path=url.path,
+                    outcome=outcome,
+                    status_code=status,
+                    attempts=self.stats.attempts - attempts_before,
+                    started_ns=started,
+                    ended_ns=time.time_ns(),
+                )
+            )
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
         attempts = self.policy.max_attempts if self.is_idempotent(request) else 1
         name = self.policy.name
         for attempt in range(attempts):
@@ -303,15 +361,18 @@ def provider_http_client(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     jitter: Callable[[], float] = random.random,
     clock: Callable[[], float] = time.monotonic,
+    on_call: ProviderCallObserver | None = None,
 ) -> httpx.AsyncClient:
     """A pooled `httpx.AsyncClient` for one provider, with the policy's timeouts and a
     ResilientTransport around `transport` (default: real HTTP; tests and the embedded default
-    pass `httpx.ASGITransport(app=sandbox)`)."""
+    pass `httpx.ASGITransport(app=sandbox)`); `on_call` is told of every call."""
     return httpx.AsyncClient(
         base_url=base_url,
         headers=dict(headers or {}),
         timeout=policy.timeout,
-        transport=ResilientTransport(policy, transport, sleep=sleep, jitter=jitter, clock=clock),
+        transport=ResilientTransport(
+            policy, transport, sleep=sleep, jitter=jitter, clock=clock, on_call=on_call
+        ),
     )
 
 

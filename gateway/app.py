@@ -7,13 +7,14 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.graphiql import graphiql_routes
 from gateway.http import GraphQLHandler
 from gateway.lifespan import Services, open_services
 from gateway.settings import Settings
+from gateway.telemetry import metrics_endpoint, metrics_server
 from gateway.webhooks import WebhookHandlers
 from resolvers.schema import build_schema
 
@@ -44,11 +45,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "database unreachable"}, status_code=503)
 
-    async def metrics(_request: Request) -> Response:
-        services = current()
-        providers = "" if services.providers is None else services.providers.render_metrics()
-        return PlainTextResponse(services.metrics.render() + providers)
-
     def webhooks() -> WebhookHandlers | None:
         runtime = current().providers
         if runtime is None:
@@ -71,9 +67,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if services is not None:
             state["services"] = services
-            yield
+            async with metrics_server(settings, current):
+                yield
             return
-        async with open_services(settings) as opened:
+        async with open_services(settings) as opened, metrics_server(settings, current):
             state["services"] = opened
             yield
 
@@ -83,7 +80,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route("/metrics", metrics_endpoint(settings, current), methods=["GET"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/webhooks/plaid", plaid_webhook, methods=["POST"]),
     ]

@@ -39,6 +39,7 @@ from gateway.persisted_documents import (
     uses_introspection,
 )
 from gateway.request_body import read_capped_body
+from gateway.telemetry import RequestRecord, RequestTelemetry
 from resolvers.context import RequestContext
 from resolvers.errors import BadRequest, GatewayError, UnsupportedMediaType
 from resolvers.loaders import LedgerLoaders
@@ -144,6 +145,12 @@ class GraphQLHandler:
         self._parsed: OrderedDict[str, DocumentNode | None] = OrderedDict()
         self._max_parsed = max_parsed
         settings = services.settings
+        self._telemetry = RequestTelemetry(
+            services.metrics,
+            services.tracing,
+            parse=self._parse,
+            access_log=settings.telemetry.access_log,
+        )
         self._compiled: CompiledOperations | None = None
         if settings.compiled_operations and services.reader.builds_json:
             self._compiled = CompiledOperations(
@@ -299,15 +306,28 @@ class GraphQLHandler:
     async def __call__(self, request: Request) -> Response:
         if self._wants_graphiql(request):
             return self._graphiql()
+        # The one place that records every request's outcome and duration (gateway.telemetry).
+        record = self._telemetry.begin(request)
+        status = 500
+        try:
+            response = await self._handle(request, record)
+            status = response.status_code
+            return response
+        finally:
+            record.finish(status)
+
+    async def _handle(self, request: Request, record: RequestRecord) -> Response:
         services = self._services
         services.metrics.requests += 1
         request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        record.request_id = request_id
         media_type = _JSON
         try:
             headers = request.headers
             principal = await services.authenticator.authenticate(
                 headers.get("authorization"), headers.get("x-api-key")
             )
+            record.principal = principal
             media_type = _media_type(request)
             read = await self._read(request)
             resolved = await resolve_document(
@@ -322,8 +342,10 @@ class GraphQLHandler:
                 or (policy.safelist_required and resolved.source != "safelist")
             ):
                 document = self._parse(resolved.text)
+            record.document(resolved.text, document, read.operation_name)
             await self._check_document(principal, resolved, document)
         except GatewayError as error:
+            record.outcome = error.code
             return self._error(error, media_type, request_id)
 
         if self._compiled is not None:
@@ -351,10 +373,12 @@ class GraphQLHandler:
                 allowed_operation_types=allowed,
             )
         except InvalidOperationTypeError:
+            record.outcome = "METHOD_NOT_ALLOWED"
             body = {"errors": [{"message": "mutations are not allowed over GET; use POST",
                                 "extensions": {"code": "METHOD_NOT_ALLOWED"}}]}  # fmt: skip
             return _json(body, 405, media_type, request_id, allow="POST")
         except CannotGetOperationTypeError as error:
+            record.outcome = "BAD_REQUEST"
             body = {"errors": [{"message": error.as_http_error_reason(),
                                 "extensions": {"code": "BAD_REQUEST"}}]}  # fmt: skip
             return _json(body, 400, media_type, request_id)
@@ -367,6 +391,7 @@ class GraphQLHandler:
         not_executed = bool(raised) and result.data is None and all(not e.path for e in raised)
         if result.errors:
             errors = format_errors(result.errors, request_id)
+            record.outcome = errors[0]["extensions"]["code"]
             if self._hide_suggestions:
                 for entry in errors:
                     entry["message"] = _SUGGESTION.sub("", entry["message"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,6 +22,7 @@ from gateway.metrics import Metrics
 from gateway.persisted_documents import ApqStore, TrustedDocuments
 from gateway.providers import ProviderRuntime, open_providers
 from gateway.settings import Settings, check_settings
+from gateway.tracing import Tracing
 from resolvers.principal import SCOPES
 
 __all__ = ["Services", "open_cache", "open_services"]
@@ -45,6 +46,8 @@ class Services:
     development_token: str | None = None
     # Provider clients and the read-through cache; None runs the gateway without providers.
     providers: ProviderRuntime | None = None
+    # Trace spans of each request (gateway.tracing); off unless an exporter is configured.
+    tracing: Tracing = field(default_factory=Tracing)
 
     async def database_is_ready(self) -> bool:
         try:
@@ -76,10 +79,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     """
     check_settings(settings)
     metrics = Metrics()
+    telemetry = settings.telemetry
+    tracing = Tracing()
+    if telemetry.otlp_traces_endpoint:
+        tracing = Tracing.otlp(telemetry.otlp_traces_endpoint, service_name=telemetry.service_name)
+    system = "sqlite" if settings.is_sqlite else "postgresql"
     engine = create_ledger_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         on_statement=metrics.count_statement,
+        on_statement_timed=metrics.statement_timer(system),
     )
     cache = open_cache(settings)
     stack = AsyncExitStack()
@@ -101,9 +110,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             stack.push_async_callback(reads.close)
         clients = ClientStore(engine, pepper=settings.api_key_pepper.reveal(), reads=reads)
         providers = await stack.enter_async_context(
-            open_providers(settings.providers, engine, cache)
+            open_providers(settings.providers, engine, cache, on_call=metrics.provider_call)
         )
-        reader = LedgerReader(engine, on_statement=metrics.count_statement, reads=reads)
+        reader = LedgerReader(
+            engine,
+            on_statement=metrics.count_statement,
+            reads=reads,
+            on_statement_timed=metrics.statement_timer(system),
+        )
         yield Services(
             settings=settings,
             engine=engine,
@@ -120,8 +134,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             apq=ApqStore(cache, ttl_seconds=settings.apq_ttl_seconds),
             development_token=token,
             providers=providers,
+            tracing=tracing,
         )
     finally:
+        tracing.shutdown()
         await stack.aclose()
         await cache.close()
         await engine.dispose()

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from prometheus_client import generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.banking import BankingProvider, ProviderCredentials, create_banking_provider
@@ -27,7 +30,13 @@ from adapters.cache import Cache
 from adapters.cards.protocol import CardProcessor
 from adapters.cards.stripe import StripeCardProcessor
 from adapters.crypto import SecretBox, SecretText
-from adapters.http_client import ProviderPolicy, provider_http_client, transport_of
+from adapters.http_client import (
+    CircuitState,
+    ProviderCallObserver,
+    ProviderPolicy,
+    provider_http_client,
+    transport_of,
+)
 from adapters.provider_cache import ReadThroughCache, StaleRead
 from adapters.providers.queries import ProviderLinkReader
 from gateway.provider_settings import ProviderSettings
@@ -100,20 +109,13 @@ class ProviderRuntime:
         """HTTP attempts made to each provider so far (retries included)."""
         return {name: transport_of(c).stats.attempts for name, c in self.http_clients.items()}
 
+    def collector(self) -> Collector:
+        """Prometheus collector of the provider transports and the read-through cache."""
+        return _ProviderCollector(self)
+
     def render_metrics(self) -> str:
-        """Prometheus text: upstream attempts and read-through cache counters."""
-        reads = self.reads
-        attempts = sum(self.upstream_attempts().values())
-        return (
-            "# TYPE gateway_provider_upstream_attempts_total counter\n"
-            f"gateway_provider_upstream_attempts_total {attempts}\n"
-            "# TYPE gateway_provider_cache_hits_total counter\n"
-            f"gateway_provider_cache_hits_total {reads.hits}\n"
-            "# TYPE gateway_provider_cache_misses_total counter\n"
-            f"gateway_provider_cache_misses_total {reads.misses}\n"
-            "# TYPE gateway_provider_cache_coalesced_total counter\n"
-            f"gateway_provider_cache_coalesced_total {reads.coalesced}\n"
-        )
+        """Prometheus text: upstream calls, retries, breaker state and cache counters."""
+        return generate_latest(self.collector()).decode()
 
     def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run `work` after the response (webhook follow-ups); failures are logged, not lost."""
@@ -139,6 +141,52 @@ class ProviderRuntime:
             await client.aclose()
 
 
+class _ProviderCollector(Collector):
+    """Read at scrape time: the transports count on their own (adapters.http_client)."""
+
+    def __init__(self, runtime: ProviderRuntime) -> None:
+        self._runtime = runtime
+
+    def collect(self) -> Iterable[Metric]:
+        runtime = self._runtime
+        transports = {name: transport_of(c) for name, c in runtime.http_clients.items()}
+        # Unlabelled totals, as the benchmark has always read them.
+        attempts = sum(t.stats.attempts for t in transports.values())
+        yield CounterMetricFamily(
+            "gateway_provider_upstream_attempts",
+            "HTTP attempts to every provider (retries included).",
+            value=attempts,
+        )
+        reads = runtime.reads
+        for name, value, text in (
+            ("hits", reads.hits, "Provider reads answered by the read-through cache."),
+            ("misses", reads.misses, "Provider reads that called the provider."),
+            ("coalesced", reads.coalesced, "Provider reads that joined one already in flight."),
+        ):
+            yield CounterMetricFamily(f"gateway_provider_cache_{name}", text, value=value)
+        per_provider = {
+            "attempts": ("HTTP attempts to a provider (retries included).", "attempts"),
+            "retries": ("Attempts that were retries.", "retries"),
+            "failures": ("Calls that failed after their last attempt.", "failures"),
+            "short_circuited": ("Calls refused by an open circuit.", "short_circuited"),
+        }
+        for metric, (text, attribute) in per_provider.items():
+            family = CounterMetricFamily(f"gateway_provider_{metric}", text, labels=["provider"])
+            for name, transport in transports.items():
+                family.add_metric([name], getattr(transport.stats, attribute))
+            yield family
+        state = GaugeMetricFamily(
+            "gateway_provider_circuit_state",
+            "Circuit breaker state of each provider: 1 for the state it is in.",
+            labels=["provider", "state"],
+        )
+        for name, transport in transports.items():
+            current = transport.breaker.state
+            for each in CircuitState:
+                state.add_metric([name, each.value], 1 if each is current else 0)
+        yield state
+
+
 def _policy(name: str, settings: ProviderSettings, **extra: Any) -> ProviderPolicy:
     return ProviderPolicy(
         name=name,
@@ -159,9 +207,11 @@ async def open_providers(
     *,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     base_urls: Mapping[str, str] | None = None,
+    on_call: ProviderCallObserver | None = None,
 ) -> AsyncIterator[ProviderRuntime]:
     """Build the provider clients for `settings.mode`; `transports`/`base_urls` (by provider
-    name) override where a provider is reached (tests: sandboxes over HTTP or in-process)."""
+    name) override where a provider is reached (tests: sandboxes over HTTP or in-process);
+    `on_call` is told of every provider call (gateway.metrics: histograms and trace spans)."""
     transports = dict(transports or {})
     base_urls = dict(base_urls or {})
     clients: dict[str, httpx.AsyncClient] = {}
@@ -195,7 +245,7 @@ async def open_providers(
         plaid = plaid or (SANDBOX_CLIENT_ID, SecretText(SANDBOX_SECRET))
     if stripe_key is not None:
         clients["stripe"] = provider_http_client(
-            _policy("stripe", settings), transport=transports.get("stripe")
+            _policy("stripe", settings), transport=transports.get("stripe"), on_call=on_call
         )
         processors["stripe"] = StripeCardProcessor(
             api_key=stripe_key,
@@ -208,6 +258,7 @@ async def open_providers(
             _policy("plaid", settings, idempotent_post_paths=PLAID_READ_PATHS),
             base_url=base_urls.get("plaid", settings.plaid_base_url),
             transport=transports.get("plaid"),
+            on_call=on_call,
         )
         provider = create_banking_provider(
             "plaid", clients["plaid"], ProviderCredentials(client_id=plaid[0], secret=plaid[1])

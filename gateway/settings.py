@@ -9,6 +9,7 @@ from pathlib import Path
 
 from adapters.crypto import SecretText
 from gateway.provider_settings import ProviderSettings, load_provider_settings
+from gateway.telemetry_settings import TelemetrySettings, load_telemetry_settings
 
 __all__ = ["DEV_JWT_SECRET", "ENVIRONMENTS", "Settings", "check_settings", "load_settings"]
 
@@ -52,6 +53,7 @@ class Settings:
     compiled_operations: bool = True
     graphiql_assets_dir: Path = Path("var/graphiql")
     providers: ProviderSettings = field(default_factory=ProviderSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @property
     def is_development(self) -> bool:
@@ -164,6 +166,7 @@ def load_settings(
         compiled_operations=_flag(env.get("COMPILED_OPERATIONS", "on"), "COMPILED_OPERATIONS"),
         graphiql_assets_dir=Path(env.get("GRAPHIQL_ASSETS_DIR", str(defaults.graphiql_assets_dir))),
         providers=load_provider_settings(env, environment=environment),
+        telemetry=load_telemetry_settings(env),
     )
     check_settings(settings)
     return settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-__all__ = ["WRITE_OPTION", "create_ledger_engine", "is_sqlite"]
+__all__ = ["WRITE_OPTION", "StatementTimer", "create_ledger_engine", "is_sqlite"]
+
+StatementTimer = Callable[[str, int, int, bool], None]
+"""Called after each statement: its SQL text, start and end (`time.time_ns()`), and whether it
+failed. The gateway turns it into a duration histogram and a trace span."""
+_STARTED = "fgw_statement_started_ns"
 
 # Execution option for connections that will write: on SQLite they take the write lock at
 # BEGIN (BEGIN IMMEDIATE) so that concurrent writers queue instead of failing half way.
@@ -26,11 +32,13 @@ def create_ledger_engine(
     *,
     pool_size: int = 10,
     on_statement: Callable[[], None] | None = None,
+    on_statement_timed: StatementTimer | None = None,
 ) -> AsyncEngine:
     """Create the async engine for `url`.
 
     `on_statement` is called once per SQL statement sent to the database; the gateway counts
     statements per request with it (tests and the benchmark read those counts).
+    `on_statement_timed` is called when each statement has finished (see StatementTimer).
     """
     parsed = make_url(url)
     # Statement parameters (emails, account numbers, key hashes) never appear in the text of
@@ -76,4 +84,28 @@ def create_ledger_engine(
             if not statement.startswith("BEGIN"):  # SQLite's explicit BEGIN is not a query
                 callback()
 
+    if on_statement_timed is not None:
+        _listen_timed(engine, on_statement_timed)
+
     return engine
+
+
+def _listen_timed(engine: AsyncEngine, timer: StatementTimer) -> None:
+    """Time each statement on its connection (one statement at a time per connection)."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _start(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        conn.info[_STARTED] = time.time_ns()
+
+    @event.listens_for(engine.sync_engine, "after_cursor_execute")
+    def _end(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        started = conn.info.pop(_STARTED, None)
+        if started is not None and not statement.startswith("BEGIN"):
+            timer(statement, started, time.time_ns(), False)
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _failed(context: Any) -> None:
+        conn = context.connection
+        started = None if conn is None else conn.info.pop(_STARTED, None)
+        if started is not None and context.statement:
+            timer(context.statement, started, time.time_ns(), True)

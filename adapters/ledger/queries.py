@@ -12,6 +12,7 @@ whatever the batch size); SQLite, which has no LATERAL, ranks rows with a window
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.db import UtcDateTime
+from adapters.ledger.engine import StatementTimer
 from adapters.ledger.tables import (
     customers,
     ledger_accounts,
@@ -229,7 +231,8 @@ class LedgerReader:
 
     On PostgreSQL each read is one statement on asyncpg's own pool (adapters.read_pool),
     outside any transaction; SQLite reads go through SQLAlchemy Core. `on_statement` counts
-    the PostgreSQL statements (SQLite's are counted by the engine's own hook). Close with
+    the PostgreSQL statements (SQLite's are counted by the engine's own hook), and
+    `on_statement_timed` times them (SQLite's: the engine's `on_statement_timed`). Close with
     `aclose()`.
     """
 
@@ -239,12 +242,14 @@ class LedgerReader:
         *,
         on_statement: Callable[[], None] | None = None,
         reads: ReadPool | None = None,
+        on_statement_timed: StatementTimer | None = None,
     ) -> None:
         """On PostgreSQL, `reads` is the shared read pool (one of its own when not given)."""
         self._engine = engine
         self._owns_pool = reads is None and engine.dialect.name == "postgresql"
         self._pool = ReadPool.for_engine(engine) if self._owns_pool else reads
         self._on_statement = on_statement or (lambda: None)
+        self._timed = on_statement_timed
 
     async def aclose(self) -> None:
         """Close the read pool this reader opened itself (a shared one is its owner's)."""
@@ -255,7 +260,9 @@ class LedgerReader:
         if self._pool is not None:
             self._on_statement()
             arguments = [parameters[name] for name in statement.parameters]
-            return await self._pool.fetch(statement.postgres, *arguments)
+            if self._timed is None:
+                return await self._pool.fetch(statement.postgres, *arguments)
+            return await self._time(self._pool.fetch, statement.postgres, arguments)  # type: ignore[no-any-return]
         async with self._engine.connect() as connection:
             result = await connection.execute(statement.sqlite, parameters)
             return list(result.all())
@@ -270,8 +277,22 @@ class LedgerReader:
         if self._pool is None:
             raise RuntimeError("JSON-building statements need PostgreSQL")
         self._on_statement()
-        text: str = await self._pool.fetchval(statement, *arguments)
-        return text
+        if self._timed is None:
+            text: str = await self._pool.fetchval(statement, *arguments)
+            return text
+        return await self._time(self._pool.fetchval, statement, arguments)  # type: ignore[no-any-return]
+
+    async def _time(self, run: Callable[..., Any], sql: str, arguments: Sequence[Any]) -> Any:
+        """`run(sql, *arguments)`, reported to `on_statement_timed` (failed or not)."""
+        assert self._timed is not None
+        started = time.time_ns()
+        failed = True
+        try:
+            result = await run(sql, *arguments)
+            failed = False
+            return result
+        finally:
+            self._timed(sql, started, time.time_ns(), failed)
 
     # -- customers ------------------------------------------------------------------------
 

@@ -1,0 +1,212 @@
+"""Telemetry of the GraphQL endpoint: one record per request, finished in one place.
+
+`RequestTelemetry.begin(request)` starts a `RequestRecord` (and, when tracing is on, the
+operation's span); the handler tells it who is calling (`principal`), which document runs
+(`document`) and, on failure, the error code (`outcome`); `finish(status)` then, once:
+
+- observes `gateway_request_duration_seconds{operation, client, outcome}` (gateway.metrics);
+- names and ends the span (gateway.tracing);
+- writes one access-log line (logger `gateway.access`, JSON with gateway.json_logs): request
+  id, client, tenant, operation type and name, status, code, duration, cost (set by cost
+  analysis when it exists; null until then), and the `apollographql-client-name` /
+  `-version` headers.
+
+Also here: who may read /metrics (`metrics_endpoint`) and its own port (`metrics_server`).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from graphql import DocumentNode
+from prometheus_client import start_http_server
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from gateway.metrics import Metrics
+from gateway.settings import Settings
+from gateway.telemetry_settings import OPEN_METRICS_ENVIRONMENTS
+from gateway.tracing import RequestTrace, Tracing, operation_of
+from resolvers.principal import Principal
+
+__all__ = ["RequestRecord", "RequestTelemetry", "metrics_endpoint", "metrics_server"]
+
+access_logger = logging.getLogger("gateway.access")
+_CLIENT_HEADERS = ("apollographql-client-name", "apollographql-client-version")
+
+
+def client_label(principal: Principal | None) -> str:
+    """The `client` label: the API client's id, `jwt` for JWT principals, or `anonymous`."""
+    if principal is None:
+        return "anonymous"
+    return "jwt" if principal.client_id is None else str(principal.client_id)
+
+
+class RequestRecord:
+    """What one request did, filled in by the handler and reported by `finish`."""
+
+    __slots__ = (
+        "_document",
+        "_operation_name",
+        "_started",
+        "_telemetry",
+        "_text",
+        "cost",
+        "outcome",
+        "principal",
+        "request",
+        "request_id",
+        "trace",
+    )
+
+    def __init__(
+        self, telemetry: RequestTelemetry, request: Request, trace: RequestTrace | None
+    ) -> None:
+        self._telemetry = telemetry
+        self._started = time.perf_counter()
+        self.request = request
+        self.trace = trace
+        self.request_id = ""
+        self.principal: Principal | None = None
+        self.outcome: str | None = None
+        # Cost analysis sets this (issue 8, item 1): logged, and observed by Metrics.observe_cost.
+        self.cost: int | None = None
+        self._text: str | None = None
+        self._document: DocumentNode | None = None
+        self._operation_name: str | None = None
+
+    def document(
+        self, text: str, document: DocumentNode | None, operation_name: str | None
+    ) -> None:
+        """The document the request runs (parsed or not yet) and its operationName."""
+        self._text = text
+        self._document = document
+        self._operation_name = operation_name
+
+    def finish(self, status: int) -> None:
+        seconds = time.perf_counter() - self._started
+        telemetry = self._telemetry
+        outcome = self.outcome or ("ok" if status < 400 else f"HTTP_{status}")
+        document = self._document
+        if document is None and self._text is not None:
+            document = telemetry.parse(self._text)
+        kind, name = operation_of(document, self._operation_name)
+        client = client_label(self.principal)
+        telemetry.metrics.observe_request(name or "anonymous", client, outcome, seconds)
+        trace = self.trace
+        headers = self.request.headers
+        if trace is not None:
+            trace.operation(kind, name, self._text, document)
+            trace.span.set_attribute("gateway.client", client)
+            trace.finish(outcome, status)
+        if telemetry.access_log and access_logger.isEnabledFor(logging.INFO):
+            principal = self.principal
+            fields: dict[str, Any] = {
+                "request_id": self.request_id,
+                "client": client,
+                "tenant": None if principal is None else principal.tenant_id,
+                "operation_type": kind,
+                "operation_name": name,
+                "status": status,
+                "code": None if outcome == "ok" else outcome,
+                "duration_ms": round(seconds * 1000, 3),
+                "cost": self.cost,
+                "client_name": headers.get(_CLIENT_HEADERS[0], "")[:64] or None,
+                "client_version": headers.get(_CLIENT_HEADERS[1], "")[:64] or None,
+            }
+            if trace is not None:
+                fields["trace_id"] = format(trace.span.get_span_context().trace_id, "032x")
+            access_logger.info("graphql request", extra=fields)
+
+
+class RequestTelemetry:
+    """Metrics, trace and access log of one GraphQL endpoint."""
+
+    def __init__(
+        self,
+        metrics: Metrics,
+        tracing: Tracing,
+        *,
+        parse: Callable[[str], DocumentNode | None],
+        access_log: bool = True,
+    ) -> None:
+        self.metrics = metrics
+        self.tracing = tracing
+        self.parse = parse
+        self.access_log = access_log
+
+    def begin(self, request: Request) -> RequestRecord:
+        trace = self.tracing.start(request.headers) if self.tracing.enabled else None
+        return RequestRecord(self, request, trace)
+
+
+def _exposition(current: Callable[[], Any]) -> Collector:
+    services = current()
+    providers = services.providers
+    extra = () if providers is None else (providers.collector(),)
+    exposition: Collector = services.metrics.exposition(*extra)
+    return exposition
+
+
+def metrics_endpoint(settings: Settings, current: Callable[[], Any]) -> Callable[[Request], Any]:
+    """/metrics on the main port: 404 when it has its own port; a bearer METRICS_TOKEN when
+    one is set; open in development and test; 403 elsewhere."""
+    telemetry = settings.telemetry
+    token = None if telemetry.metrics_token is None else telemetry.metrics_token.reveal()
+    is_open = settings.environment in OPEN_METRICS_ENVIRONMENTS
+
+    async def metrics(request: Request) -> Response:
+        if telemetry.metrics_port is not None:
+            return PlainTextResponse("metrics are served on their own port", status_code=404)
+        if token is not None:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.encode(), token.encode()
+            ):
+                return PlainTextResponse(
+                    "metrics need the bearer METRICS_TOKEN",
+                    status_code=401,
+                    headers={"www-authenticate": "Bearer"},
+                )
+        elif not is_open:
+            return PlainTextResponse(
+                "metrics are not served here: set METRICS_TOKEN or METRICS_PORT", status_code=403
+            )
+        from prometheus_client import generate_latest
+
+        return PlainTextResponse(generate_latest(_exposition(current)).decode())
+
+    return metrics
+
+
+class _Lazy(Collector):
+    def __init__(self, current: Callable[[], Any]) -> None:
+        self._current = current
+
+    def collect(self) -> Any:
+        return _exposition(self._current).collect()
+
+
+@asynccontextmanager
+async def metrics_server(settings: Settings, current: Callable[[], Any]) -> AsyncIterator[None]:
+    """/metrics on METRICS_HOST:METRICS_PORT (prometheus-client's own HTTP server, in a
+    thread) while the app runs; nothing when METRICS_PORT is unset."""
+    telemetry = settings.telemetry
+    if telemetry.metrics_port is None:
+        yield
+        return
+    server, thread = start_http_server(
+        telemetry.metrics_port, addr=telemetry.metrics_host, registry=_Lazy(current)
+    )
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
