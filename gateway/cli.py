@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.access_cli import add_access_commands, run_access_command
+from gateway.json_logs import configure_logging
 from gateway.log_redaction import install_log_redaction
 from gateway.settings import Settings, load_settings
 
@@ -25,12 +26,8 @@ EXAMPLE_QUERY = (
 )
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    configure_logging(level, log_format)  # gateway.json_logs: JSON lines or text
     # Every record (ours, uvicorn's, SQLAlchemy's) has its secrets masked before any handler.
     install_log_redaction()
 
@@ -237,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"configuration error: {error}", file=sys.stderr)  # noqa: T201
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.telemetry.log_format)
     if args.command == "serve":
         return _serve(settings, migrate=args.migrate, seed_demo=args.seed_demo,
                       workers=args.workers)  # fmt: skip

@@ -5,10 +5,11 @@
 duration, cost, code), and `exception` when there is one. `configure_logging` installs it on
 the root handler; `gateway serve` then lets uvicorn's loggers propagate there too.
 
-Redaction (gateway.log_redaction, when present) is a `logging.Filter` / record factory that
-masks a record's message, arguments and exception before any formatter runs: it works with
-this formatter unchanged. Fields given with `extra=` are added to the record after the record
-factory ran, so this formatter takes a `redact` function for their string values as well.
+Redaction (gateway.log_redaction) is a record factory and a `logging.Filter` that mask a
+record's message, arguments and exception before any formatter runs: it works with this
+formatter unchanged. Fields given with `extra=` are added to the record after the record
+factory ran, so this formatter takes a `redact` function for their string values as well
+(`configure_logging` passes gateway.log_redaction.redact).
 """
 
 from __future__ import annotations
@@ -57,9 +58,13 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str, log_format: str = "json") -> None:
     """The root handler on stderr: JSON lines, or `time level logger message` text."""
+    from gateway.log_redaction import redact
+
     handler = logging.StreamHandler(sys.stderr)
     if log_format == "json":
-        handler.setFormatter(JsonFormatter())
+        # Redaction masks messages and arguments (a record factory and filter); the fields
+        # given with `extra=` are masked here.
+        handler.setFormatter(JsonFormatter(redact=redact))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

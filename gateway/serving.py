@@ -17,7 +17,6 @@ Decided limits of several workers:
 from __future__ import annotations
 
 import logging
-import sys
 
 from starlette.applications import Starlette
 
@@ -61,14 +60,11 @@ def check_workers(settings: Settings, workers: int) -> list[str]:
 def app_from_environment() -> Starlette:
     """uvicorn's app factory in each worker process: settings from the environment."""
     from gateway.app import create_app
+    from gateway.json_logs import configure_logging
     from gateway.log_redaction import install_log_redaction
 
     settings = load_settings(require_environment=True)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(settings.log_level, settings.telemetry.log_format)
     install_log_redaction()  # as the parent's logging set-up (gateway.cli) does
     return create_app(settings)
 
@@ -93,6 +89,10 @@ def run_uvicorn(settings: Settings, *, workers: int = 1) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # uvicorn's loggers propagate to our root handler (gateway.json_logs); /graphql writes
+        # its own access line (gateway.telemetry), so uvicorn's goes when that one is on.
+        log_config=None,
+        access_log=not settings.telemetry.access_log,
         timeout_graceful_shutdown=30,
         proxy_headers=False,
         server_header=False,
