@@ -105,11 +105,13 @@ def operation_of(
 class RequestTrace:
     """The span of one GraphQL request; current (a context variable) while it is handled."""
 
-    __slots__ = ("_context", "_token", "_tracing", "span")
+    __slots__ = ("_context", "_token", "_tracing", "recording", "span")
 
     def __init__(self, tracing: Tracing, span: Span) -> None:
         self._tracing = tracing
         self.span = span
+        # Not sampled (OTEL_TRACES_SAMPLER): no child span is made at all.
+        self.recording = span.is_recording()
         self._context = trace.set_span_in_context(span)
         self._token = _current.set(self)
 
@@ -209,7 +211,7 @@ def record_statement(
 ) -> None:
     """A child span for one SQL statement of the current request (none outside a request)."""
     current = _current.get()
-    if current is None:
+    if current is None or not current.recording:
         return
     operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
     span = current.child(
@@ -229,7 +231,7 @@ def record_statement(
 def record_provider_call(call: ProviderCall) -> None:
     """A child span for one provider call of the current request."""
     current = _current.get()
-    if current is None:
+    if current is None or not current.recording:
         return
     attributes: dict[str, Any] = {
         "http.request.method": call.method,
