@@ -26,8 +26,9 @@ from tests.fixtures.database import Database
 from tests.fixtures.gateway import TEST_SECRET
 
 QUERY = "{ customers(first: 5) { edges { node { displayName } } } }"
-_PID = re.compile(r'^gateway_process_info\{pid="(\d+)"\} 1$', re.MULTILINE)
-_REQUESTS = re.compile(r"^gateway_requests_total (\d+)$", re.MULTILINE)
+# prometheus-client prints every sample as a float (`1.0`).
+_PID = re.compile(r'^gateway_process_info\{pid="(\d+)"\} 1(?:\.0)?$', re.MULTILINE)
+_REQUESTS = re.compile(r"^gateway_requests_total (\d+)(?:\.0)?$", re.MULTILINE)
 
 
 def _free_port() -> int:
