@@ -40,7 +40,7 @@ def _claims(**overrides: object) -> dict[str, object]:
     now = dt.datetime.now(dt.UTC)
     claims: dict[str, object] = {
         "iss": "iss-test", "aud": "finance-gateway", "sub": "x", "iat": now,
-        "exp": now + dt.timedelta(minutes=5), "tenant": "1", "scope": "ledger:read",
+        "exp": now + dt.timedelta(hours=12), "tenant": "1", "scope": "ledger:read",
     }  # fmt: skip
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
