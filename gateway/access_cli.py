@@ -31,7 +31,10 @@ def add_access_commands(commands: Any) -> None:
     create.add_argument("--kind", choices=["first_party", "partner", "analyst"], required=True)
     create.add_argument("--scopes", default="ledger:read", help="comma-separated")
     create.add_argument("--test-key", action="store_true", help="issue an fgw_test_ key")
-    create.add_argument("--rate-limit", type=int, default=None, help="requests per minute")
+    create.add_argument(
+        "--rate-limit", type=int, default=None, help="rate limit: cost points per minute"
+    )
+    create.add_argument("--max-cost", type=int, default=None, help="most one operation may cost")
     for flag in _POLICY_FLAGS:
         create.add_argument(
             "--" + flag.replace("_", "-"),
@@ -45,6 +48,10 @@ def add_access_commands(commands: Any) -> None:
     revoke.add_argument("client_id", type=int)
     rotate = actions.add_parser("rotate-key", help="replace a client's key; the old one fails")
     rotate.add_argument("client_id", type=int)
+    change = actions.add_parser("update", help="set a client's budgets ('default': its kind's)")
+    change.add_argument("client_id", type=int)
+    change.add_argument("--max-cost", default=None, help="most one operation may cost")
+    change.add_argument("--rate-limit", default=None, help="cost points per minute")
 
     documents = commands.add_parser("documents", help="trusted documents (safelist) per client")
     doc_actions = documents.add_subparsers(dest="action", required=True)
@@ -63,7 +70,8 @@ def _line(client: ApiClient) -> str:
     return (
         f"{client.id}\ttenant={client.tenant_id}\t{client.kind}\t{client.name}\t"
         f"{client.key_prefix}...\tscopes={','.join(sorted(client.scopes))}\t"
-        f"policy={policy or '-'}\t{state}"
+        f"policy={policy or '-'}\tmax_cost={client.max_cost or 'default'}\t"
+        f"rate_limit={client.rate_limit or 'default'}\t{state}"
     )
 
 
@@ -86,6 +94,7 @@ async def _clients(args: argparse.Namespace, store: ClientStore) -> int:
         issued = await store.create(
             tenant_id=args.tenant, name=args.name, kind=args.kind, scopes=scopes, policy=policy,
             rate_limit=args.rate_limit, environment="test" if args.test_key else "live",
+            max_cost=args.max_cost,
         )  # fmt: skip
         _out(_line(issued.client))
         _out(f"key (shown once, store it now): {issued.key}")
@@ -94,6 +103,21 @@ async def _clients(args: argparse.Namespace, store: ClientStore) -> int:
             _out(_line(client))
     elif args.action == "revoke":
         _out(_line(await store.revoke(args.client_id)))
+    elif args.action == "update":
+        values: dict[str, int] = {}
+        clear = set()
+        for name in ("max_cost", "rate_limit"):
+            given = getattr(args, name)
+            if given == "default":
+                clear.add(name)
+            elif given is not None:
+                try:
+                    values[name] = int(given)
+                except ValueError:
+                    sys.stderr.write(f"error: --{name.replace('_', '-')} must be a number\n")
+                    return 2
+        client = await store.update_limits(args.client_id, clear=frozenset(clear), **values)
+        _out(_line(client))
     elif args.action == "rotate-key":
         issued = await store.rotate_key(args.client_id)
         _out(_line(issued.client))
@@ -102,7 +126,7 @@ async def _clients(args: argparse.Namespace, store: ClientStore) -> int:
 
 
 async def _documents(
-    args: argparse.Namespace, store: SqlDocumentStore, clients: ClientStore
+    args: argparse.Namespace, store: SqlDocumentStore, clients: ClientStore, settings: Settings
 ) -> int:
     client = await clients.get(args.client)
     if client is None:
@@ -110,15 +134,30 @@ async def _documents(
         return 2
     if args.action == "list":
         for document in await store.list(client.id):
-            _out(f"{document.document_id}\t{document.operation_type}\t{document.name or '-'}")
+            _out(
+                f"{document.document_id}\t{document.operation_type}\t{document.name or '-'}\t"
+                f"cost={document.cost if document.cost is not None else '-'}"
+            )
         return 0
+    from gateway.cost import CostAnalyzer, CostTooExpensive, price_documents
     from gateway.persisted_documents import ManifestError, parse_manifest
-    from resolvers.schema import schema
+    from resolvers.principal import Principal
+    from resolvers.schema import limit_rules, schema
 
     try:
         documents = parse_manifest(args.manifest.read_bytes(), schema._schema)
+        # The cost of each document is computed once, here, and stored with it.
+        analyzer = CostAnalyzer(
+            schema._schema, settings.cost, max_page_size=settings.max_page_size,
+            rules=limit_rules(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases),
+        )  # fmt: skip
+        budget = settings.cost.budget(Principal.of_client(client))
+        documents = price_documents(analyzer, documents, budget)
     except (OSError, ManifestError) as error:
         sys.stderr.write(f"error: {error}\n")
+        return 2
+    except CostTooExpensive as error:
+        sys.stderr.write(f"error: {error.message} (COST_ESTIMATED_TOO_EXPENSIVE)\n")
         return 2
     summary = await store.register(client.id, documents)
     _out(f"registered {summary.added} new, {summary.unchanged} already present")
@@ -137,7 +176,7 @@ async def run_access_command(args: argparse.Namespace, settings: Settings) -> in
     try:
         if args.command == "clients":
             return await _clients(args, clients)
-        return await _documents(args, SqlDocumentStore(engine), clients)
+        return await _documents(args, SqlDocumentStore(engine), clients, settings)
     except AdapterError as error:
         sys.stderr.write(f"error: {error.message}\n")
         return 2

@@ -3,7 +3,8 @@
 Order of checks for every request (README, "Order of checks"):
 authentication (401 before anything else is looked at), CSRF and media types, size cap,
 document id or APQ, parse (cached), safelist, introspection policy, validation with depth and
-alias limits (cached), authorization (the rule table of resolvers.permissions), execution.
+alias limits (cached), cost and rate limit (`_admit`: both paths below run after it),
+authorization (the rule table of resolvers.permissions), execution.
 A browser's GET without a query gets GraphiQL instead, when it is enabled.
 """
 
@@ -25,6 +26,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from gateway.compiled import CompiledOperations
+from gateway.cost import CostAnalyzer, CostPlan, CostTooExpensive
 from gateway.errors import format_errors
 from gateway.graphiql import render_graphiql_page
 from gateway.graphiql_examples import EXAMPLE_OPERATIONS
@@ -38,6 +40,7 @@ from gateway.persisted_documents import (
     resolve_document,
     uses_introspection,
 )
+from gateway.rate_limits import RateLimitDecision, RateLimited, RateLimiter
 from gateway.request_body import read_capped_body
 from gateway.telemetry import RequestRecord, RequestTelemetry
 from resolvers.context import RequestContext
@@ -65,6 +68,8 @@ _PREFLIGHT_HEADERS = (
 )
 _PUBLIC_MAX_AGE = 60
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+# A request header asking for `extensions.cost` in the response (analysts always get it).
+_COST_REPORT_HEADER = "x-graphql-cost"
 
 
 class NotAcceptable(GatewayError):
@@ -74,6 +79,25 @@ class NotAcceptable(GatewayError):
 
 class PreflightRequired(BadRequest):
     code = "CSRF_PREFLIGHT_REQUIRED"
+
+
+@dataclass(frozen=True, slots=True)
+class _Admission:
+    """What `_admit` decided: the estimate, the rate-limit charge, whether to report cost."""
+
+    plan: CostPlan | None
+    estimated: int
+    max_cost: int
+    rate: RateLimitDecision | None
+    report_cost: bool
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {} if self.rate is None else self.rate.headers
+
+    def cost(self, data: Any) -> dict[str, int]:
+        actual = self.plan.actual(data) if self.plan is not None else 0
+        return {"estimated": self.estimated, "actual": actual, "maxCost": self.max_cost}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +175,13 @@ class GraphQLHandler:
             parse=self._parse,
             access_log=settings.telemetry.access_log,
         )
+        rules = limit_rules(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases)
+        self._cost = CostAnalyzer(
+            schema._schema, settings.cost, max_page_size=settings.max_page_size, rules=rules
+        )
+        if services.rate_limiter is None:  # tests and embedded use: an in-process one
+            services.rate_limiter = RateLimiter(settings.rate_limits)
+        self._rate_limiter = services.rate_limiter
         self._compiled: CompiledOperations | None = None
         if settings.compiled_operations and services.reader.builds_json:
             self._compiled = CompiledOperations(
@@ -268,6 +299,8 @@ class GraphQLHandler:
         headers = {"www-authenticate": "Bearer"} if error.status_code == 401 else {}
         if error.status_code == 405:
             headers["allow"] = "POST"
+        if isinstance(error, RateLimited):
+            headers.update(error.headers)
         body = {
             "errors": [
                 {"message": error.message, "extensions": {"code": error.code, **error.extensions}}
@@ -285,6 +318,7 @@ class GraphQLHandler:
         media_type: str,
         request_id: str,
         is_get: bool,
+        admission: _Admission,
     ) -> Response | None:
         """The answer of the operation's compiled plan, or None: the resolvers must answer."""
         document = document or self._parse(resolved.text)
@@ -301,7 +335,53 @@ class GraphQLHandler:
         public = is_get and resolved.is_persisted and _is_public(document, read.operation_name)
         cache_control = f"public, max-age={_PUBLIC_MAX_AGE}" if public else "no-store"
         headers = {"x-request-id": request_id, "cache-control": cache_control, "vary": "Accept"}
-        return Response(body, media_type=media_type, headers=headers)
+        if admission.report_cost:  # actual: counted on the JSON that PostgreSQL built
+            answer = orjson.loads(body)
+            answer.setdefault("extensions", {})["cost"] = admission.cost(answer.get("data"))
+            body = orjson.dumps(answer)
+        return Response(body, media_type=media_type, headers={**headers, **admission.headers})
+
+    async def _admit(
+        self,
+        request: Request,
+        principal: Principal,
+        resolved: ResolvedDocument,
+        read: _Request,
+        document: DocumentNode | None,
+    ) -> _Admission:
+        """Cost, then rate limit: the one place both are enforced, before either path runs.
+
+        The estimate (gateway.cost) is refused over the caller's budget with nothing run and
+        nothing charged; otherwise the rate limit (gateway.rate_limits) charges it, and refuses
+        with 429 when the caller's budget is spent. A document that does not parse or validate
+        costs 1 and goes on to execution, which reports why.
+        """
+        settings = self._services.settings
+        plan = None
+        document = document or self._parse(resolved.text)
+        if document is not None:
+            plan = self._cost.plan(resolved.text, document, read.operation_name)
+        estimated = plan.estimate(read.variables or {}) if plan is not None else 1
+        max_cost = settings.cost.budget(principal)
+        if settings.cost.enabled and estimated > max_cost:
+            raise CostTooExpensive(
+                f"the operation's estimated cost {estimated} is over your budget of {max_cost}",
+                cost={"estimated": estimated, "maxCost": max_cost},
+            )
+        rate = None
+        if settings.rate_limits.enabled:
+            rate = await self._rate_limiter.charge(principal, estimated)
+            if not rate.allowed:
+                raise RateLimited(
+                    "rate limit exceeded; retry after the Retry-After header's seconds",
+                    rate.headers,
+                    retryAfterSeconds=int(rate.headers["retry-after"]),
+                )
+        report = settings.cost.enabled and (
+            (principal.kind == "analyst" and settings.cost.report_to_analysts)
+            or request.headers.get(_COST_REPORT_HEADER, "").lower() in {"1", "true", "report"}
+        )
+        return _Admission(plan, estimated, max_cost, rate, report)
 
     async def __call__(self, request: Request) -> Response:
         if self._wants_graphiql(request):
@@ -344,14 +424,16 @@ class GraphQLHandler:
                 document = self._parse(resolved.text)
             record.document(resolved.text, document, read.operation_name)
             await self._check_document(principal, resolved, document)
+            admission = await self._admit(request, principal, resolved, read, document)
         except GatewayError as error:
             record.outcome = error.code
             return self._error(error, media_type, request_id)
 
         if self._compiled is not None:
             answered = await self._run_compiled(
-                self._compiled, principal, resolved, read, document, media_type, request_id, is_get
-            )
+                self._compiled, principal, resolved, read, document, media_type, request_id,
+                is_get, admission,
+            )  # fmt: skip
             if answered is not None:
                 return answered
         services.metrics.resolver_operations += 1
@@ -362,6 +444,7 @@ class GraphQLHandler:
             posting=services.posting,
             max_page_size=services.settings.max_page_size,
             providers=services.providers,
+            rate_limit=None if admission.rate is None else admission.rate.status,
         )
         allowed = {OperationType.QUERY} if is_get else {OperationType.QUERY, OperationType.MUTATION}
         try:
@@ -376,12 +459,12 @@ class GraphQLHandler:
             record.outcome = "METHOD_NOT_ALLOWED"
             body = {"errors": [{"message": "mutations are not allowed over GET; use POST",
                                 "extensions": {"code": "METHOD_NOT_ALLOWED"}}]}  # fmt: skip
-            return _json(body, 405, media_type, request_id, allow="POST")
+            return _json(body, 405, media_type, request_id, allow="POST", **admission.headers)
         except CannotGetOperationTypeError as error:
             record.outcome = "BAD_REQUEST"
             body = {"errors": [{"message": error.as_http_error_reason(),
                                 "extensions": {"code": "BAD_REQUEST"}}]}  # fmt: skip
-            return _json(body, 400, media_type, request_id)
+            return _json(body, 400, media_type, request_id, **admission.headers)
 
         response: dict[str, Any] = {}
         status = 200
@@ -406,6 +489,8 @@ class GraphQLHandler:
         if context.response_extensions:
             # For example staleData: provider data served past its freshness.
             response["extensions"] = context.response_extensions
+        if admission.report_cost:
+            response.setdefault("extensions", {})["cost"] = admission.cost(result.data)
         cache_control = "no-store"
         if (
             not context.response_extensions
@@ -416,5 +501,5 @@ class GraphQLHandler:
             and _is_public(document, read.operation_name)
         ):
             cache_control = f"public, max-age={_PUBLIC_MAX_AGE}"
-        extra = {"cache-control": cache_control, "vary": "Accept"}
+        extra = {"cache-control": cache_control, "vary": "Accept", **admission.headers}
         return _json(response, status, media_type, request_id, **extra)

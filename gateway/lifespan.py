@@ -21,6 +21,7 @@ from gateway.auth import Authenticator, TokenVerifier, mint_token
 from gateway.metrics import Metrics
 from gateway.persisted_documents import ApqStore, TrustedDocuments
 from gateway.providers import ProviderRuntime, open_providers
+from gateway.rate_limits import RateLimiter, open_rate_limiter
 from gateway.settings import Settings, check_settings
 from gateway.tracing import Tracing
 from resolvers.principal import SCOPES
@@ -48,6 +49,9 @@ class Services:
     providers: ProviderRuntime | None = None
     # Trace spans of each request (gateway.tracing); off unless an exporter is configured.
     tracing: Tracing = field(default_factory=Tracing)
+    # Cost-weighted rate limits (Redis when configured); None: the handler keeps an
+    # in-process one.
+    rate_limiter: RateLimiter | None = None
 
     async def database_is_ready(self) -> bool:
         try:
@@ -118,6 +122,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             reads=reads,
             on_statement_timed=metrics.statement_timer(system),
         )
+        rate_limiter = open_rate_limiter(settings.rate_limits, settings.redis_url)
+        stack.push_async_callback(rate_limiter.close)
         yield Services(
             settings=settings,
             engine=engine,
@@ -135,6 +141,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             development_token=token,
             providers=providers,
             tracing=tracing,
+            rate_limiter=rate_limiter,
         )
     finally:
         tracing.shutdown()

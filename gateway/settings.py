@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.crypto import SecretText
+from gateway.cost import CostSettings, load_cost_settings
 from gateway.provider_settings import ProviderSettings, load_provider_settings
+from gateway.rate_limits import RateLimitSettings, load_rate_limit_settings
 from gateway.telemetry_settings import TelemetrySettings, load_telemetry_settings
 
 __all__ = ["DEV_JWT_SECRET", "ENVIRONMENTS", "Settings", "check_settings", "load_settings"]
@@ -53,6 +55,8 @@ class Settings:
     compiled_operations: bool = True
     graphiql_assets_dir: Path = Path("var/graphiql")
     providers: ProviderSettings = field(default_factory=ProviderSettings)
+    cost: CostSettings = field(default_factory=CostSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
     @property
@@ -166,6 +170,8 @@ def load_settings(
         compiled_operations=_flag(env.get("COMPILED_OPERATIONS", "on"), "COMPILED_OPERATIONS"),
         graphiql_assets_dir=Path(env.get("GRAPHIQL_ASSETS_DIR", str(defaults.graphiql_assets_dir))),
         providers=load_provider_settings(env, environment=environment),
+        cost=load_cost_settings(env),
+        rate_limits=load_rate_limit_settings(env),
         telemetry=load_telemetry_settings(env),
     )
     check_settings(settings)

@@ -149,7 +149,9 @@ class RequestTelemetry:
 def _exposition(current: Callable[[], Any]) -> Collector:
     services = current()
     providers = services.providers
-    extra = () if providers is None else (providers.collector(),)
+    extra = [] if providers is None else [providers.collector()]
+    if services.rate_limiter is not None:
+        extra.append(services.rate_limiter.collector())
     exposition: Collector = services.metrics.exposition(*extra)
     return exposition
 

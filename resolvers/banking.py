@@ -14,6 +14,7 @@ import strawberry
 from adapters.banking import records
 from adapters.errors import InvalidInput, ProviderUnavailable
 from resolvers.context import Info
+from resolvers.cost_directives import BANK_TRANSACTIONS_COST, FREE, PAGE
 from resolvers.money import Money
 from resolvers.node import encode_global_id
 from resolvers.pagination import (
@@ -31,7 +32,8 @@ strawberry.enum(records.ConnectionStatus, name="BankConnectionStatus",
 
 
 @strawberry.type(
-    description="Balances of a bank account as the provider last reported them (minor units)."
+    directives=[FREE],
+    description="Balances of a bank account as the provider last reported them (minor units).",
 )
 class BankBalances:
     current: Money | None = strawberry.field(
@@ -91,7 +93,8 @@ def _money(amount: int | None, balances: records.BankBalances) -> Money | None:
 
 
 @strawberry.type(
-    description="The bank or credit union holding an account, as the provider names it."
+    directives=[FREE],
+    description="The bank or credit union holding an account, as the provider names it.",
 )
 class BankInstitution:
     id: strawberry.ID = strawberry.field(
@@ -165,10 +168,11 @@ class BankAccount:
         )
 
     @strawberry.field(
+        directives=[BANK_TRANSACTIONS_COST, PAGE],
         description=(
             "The account's transactions, newest first, dated within [since, until] (both "
             "inclusive, each optional). `first` is at most the page cap."
-        )
+        ),
     )
     async def transactions(
         self,

@@ -17,6 +17,7 @@ import strawberry
 from adapters.cards import records
 from adapters.errors import InvalidInput, ProviderUnavailable
 from resolvers.context import Info
+from resolvers.cost_directives import FREE, ListSize
 from resolvers.money import Money
 from resolvers.pagination import Connection, check_first, make_connection
 
@@ -53,7 +54,9 @@ FAILURE_MESSAGES = {
 }
 
 
-@strawberry.type(description="The card a payment was made with: never more than these fields.")
+@strawberry.type(
+    directives=[FREE], description="The card a payment was made with: never more than these fields."
+)
 class PaymentCard:
     brand: records.CardBrand = strawberry.field(description="Card network.")
     last4: str = strawberry.field(description="Last four digits of the card number.")
@@ -65,7 +68,7 @@ class PaymentCard:
     )
 
 
-@strawberry.type(description="A refund of (part of) a card payment.")
+@strawberry.type(directives=[FREE], description="A refund of (part of) a card payment.")
 class CardRefund:
     processor_id: str = strawberry.field(description="The processor's id of the refund.")
     amount: Money = strawberry.field(description="Amount refunded.")
@@ -73,7 +76,9 @@ class CardRefund:
     created_at: dt.datetime = strawberry.field(description="When the refund was created.")
 
 
-@strawberry.type(description="A dispute (chargeback) raised against a card payment.")
+@strawberry.type(
+    directives=[FREE], description="A dispute (chargeback) raised against a card payment."
+)
 class CardDispute:
     processor_id: str = strawberry.field(description="The processor's id of the dispute.")
     amount: Money = strawberry.field(description="Amount disputed.")
@@ -111,7 +116,9 @@ class CardPayment:
     card: PaymentCard | None = strawberry.field(
         description="The card used; null when no card was attached yet."
     )
-    refunds: list[CardRefund] = strawberry.field(description="Refunds, newest first.")
+    refunds: list[CardRefund] = strawberry.field(
+        description="Refunds, newest first.", directives=[ListSize(assumed_size=3)]
+    )
     dispute: CardDispute | None = strawberry.field(
         description="The dispute against this payment; null when there is none."
     )

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from resolvers.loaders.banking import BankingLoaders
     from resolvers.loaders.cards import CardLoaders
     from resolvers.principal import Principal
+    from resolvers.rate_limit import RateLimitStatus
 
 __all__ = ["Info", "ProviderLoaderFactory", "RequestContext", "attach_providers"]
 
@@ -50,6 +51,9 @@ class RequestContext:
     # Added to the response's top-level `extensions` by the HTTP layer when not empty
     # (for example `staleData`: provider data served past its freshness).
     response_extensions: dict[str, Any] = field(default_factory=dict)
+    # The caller's rate limit after this operation was charged (gateway.rate_limits); None
+    # when rate limiting is off. Read by Query.rateLimit.
+    rate_limit: RateLimitStatus | None = None
 
     @property
     def tenant_id(self) -> int:

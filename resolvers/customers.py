@@ -9,6 +9,7 @@ import strawberry
 
 from adapters import records
 from resolvers.context import Info
+from resolvers.cost_directives import BANK_ACCOUNTS_COST, CARD_PAYMENTS_COST, PAGE, ListSize
 from resolvers.node import Node, encode_global_id, pk_of
 from resolvers.pagination import (
     Connection,
@@ -66,10 +67,11 @@ class Customer(Node):
         return masked_email(info.context.principal, self.email_address)
 
     @strawberry.field(
+        directives=[PAGE],
         description=(
             "The customer's ledger accounts, oldest first. `first` is at most the server's "
             "page cap (100 by default)."
-        )
+        ),
     )
     async def ledger_accounts(
         self, info: Info, first: int = 20, after: str | None = None
@@ -90,12 +92,13 @@ class Customer(Node):
         )
 
     @strawberry.field(
+        directives=[BANK_ACCOUNTS_COST, ListSize(assumed_size=5)],
         description=(
             "The customer's accounts at their banks (banking provider), as last synced; needs "
             "the providers:read scope (else null with FORBIDDEN). Null, with an error naming "
             "the provider (extensions.code, provider, retryable), when the provider failed; "
             "the rest of the response still arrives."
-        )
+        ),
     )
     async def bank_accounts(self, info: Info) -> list[_BANK_ACCOUNT] | None:
         from resolvers.banking import bank_accounts_of
@@ -103,13 +106,14 @@ class Customer(Node):
         return await bank_accounts_of(info, self.pk)
 
     @strawberry.field(
+        directives=[CARD_PAYMENTS_COST, PAGE],
         description=(
             "The customer's card payments at the card processor, newest first; `first` is at "
             "most the page cap. Needs the providers:read scope (else null with FORBIDDEN). "
             "Null, with an error naming the provider (extensions.code, "
             "provider, retryable), when the processor failed and no recent copy was cached; "
             "the rest of the response still arrives."
-        )
+        ),
     )
     async def card_payments(
         self, info: Info, first: int = 20, after: str | None = None
@@ -130,6 +134,7 @@ class CustomerQuery:
         return None if record is None else Customer.from_record(record)
 
     @strawberry.field(
+        directives=[PAGE],
         description="The tenant's customers, oldest first, at most the page cap per page.",
     )
     async def customers(

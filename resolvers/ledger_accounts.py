@@ -9,6 +9,7 @@ import strawberry
 
 from adapters import records
 from resolvers.context import Info
+from resolvers.cost_directives import FREE, PAGE
 from resolvers.money import Money
 from resolvers.node import Node, encode_global_id, pk_of
 from resolvers.pagination import (
@@ -34,10 +35,11 @@ _ENTRY = Annotated["LedgerEntry", strawberry.lazy("resolvers.ledger_transactions
 
 
 @strawberry.type(
+    directives=[FREE],
     description=(
         "Balances of a ledger account, signed by its normal balance: positive means the "
         "account holds value on its normal side."
-    )
+    ),
 )
 class LedgerBalance:
     _account: strawberry.Private[records.LedgerAccount]
@@ -97,10 +99,11 @@ class LedgerAccount(Node):
         return self.record.lock_version
 
     @strawberry.field(
+        directives=[PAGE],
         description=(
             "Entries on the account, newest first (by effective time). `first` is at most the "
             "server's page cap (100 by default)."
-        )
+        ),
     )
     async def entries(
         self, info: Info, first: int = 20, after: str | None = None

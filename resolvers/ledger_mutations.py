@@ -16,6 +16,7 @@ from adapters.ledger.posting import NewEntry, NewTransaction, PostingResult
 from adapters.ledger.posting_requests import MAX_ENTRIES
 from adapters.money import currency_exponent, parse_decimal_amount
 from resolvers.context import Info
+from resolvers.cost_directives import FREE, MUTATION_COST
 from resolvers.ledger_transactions import LedgerTransaction
 from resolvers.node import decode_id_of
 from resolvers.scalars import Decimal
@@ -62,7 +63,7 @@ class PostLedgerTransactionInput:
     )
 
 
-@strawberry.type(description="Result of a ledger write.")
+@strawberry.type(directives=[FREE], description="Result of a ledger write.")
 class LedgerTransactionPayload:
     transaction_id: strawberry.ID = strawberry.field(
         description="Global id of the transaction written (the new one, for a reversal)."
@@ -101,6 +102,7 @@ def _payload(info: Info, result: PostingResult) -> LedgerTransactionPayload:
 @strawberry.type
 class LedgerMutation:
     @strawberry.mutation(
+        directives=[MUTATION_COST],
         description=(
             "Post a balanced transaction. Refused with a code when unbalanced "
             "(UNBALANCED_TRANSACTION), when an entry's currency is not its account's "
@@ -130,6 +132,7 @@ class LedgerMutation:
         return _payload(info, await context.posting.post_transaction(context.tenant_id, new))
 
     @strawberry.mutation(
+        directives=[MUTATION_COST],
         description="Confirm a PENDING transaction: its amounts move to the posted balances.",
     )
     async def post_pending_transaction(
@@ -142,6 +145,7 @@ class LedgerMutation:
         return _payload(info, await context.posting.post_pending(context.tenant_id, pk))
 
     @strawberry.mutation(
+        directives=[MUTATION_COST],
         description="Cancel a PENDING transaction: its amounts leave the pending balances.",
     )
     async def void_pending_transaction(
@@ -154,6 +158,7 @@ class LedgerMutation:
         return _payload(info, await context.posting.void_pending(context.tenant_id, pk))
 
     @strawberry.mutation(
+        directives=[MUTATION_COST],
         description=(
             "Reverse a POSTED transaction with a new one whose entries are flipped; a "
             "transaction can be reversed once."

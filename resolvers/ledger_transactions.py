@@ -8,6 +8,7 @@ import strawberry
 
 from adapters import records
 from resolvers.context import Info
+from resolvers.cost_directives import ListSize
 from resolvers.ledger_accounts import LedgerAccount
 from resolvers.money import Money
 from resolvers.node import Node, encode_global_id, pk_of
@@ -55,7 +56,10 @@ class LedgerTransaction(Node):
     def idempotency_key(self) -> str:
         return self.record.idempotency_key
 
-    @strawberry.field(description="Every entry of the transaction, in posting order.")
+    @strawberry.field(
+        description="Every entry of the transaction, in posting order.",
+        directives=[ListSize(assumed_size=10)],
+    )
     async def entries(self, info: Info) -> list[LedgerEntry]:
         found = await info.context.ledger.ledger_entries_by_transaction_id.load(self.record.id)
         return [LedgerEntry.from_record(entry) for entry in found]

@@ -5,16 +5,18 @@ from __future__ import annotations
 import strawberry
 
 from adapters.money import format_minor_units
+from resolvers.cost_directives import FREE
 from resolvers.scalars import BigInt, Decimal
 
 __all__ = ["Money"]
 
 
 @strawberry.type(
+    directives=[FREE],
     description=(
         "An exact amount of money. `amount` is in major units as a decimal string; "
         "`minorUnits` is the same amount as an integer count of the currency's smallest unit."
-    )
+    ),
 )
 class Money:
     _minor_units: strawberry.Private[int]

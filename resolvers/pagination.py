@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 
 from adapters.errors import InvalidInput
+from resolvers.cost_directives import FREE, TOTAL_COUNT_COST
 
 __all__ = [
     "Connection",
@@ -25,7 +26,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-@strawberry.type(description="Where a page sits in its list (forward pagination only).")
+@strawberry.type(
+    directives=[FREE], description="Where a page sits in its list (forward pagination only)."
+)
 class PageInfo:
     has_next_page: bool = strawberry.field(
         description="True when more items follow; pass `endCursor` as `after` to get them."
@@ -41,7 +44,9 @@ class PageInfo:
     )
 
 
-@strawberry.type(description="One item of a page and the cursor that points at it.")
+@strawberry.type(
+    directives=[FREE], description="One item of a page and the cursor that points at it."
+)
 class Edge(Generic[T]):
     node: T = strawberry.field(description="The item.")
     _item: strawberry.Private[Any]
@@ -69,10 +74,11 @@ class Connection(Generic[T]):
         )
 
     @strawberry.field(
+        directives=[TOTAL_COUNT_COST],
         description=(
             "Number of items in the whole list (not just this page); null where counting is "
             "not cheap. Costs one extra, batched, statement when asked for."
-        )
+        ),
     )
     async def total_count(self) -> int | None:
         return None if self._count is None else await self._count()

@@ -99,6 +99,8 @@ TYPE_SCOPES: Mapping[str, str | None] = {
     # Values with no scope of their own: read with their holder
     "Money": None,
     "PageInfo": None,
+    # The caller's own rate limit (Query.rateLimit): nothing of the tenant's data
+    "RateLimit": None,
 }
 
 # Every root field's scope, and the fields whose value needs another scope than their type's.
@@ -110,6 +112,7 @@ FIELD_SCOPES: Mapping[tuple[str, str], str | None] = {
     ("Query", "customers"): LEDGER_READ,
     ("Query", "ledgerAccount"): LEDGER_READ,
     ("Query", "ledgerTransaction"): LEDGER_READ,
+    ("Query", "rateLimit"): None,
     ("Mutation", "postLedgerTransaction"): LEDGER_WRITE,
     ("Mutation", "postPendingTransaction"): LEDGER_WRITE,
     ("Mutation", "voidPendingTransaction"): LEDGER_WRITE,

@@ -40,6 +40,9 @@ class Principal:
     kind: ClientKind = "first_party"
     client_id: int | None = None
     policy: OperationPolicy = field(default=JWT_POLICY)
+    # The client's own budgets (gateway.cost, gateway.rate_limits); None: its kind's default.
+    max_cost: int | None = None
+    rate_limit: int | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
@@ -58,4 +61,6 @@ class Principal:
             kind=client.kind,
             client_id=client.id,
             policy=client.policy,
+            max_cost=client.max_cost,
+            rate_limit=client.rate_limit,
         )

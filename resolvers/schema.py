@@ -20,6 +20,7 @@ from strawberry.types import ExecutionContext
 
 from adapters.errors import InvalidInput
 from resolvers.context import Info
+from resolvers.cost_directives import ListSize
 from resolvers.customers import Customer, CustomerQuery
 from resolvers.fast_paths import resolve_simple_fields_directly
 from resolvers.ledger_accounts import LedgerAccount, LedgerAccountQuery
@@ -27,6 +28,7 @@ from resolvers.ledger_mutations import LedgerMutation
 from resolvers.ledger_transactions import LedgerEntry, LedgerTransaction, LedgerTransactionQuery
 from resolvers.node import Node, decode_global_id
 from resolvers.permissions import install_scope_checks
+from resolvers.rate_limit import RateLimit, RateLimitQuery
 from resolvers.scalars import SCALARS
 
 __all__ = ["build_schema", "limit_rules", "schema"]
@@ -62,6 +64,7 @@ class NodeQuery:
         return await _resolve_node(info, id)
 
     @strawberry.field(
+        directives=[ListSize(slicing_arguments=["ids"], require_one_slicing_argument=False)],
         description="Several objects by global id, in the order asked (null where not found).",
     )
     async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
@@ -71,7 +74,7 @@ class NodeQuery:
 
 
 @strawberry.type(description="Read the ledger: customers, accounts, transactions and entries.")
-class Query(NodeQuery, CustomerQuery, LedgerAccountQuery, LedgerTransactionQuery):
+class Query(NodeQuery, CustomerQuery, LedgerAccountQuery, LedgerTransactionQuery, RateLimitQuery):
     pass
 
 
@@ -110,7 +113,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.Sc
     schema = _Schema(
         query=Query,
         mutation=Mutation,
-        types=[Customer, LedgerAccount, LedgerTransaction, LedgerEntry],
+        types=[Customer, LedgerAccount, LedgerTransaction, LedgerEntry, RateLimit],
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=extensions,
     )

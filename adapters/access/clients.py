@@ -88,6 +88,7 @@ class ApiClient:
     rate_limit: int | None
     created_at: dt.datetime
     revoked_at: dt.datetime | None
+    max_cost: int | None = None
 
     @property
     def is_revoked(self) -> bool:
@@ -131,6 +132,7 @@ def _record(row: Row[Any] | Mapping[str, Any]) -> ApiClient:
         rate_limit=values["rate_limit"],
         created_at=values["created_at"],
         revoked_at=values["revoked_at"],
+        max_cost=values["max_cost"],
     )
 
 
@@ -163,6 +165,7 @@ class ClientStore:
         policy: OperationPolicy | None = None,
         rate_limit: int | None = None,
         environment: KeyEnvironment = "live",
+        max_cost: int | None = None,
     ) -> IssuedKey:
         """Insert a client and return it with its key (shown once, never stored)."""
         if kind not in get_args(ClientKind):
@@ -175,7 +178,37 @@ class ClientStore:
             row = await self._insert(tenant_id, name, kind, scopes, chosen, rate_limit, key)
         except IntegrityError as error:
             raise NotFound(f"no tenant {tenant_id}", field="tenant_id") from error
-        return IssuedKey(client=_record(row), key=key)
+        client = _record(row)
+        if max_cost is not None:
+            client = await self.update_limits(client.id, max_cost=max_cost)
+        return IssuedKey(client=client, key=key)
+
+    async def update_limits(
+        self,
+        client_id: int,
+        *,
+        max_cost: int | None = None,
+        rate_limit: int | None = None,
+        clear: frozenset[str] = frozenset(),
+    ) -> ApiClient:
+        """Set a client's own budgets (`max_cost`, `rate_limit`); names in `clear` go back to
+        their kind's default. Seen by the client's next request (keys are read every time)."""
+        values: dict[str, int | None] = dict.fromkeys(clear & {"max_cost", "rate_limit"})
+        for name, value in (("max_cost", max_cost), ("rate_limit", rate_limit)):
+            if value is not None:
+                if value < 1:
+                    raise InvalidInput(f"{name} must be at least 1", field=name)
+                values[name] = value
+        async with self._engine.begin() as connection:
+            statement = update(api_clients).where(api_clients.c.id == client_id)
+            if values:
+                statement = statement.values(**values)
+            else:
+                statement = statement.values(id=api_clients.c.id)
+            row = (await connection.execute(statement.returning(*api_clients.c))).one_or_none()
+        if row is None:
+            raise NotFound(f"no API client {client_id}", field="client_id")
+        return _record(row)
 
     async def _insert(
         self,

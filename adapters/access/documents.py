@@ -35,6 +35,8 @@ class NewDocument:
     body: str
     operation_type: str
     normalized_sha256: str
+    # Worst-case cost estimate, computed by the caller (the runtime's cost analysis).
+    cost: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,7 @@ class PersistedDocument:
     operation_type: str
     body_sha256: str
     normalized_sha256: str
+    cost: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +61,7 @@ _COLUMNS = [
     persisted_documents.c[name]
     for name in (
         "client_id", "document_id", "name", "body", "operation_type", "body_sha256",
-        "normalized_sha256",
+        "normalized_sha256", "cost",
     )
 ]  # fmt: skip
 
@@ -72,6 +75,7 @@ def _record(row: Row[Any]) -> PersistedDocument:
         operation_type=row.operation_type,
         body_sha256=row.body_sha256,
         normalized_sha256=row.normalized_sha256,
+        cost=row.cost,
     )
 
 
@@ -119,6 +123,7 @@ class SqlDocumentStore:
                                 "operation_type": doc.operation_type,
                                 "body_sha256": sha256_hex(doc.body),
                                 "normalized_sha256": doc.normalized_sha256,
+                                "cost": doc.cost,
                             }
                             for doc in new
                         ],

@@ -43,8 +43,10 @@ api_clients = Table(
     Column("allow_text", Boolean, nullable=False),
     Column("safelist_required", Boolean, nullable=False),
     Column("introspection", Boolean, nullable=False),
-    # Requests per minute; None means the deployment's default.
+    # Rate limit in cost points per period (gateway.rate_limits); None: the kind's default.
     Column("rate_limit", Integer),
+    # Most an operation may cost (gateway.cost); None: the kind's default.
+    Column("max_cost", Integer),
     created_at_column(),
     Column("revoked_at", UtcDateTime()),
     CheckConstraint("kind in ('first_party', 'partner', 'analyst')", name="kind"),
@@ -65,6 +67,8 @@ persisted_documents = Table(
     Column("body_sha256", String(64), nullable=False),
     # Hex SHA-256 of the normalised body (first-party text matching).
     Column("normalized_sha256", String(64), nullable=False),
+    # Worst-case cost estimate, computed once at registration (gateway.cost).
+    Column("cost", Integer),
     created_at_column(),
     CheckConstraint(
         "operation_type in ('query', 'mutation', 'subscription')", name="operation_type"

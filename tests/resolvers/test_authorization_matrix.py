@@ -80,6 +80,7 @@ ROOT_ARGUMENTS = {
     "postPendingTransaction": "(id: $pending)",
     "voidPendingTransaction": "(id: $voidable)",
     "reverseLedgerTransaction": "(id: $posted, idempotencyKey: $reverseKey)",
+    "rateLimit": "",
 }
 VARIABLE_TYPES = {
     "customer": "ID!", "account": "ID!", "reversal": "ID!", "entries": "[LedgerEntryInput!]!",
@@ -227,6 +228,8 @@ DOCUMENTS = _documents()
 
 # The policy in words, independently of the rule table: which scopes reaching each type takes.
 def _intended_scopes(target: Target) -> set[str]:
+    if target.root.field_name == "rateLimit":
+        return set()  # the caller's own rate limit: no tenant data
     intended = {LEDGER_READ} if target.root.type_name == "Query" else {LEDGER_WRITE}
     for edge in target.route:
         name = edge.named_type.name

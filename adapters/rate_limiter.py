@@ -1,0 +1,123 @@
+"""Cost-weighted rate-limit counters: GCRA (generic cell rate algorithm) on Redis or in-process.
+
+GCRA keeps one number per key, the theoretical arrival time (TAT): a budget of `limit` points
+per `period` refills continuously at `limit / period` points per second, and a request of
+`cost` points is allowed when the budget holds them (bursts up to `limit`). On Redis it is one
+Lua script, one round trip, atomic, and timed by Redis's own clock (`TIME`), so every process
+sharing the Redis shares one budget whatever their clocks say. `MemoryGcra` is its in-process
+twin with the same arithmetic, for the embedded default and for when Redis is down.
+
+Knows nothing of GraphQL or HTTP: keys, costs and limits only.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis import asyncio as redis_asyncio
+
+__all__ = ["GcraResult", "GcraStore", "MemoryGcra", "RedisGcra"]
+
+
+@dataclass(frozen=True, slots=True)
+class GcraResult:
+    """`remaining` points now; `reset_seconds` until the budget is whole again;
+    `retry_after_seconds` until a refused request would fit (0 when allowed)."""
+
+    allowed: bool
+    remaining: int
+    reset_seconds: float
+    retry_after_seconds: float
+
+
+class GcraStore(Protocol):
+    async def charge(self, key: str, *, cost: int, limit: int, period: float) -> GcraResult: ...
+
+    async def close(self) -> None: ...
+
+
+def _decide(
+    tat: float, now: float, cost: int, limit: int, period: float
+) -> tuple[float, GcraResult]:
+    """The new TAT and the result; the same arithmetic as the Lua script (milliseconds)."""
+    interval = period / limit
+    tat = max(tat, now)
+    new_tat = tat + cost * interval
+    allow_at = new_tat - period
+    if allow_at > now:
+        remaining = math.floor((period - (tat - now)) / interval)
+        return tat, GcraResult(
+            False, max(remaining, 0), (tat - now) / 1000, (allow_at - now) / 1000
+        )
+    remaining = math.floor((period - (new_tat - now)) / interval)
+    return new_tat, GcraResult(True, max(remaining, 0), (new_tat - now) / 1000, 0.0)
+
+
+class MemoryGcra:
+    """GCRA in this process only (bounded: expired keys are dropped when it grows)."""
+
+    def __init__(self, *, max_keys: int = 100_000) -> None:
+        self._tats: dict[str, float] = {}
+        self._max_keys = max_keys
+
+    async def charge(self, key: str, *, cost: int, limit: int, period: float) -> GcraResult:
+        now = time.monotonic() * 1000
+        tat, result = _decide(self._tats.get(key, now), now, cost, limit, period * 1000)
+        self._tats[key] = tat
+        if len(self._tats) > self._max_keys:
+            self._tats = {k: v for k, v in self._tats.items() if v > now}
+        return result
+
+    async def close(self) -> None:
+        self._tats.clear()
+
+
+# KEYS[1]: the key; ARGV: cost, limit, period (ms). Returns allowed (0/1), remaining,
+# reset (ms), retry after (ms). Redis 5+ replicates a script's effects, so TIME is allowed.
+_SCRIPT = """
+local cost = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local period = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = period / limit
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + cost * interval
+local allow_at = new_tat - period
+if allow_at > now then
+  local remaining = math.floor((period - (tat - now)) / interval)
+  return {0, remaining, math.ceil(tat - now), math.ceil(allow_at - now)}
+end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1)
+return {1, math.floor((period - (new_tat - now)) / interval), math.ceil(new_tat - now), 0}
+"""
+
+
+class RedisGcra:
+    """GCRA on Redis under `prefix`. Redis errors propagate (redis.exceptions.RedisError):
+    the caller decides what an outage means."""
+
+    def __init__(self, url: str, *, prefix: str, timeout_seconds: float = 0.1) -> None:
+        self._redis = redis_asyncio.Redis.from_url(
+            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds
+        )
+        self._script = self._redis.register_script(_SCRIPT)
+        self._prefix = prefix + ":"
+
+    async def charge(self, key: str, *, cost: int, limit: int, period: float) -> GcraResult:
+        allowed, remaining, reset_ms, retry_ms = await self._script(
+            keys=[self._prefix + key], args=[cost, limit, int(period * 1000)]
+        )
+        return GcraResult(
+            allowed=bool(allowed),
+            remaining=max(int(remaining), 0),
+            reset_seconds=int(reset_ms) / 1000,
+            retry_after_seconds=int(retry_ms) / 1000,
+        )
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,228 @@
+"""Rate limits: a cost-weighted budget per API client and per JWT subject, shared on Redis.
+
+Every operation is charged its estimated cost (gateway.cost; at least 1 point, and at most the
+caller's whole budget, so a permitted operation can always run once the budget is full) before
+it runs; the estimate is known before anything executes, so a refused operation never runs.
+A budget of `limit` points refills continuously over `period` seconds (GCRA,
+adapters.rate_limiter): a client with 10,000 points a minute may burst 10,000 at once, then
+gets about 167 points a second.
+
+Who is counted: an API client by its id (every key it ever had shares one budget); a JWT
+subject by tenant and `sub`. The limit: the client's `rate_limit` column, else the default of
+its kind (`RATE_LIMIT_<KIND>`).
+
+Where: Redis when REDIS_URL is set (one budget for every process), else in-process (the
+embedded default). When Redis fails or times out, each process falls back to its own
+in-process budget (so N processes allow up to N times the limit) for `redis_backoff_seconds`
+before trying Redis again, and counts it in /metrics (`gateway_rate_limit_fallbacks_total`).
+A request never fails because Redis is gone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
+
+from adapters.rate_limiter import GcraResult, GcraStore, MemoryGcra, RedisGcra
+from resolvers.errors import GatewayError
+from resolvers.principal import Principal
+from resolvers.rate_limit import RateLimitStatus
+
+__all__ = [
+    "DEFAULT_RATE_LIMITS",
+    "RateLimitDecision",
+    "RateLimitSettings",
+    "RateLimited",
+    "RateLimiter",
+    "load_rate_limit_settings",
+    "open_rate_limiter",
+]
+
+logger = logging.getLogger("gateway.rate_limits")
+
+# Points per period (60 s) per client kind.
+DEFAULT_RATE_LIMITS: dict[str, int] = {
+    "partner": 20_000,
+    "first_party": 50_000,
+    "analyst": 200_000,
+}
+_POLICY_NAME = "cost"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    """RATE_LIMITS (on/off), RATE_LIMIT_<KIND> (points per period), RATE_LIMIT_PERIOD_SECONDS,
+    RATE_LIMIT_REDIS_TIMEOUT_MS, RATE_LIMIT_REDIS_BACKOFF_SECONDS."""
+
+    enabled: bool = True
+    limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    period_seconds: int = 60
+    redis_timeout_seconds: float = 0.1
+    redis_backoff_seconds: float = 5.0
+
+    def limit(self, principal: Principal) -> int:
+        if principal.rate_limit is not None:
+            return principal.rate_limit
+        return self.limits.get(principal.kind, DEFAULT_RATE_LIMITS["first_party"])
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = float(env.get(name, str(default)))
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return value
+
+
+def load_rate_limit_settings(env: Mapping[str, str] | None = None) -> RateLimitSettings:
+    env = os.environ if env is None else env
+    enabled = env.get("RATE_LIMITS", "on").strip().lower() not in {"0", "off", "false", "no"}
+    limits = {
+        kind: int(_positive(env, f"RATE_LIMIT_{kind.upper()}", default))
+        for kind, default in DEFAULT_RATE_LIMITS.items()
+    }
+    return RateLimitSettings(
+        enabled=enabled,
+        limits=limits,
+        period_seconds=int(_positive(env, "RATE_LIMIT_PERIOD_SECONDS", 60)),
+        redis_timeout_seconds=_positive(env, "RATE_LIMIT_REDIS_TIMEOUT_MS", 100) / 1000,
+        redis_backoff_seconds=_positive(env, "RATE_LIMIT_REDIS_BACKOFF_SECONDS", 5),
+    )
+
+
+class RateLimited(GatewayError):
+    """Over the budget: HTTP 429 with Retry-After; nothing ran."""
+
+    code = "RATE_LIMITED"
+    status_code = 429
+
+    def __init__(self, message: str, headers: dict[str, str], **extensions: object) -> None:
+        super().__init__(message, **extensions)
+        self.headers = headers
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitDecision:
+    """The outcome of charging one operation, with the IETF RateLimit headers to send."""
+
+    allowed: bool
+    status: RateLimitStatus
+    retry_after_seconds: float
+    period_seconds: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers), and
+        `Retry-After` when refused."""
+        reset = max(0, math.ceil((self.status.reset_at - dt.datetime.now(dt.UTC)).total_seconds()))
+        headers = {
+            "ratelimit-policy": f'"{_POLICY_NAME}";q={self.status.limit};w={self.period_seconds}',
+            "ratelimit": f'"{_POLICY_NAME}";r={self.status.remaining};t={reset}',
+        }
+        if not self.allowed:
+            headers["retry-after"] = str(max(1, math.ceil(self.retry_after_seconds)))
+        return headers
+
+
+def _key(principal: Principal) -> str:
+    if principal.client_id is not None:
+        return f"client:{principal.client_id}"
+    subject = principal.subject
+    if len(subject) > 64:
+        subject = hashlib.sha256(subject.encode()).hexdigest()
+    return f"sub:{principal.tenant_id}:{subject}"
+
+
+@dataclass(slots=True)
+class RateLimitMetrics:
+    rejected: int = 0
+    fallbacks: int = 0
+
+
+class RateLimiter:
+    """Charges operations against the caller's budget: Redis first, this process's twin when
+    Redis is unavailable."""
+
+    def __init__(self, settings: RateLimitSettings, shared: GcraStore | None = None) -> None:
+        self.settings = settings
+        self._shared = shared
+        self._local = MemoryGcra()
+        self._shared_down_until = 0.0
+        self.metrics = RateLimitMetrics()
+
+    async def _charge(self, key: str, cost: int, limit: int) -> GcraResult:
+        period = float(self.settings.period_seconds)
+        if self._shared is not None and time.monotonic() >= self._shared_down_until:
+            try:
+                return await self._shared.charge(key, cost=cost, limit=limit, period=period)
+            except (RedisError, OSError, TimeoutError) as error:
+                self._shared_down_until = time.monotonic() + self.settings.redis_backoff_seconds
+                logger.warning(
+                    "rate limits: Redis failed (%s); this process counts alone for %.0fs",
+                    type(error).__name__,
+                    self.settings.redis_backoff_seconds,
+                )
+        if self._shared is not None:
+            self.metrics.fallbacks += 1
+        return await self._local.charge(key, cost=cost, limit=limit, period=period)
+
+    async def charge(self, principal: Principal, cost: int) -> RateLimitDecision:
+        """Charge `cost` points (at least 1, at most the whole budget); never raises."""
+        limit = self.settings.limit(principal)
+        charged = min(max(cost, 1), limit)
+        result = await self._charge(_key(principal), charged, limit)
+        if not result.allowed:
+            self.metrics.rejected += 1
+        status = RateLimitStatus(
+            limit=limit,
+            cost=charged,
+            remaining=result.remaining,
+            reset_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=result.reset_seconds),
+        )
+        return RateLimitDecision(
+            result.allowed, status, result.retry_after_seconds, self.settings.period_seconds
+        )
+
+    def collector(self) -> Collector:
+        """Prometheus collector: rejections, and charges counted locally while Redis was down."""
+        return _RateLimitCollector(self.metrics)
+
+    async def close(self) -> None:
+        if self._shared is not None:
+            await self._shared.close()
+
+
+class _RateLimitCollector(Collector):
+    def __init__(self, metrics: RateLimitMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "gateway_rate_limited",
+            "Operations refused with RATE_LIMITED.",
+            value=self._metrics.rejected,
+        )
+        yield CounterMetricFamily(
+            "gateway_rate_limit_fallbacks",
+            "Charges counted by the process alone because Redis did not answer.",
+            value=self._metrics.fallbacks,
+        )
+
+
+def open_rate_limiter(settings: RateLimitSettings, redis_url: str | None) -> RateLimiter:
+    """On Redis when `redis_url` is set (shared by every process), else in-process."""
+    shared = (
+        RedisGcra(redis_url, prefix="fgw:rl", timeout_seconds=settings.redis_timeout_seconds)
+        if redis_url
+        else None
+    )
+    return RateLimiter(settings, shared)
