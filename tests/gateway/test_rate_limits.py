@@ -1,0 +1,163 @@
+"""Rate limits: cost-weighted budgets per client and per JWT subject, 429 with Retry-After and
+the IETF RateLimit headers, `rateLimit` in the schema, one budget across two gateway
+instances on Redis, and a local budget (never a failed request) when Redis is gone."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+import pytest
+
+from adapters.rate_limiter import RedisGcra
+from gateway.app import create_app
+from gateway.auth import mint_token
+from gateway.lifespan import Services
+from gateway.rate_limits import RateLimiter, RateLimitSettings
+from gateway.settings import Settings
+from tests.fixtures.cache import REDIS_URL
+from tests.fixtures.database import services_required
+
+PAGE = "query Page($n: Int) { customers(first: $n) { edges { node { id } } } }"
+LIMIT = "{ rateLimit { limit cost remaining resetAt } }"
+
+
+@asynccontextmanager
+async def app_with(
+    settings: Settings, services: Services, limiter: RateLimiter
+) -> AsyncIterator[httpx.AsyncClient]:
+    chosen = dataclasses.replace(settings, rate_limits=limiter.settings)
+    app = create_app(chosen, dataclasses.replace(services, settings=chosen, rate_limiter=limiter))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        yield client
+
+
+async def redis_limiter(prefix: str, settings: RateLimitSettings) -> RateLimiter:
+    store = RedisGcra(REDIS_URL, prefix=prefix, timeout_seconds=5.0)
+    limiter = RateLimiter(settings, store)
+    try:
+        await store.charge("ping", cost=1, limit=1000, period=60)
+    except Exception as error:  # noqa: BLE001 - any failure means Redis is not there
+        await limiter.close()
+        message = f"Redis is not reachable at {REDIS_URL}: {error}"
+        if services_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    return limiter
+
+
+def ask(client: httpx.AsyncClient, key: str, query: str, **variables: object) -> object:
+    return client.post(
+        "/graphql", json={"query": query, "variables": variables},
+        headers={"authorization": f"Bearer {key}"},
+    )  # fmt: skip
+
+
+async def test_a_client_over_its_budget_gets_429_and_nothing_runs(
+    settings: Settings, services: Services, tenant_id: int
+) -> None:
+    issued = await services.clients.create(
+        tenant_id=tenant_id, name="busy", kind="analyst", scopes=["ledger:read"], rate_limit=30
+    )
+    limiter = RateLimiter(RateLimitSettings())
+    async with app_with(settings, services, limiter) as client:
+        statuses = []
+        for _ in range(4):  # 11 points each (page + 10 customers): two fit in 30
+            response = await ask(client, issued.key, PAGE, n=10)  # type: ignore[misc]
+            statuses.append(response.status_code)
+            assert response.headers["ratelimit-policy"] == '"cost";q=30;w=60'
+            assert response.headers["ratelimit"].startswith('"cost";r=')
+        assert statuses == [200, 200, 429, 429]
+        body = response.json()
+        assert body["errors"][0]["extensions"]["code"] == "RATE_LIMITED"
+        assert "data" not in body
+        # 8 points left; 11 fit again after 3 points refill at 0.5/s: 6 seconds.
+        assert response.headers["retry-after"] == "6"
+        assert response.headers["ratelimit"] == '"cost";r=8;t=44'
+        assert limiter.metrics.rejected == 2
+        # A cheap operation still fits in what is left.
+        cheap = await ask(client, issued.key, LIMIT)  # type: ignore[misc]
+        assert cheap.status_code == 200
+        assert cheap.json()["data"]["rateLimit"]["remaining"] == 7
+
+
+async def test_rate_limit_field_reports_the_callers_budget(
+    settings: Settings, services: Services, tenant_id: int
+) -> None:
+    limiter = RateLimiter(RateLimitSettings(limits={"first_party": 100}))
+    token = mint_token(settings, tenant_id=tenant_id, scopes=["ledger:read"], subject="ann")
+    other = mint_token(settings, tenant_id=tenant_id, scopes=["ledger:read"], subject="bob")
+    async with app_with(settings, services, limiter) as client:
+        await ask(client, token, PAGE, n=20)  # type: ignore[misc]
+        first = (await ask(client, token, LIMIT)).json()["data"]["rateLimit"]  # type: ignore[misc]
+        assert first["limit"] == 100
+        assert first["cost"] == 1  # the field costs nothing; every operation at least 1
+        assert first["remaining"] == 100 - 21 - 1
+        assert first["resetAt"].endswith("Z") or "+00:00" in first["resetAt"]
+        # Another subject of the same tenant has its own budget.
+        theirs = (await ask(client, other, LIMIT)).json()["data"]["rateLimit"]  # type: ignore[misc]
+        assert theirs["remaining"] == 99
+
+
+async def test_the_rate_limit_field_goes_to_the_resolvers_on_every_path(
+    gql: object, reference_gql: object, tenant_id: int
+) -> None:
+    for client in (gql, reference_gql):
+        body = await client.post(LIMIT, tenant_id=tenant_id)  # type: ignore[attr-defined]
+        assert body["data"]["rateLimit"]["cost"] == 1
+
+
+async def test_two_gateways_on_one_redis_share_one_budget(
+    settings: Settings, services: Services, tenant_id: int
+) -> None:
+    prefix = f"fg-test-rl-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    policy = RateLimitSettings()
+    analyst = await services.clients.create(
+        tenant_id=tenant_id, name="shared-analyst", kind="analyst", scopes=["ledger:read"],
+        rate_limit=50,
+    )  # fmt: skip
+    async with AsyncExitStack() as stack:
+        one = await redis_limiter(prefix, policy)
+        two = await redis_limiter(prefix, policy)
+        stack.push_async_callback(one.close)
+        stack.push_async_callback(two.close)
+        a = await stack.enter_async_context(app_with(settings, services, one))
+        b = await stack.enter_async_context(app_with(settings, services, two))
+        allowed = 0
+        for turn in range(8):  # 11 points each, alternating gateways: 4 fit in 50
+            client = a if turn % 2 == 0 else b
+            response = await ask(client, analyst.key, PAGE, n=10)  # type: ignore[misc]
+            allowed += response.status_code == 200
+        assert allowed == 4
+        assert one.metrics.rejected + two.metrics.rejected == 4
+        assert one.metrics.fallbacks == two.metrics.fallbacks == 0
+
+
+async def test_redis_down_falls_back_to_a_local_budget_and_never_fails_a_request(
+    settings: Settings, services: Services, tenant_id: int
+) -> None:
+    issued = await services.clients.create(
+        tenant_id=tenant_id, name="offline", kind="analyst", scopes=["ledger:read"], rate_limit=30
+    )
+    # Nobody listens on port 1: every Redis call fails at once.
+    limiter = RateLimiter(
+        RateLimitSettings(), RedisGcra("redis://127.0.0.1:1/0", prefix="x", timeout_seconds=0.2)
+    )
+    try:
+        async with app_with(settings, services, limiter) as client:
+            statuses = [
+                (await ask(client, issued.key, PAGE, n=10)).status_code  # type: ignore[misc]
+                for _ in range(3)
+            ]
+            assert statuses == [200, 200, 429]  # the local budget still counts
+            assert limiter.metrics.fallbacks == 3
+            metrics = (await client.get("/metrics")).text
+            assert "gateway_rate_limit_fallbacks_total 3" in metrics
+            assert "gateway_rate_limited_total 1" in metrics
+    finally:
+        await limiter.close()
