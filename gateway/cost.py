@@ -142,6 +142,8 @@ class _Node:
     weight: int  # per object (per item of a list)
     size: _Size | None  # multiplies weight + children
     once: int = 0  # a list field's own @cost: counted once, not per item
+    # The node's cost when no variable sizes it or anything below it (folded once).
+    constant: int | None = None
     # Children per possible type of the field's type; the estimate takes the costliest.
     variants: list[list[_Node]] = field(default_factory=list)
     # All children by response key (for counting `actual` on the response's data).
@@ -174,6 +176,8 @@ class CostPlan:
         return max(0, min(int(value), self.max_size))
 
     def _cost(self, node: _Node, variables: Mapping[str, Any] | None) -> int:
+        if node.constant is not None:
+            return node.constant
         children = max(
             (sum(self._cost(child, variables) for child in variant) for variant in node.variants),
             default=0,
@@ -231,9 +235,10 @@ def _is_set(value: Any) -> bool:
 
 class _Planner:
     def __init__(
-        self, schema: GraphQLSchema, document: DocumentNode, default_list_size: int
+        self, schema: GraphQLSchema, document: DocumentNode, default_list_size: int, max_size: int
     ) -> None:
         self.schema = schema
+        self.max_size = max_size
         self.default_list_size = default_list_size
         self.fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
@@ -284,7 +289,9 @@ class _Planner:
             if definition is None:  # introspection (__schema, __type) or unknown
                 result.append(_Node(key=key, weight=1, size=None))
                 continue
-            result.append(self.field(node, key, definition, sized.get(name)))
+            planned = self.field(node, key, definition, sized.get(name))
+            if planned.constant != 0:  # scalars and free leaves cost nothing: leave them out
+                result.append(planned)
         return result
 
     def field(
@@ -312,6 +319,7 @@ class _Planner:
         elif is_list and is_composite_type(named) and size is None:
             size = slicing or _Size(literal=self.default_list_size)
         plan = _Node(key=key, weight=weight, size=size, once=once)
+        fold = size is None or size.variable is None
         if node.selection_set is not None and is_composite_type(named):
             possible = (
                 list(self.schema.get_possible_types(named)) if is_abstract_type(named) else [named]
@@ -321,9 +329,18 @@ class _Planner:
                 children = self.nodes(node.selection_set, object_type, sized_fields)
                 plan.variants.append(children)
                 for child in children:
+                    fold = fold and child.constant is not None
                     known = plan.by_key.get(child.key)
                     if known is None or known.weight < child.weight:
                         plan.by_key[child.key] = child
+        if fold:
+            children_cost = max(
+                (sum(child.constant or 0 for child in variant) for variant in plan.variants),
+                default=0,
+            )
+            each = weight + children_cost
+            count = 1 if size is None else max(0, min(size.literal or 0, self.max_size))
+            plan.constant = each if size is None else once + each * count
         return plan
 
     def _slicing(
@@ -404,7 +421,9 @@ class CostAnalyzer:
         root = self._schema.get_root_type(operation.operation)
         if root is None:
             return None
-        planner = _Planner(self._schema, document, self.settings.default_list_size)
+        planner = _Planner(
+            self._schema, document, self.settings.default_list_size, self._max_page_size
+        )
         roots = planner.nodes(operation.selection_set, root, {})
         defaults: dict[str, Any] = {}
         for definition in operation.variable_definitions or ():
