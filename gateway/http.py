@@ -363,6 +363,8 @@ class GraphQLHandler:
             plan = self._cost.plan(resolved.text, document, read.operation_name)
         estimated = plan.estimate(read.variables or {}) if plan is not None else 1
         max_cost = settings.cost.budget(principal)
+        client = "jwt" if principal.client_id is None else str(principal.client_id)
+        self._services.metrics.observe_cost(client, estimated=estimated)
         if settings.cost.enabled and estimated > max_cost:
             raise CostTooExpensive(
                 f"the operation's estimated cost {estimated} is over your budget of {max_cost}",
@@ -372,6 +374,7 @@ class GraphQLHandler:
         if settings.rate_limits.enabled:
             rate = await self._rate_limiter.charge(principal, estimated)
             if not rate.allowed:
+                self._services.metrics.rate_limited(client)
                 raise RateLimited(
                     "rate limit exceeded; retry after the Retry-After header's seconds",
                     rate.headers,

@@ -193,7 +193,7 @@ class RateLimiter:
         )
 
     def collector(self) -> Collector:
-        """Prometheus collector: rejections, and charges counted locally while Redis was down."""
+        """Prometheus collector: charges counted locally while Redis did not answer."""
         return _RateLimitCollector(self.metrics)
 
     async def close(self) -> None:
@@ -206,11 +206,7 @@ class _RateLimitCollector(Collector):
         self._metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
-            "gateway_rate_limited",
-            "Operations refused with RATE_LIMITED.",
-            value=self._metrics.rejected,
-        )
+        # Refusals are counted per client by gateway.metrics (Metrics.rate_limited).
         yield CounterMetricFamily(
             "gateway_rate_limit_fallbacks",
             "Charges counted by the process alone because Redis did not answer.",
