@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+import resolvers.ledger_transactions  # noqa: F401  (registers TransactionStatus first)
 from adapters import records
+from resolvers.analytics_enums import Dimension, Interval
 from resolvers.context import Info
 from resolvers.cost_directives import BANK_ACCOUNTS_COST, CARD_PAYMENTS_COST, PAGE, ListSize
 from resolvers.node import Node, encode_global_id, pk_of
@@ -21,6 +23,7 @@ from resolvers.pagination import (
 from resolvers.permissions import masked_email
 
 if TYPE_CHECKING:
+    from resolvers.analytics import BankSpend, LedgerSummaryGroup
     from resolvers.banking import BankAccount
     from resolvers.cards import CardPayment
     from resolvers.ledger_accounts import LedgerAccount
@@ -36,6 +39,8 @@ strawberry.enum(
 _ACCOUNTS = Annotated["LedgerAccount", strawberry.lazy("resolvers.ledger_accounts")]
 _BANK_ACCOUNT = Annotated["BankAccount", strawberry.lazy("resolvers.banking")]
 _CARD_PAYMENT = Annotated["CardPayment", strawberry.lazy("resolvers.cards")]
+_SUMMARY_GROUP = Annotated["LedgerSummaryGroup", strawberry.lazy("resolvers.analytics")]
+_BANK_SPEND = Annotated["BankSpend", strawberry.lazy("resolvers.analytics")]
 
 
 @strawberry.type(description="A customer of the tenant: a person or a business.")
@@ -121,6 +126,51 @@ class Customer(Node):
         from resolvers.cards import card_payments_of
 
         return await card_payments_of(info, self.pk, first, after)
+
+    @strawberry.field(
+        description=(
+            "Sums and counts of the entries of the customer's ledger accounts effective on "
+            "days `from`..`to` (UTC, both included; by default this month to date), grouped by "
+            "`groupBy` and always by currency; `interval` is the PERIOD grouping. By default "
+            "PENDING and POSTED entries count. At most the page cap of groups per page."
+        )
+    )
+    async def ledger_summary(
+        self,
+        info: Info,
+        first_day: Annotated[dt.date | None, strawberry.argument(name="from")] = None,
+        last_day: Annotated[dt.date | None, strawberry.argument(name="to")] = None,
+        group_by: list[Dimension] = [Dimension.PERIOD],  # noqa: B006 (read only)
+        interval: Interval = Interval.MONTH,
+        statuses: list[records.TransactionStatus] | None = None,
+        account_ids: list[strawberry.ID] | None = None,
+        first: int = 100,
+        after: str | None = None,
+    ) -> Connection[_SUMMARY_GROUP]:
+        from resolvers.analytics import _summary_filter, ledger_summary
+
+        which = _summary_filter(
+            info, first_day, last_day, group_by, interval, statuses, account_ids
+        )
+        return await ledger_summary(info, self.pk, which, first, after)
+
+    @strawberry.field(
+        description=(
+            "Money out of the customer's bank accounts by month and category, from the synced "
+            "bank transactions (posted ones) dated `from`..`to` (both included; by default the "
+            "last 12 months to date). Needs the providers:read scope (else null with "
+            "FORBIDDEN)."
+        )
+    )
+    async def bank_spend(
+        self,
+        info: Info,
+        first_day: Annotated[dt.date | None, strawberry.argument(name="from")] = None,
+        last_day: Annotated[dt.date | None, strawberry.argument(name="to")] = None,
+    ) -> list[_BANK_SPEND] | None:
+        from resolvers.analytics import bank_spend
+
+        return await bank_spend(info, self.pk, first_day, last_day)
 
 
 @strawberry.type

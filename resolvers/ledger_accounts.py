@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from adapters import records
+from resolvers.analytics_enums import Interval
 from resolvers.context import Info
 from resolvers.cost_directives import FREE, PAGE
 from resolvers.money import Money
@@ -21,6 +22,7 @@ from resolvers.pagination import (
 )
 
 if TYPE_CHECKING:
+    from resolvers.analytics import LedgerBalancePoint, LedgerStatement
     from resolvers.ledger_transactions import LedgerEntry
 
 __all__ = ["LedgerAccount", "LedgerAccountQuery", "LedgerBalance"]
@@ -32,6 +34,8 @@ strawberry.enum(
 )
 
 _ENTRY = Annotated["LedgerEntry", strawberry.lazy("resolvers.ledger_transactions")]
+_POINT = Annotated["LedgerBalancePoint", strawberry.lazy("resolvers.analytics")]
+_STATEMENT = Annotated["LedgerStatement", strawberry.lazy("resolvers.analytics")]
 
 
 @strawberry.type(
@@ -91,6 +95,53 @@ class LedgerAccount(Node):
     @strawberry.field(description="Current balances, from the account's counters (exact).")
     def balance(self) -> LedgerBalance:
         return LedgerBalance(_account=self.record)
+
+    @strawberry.field(
+        description=(
+            "Balances at a point in time, from the version log: the entries effective at or "
+            "before `asOf`, each with its status as the ledger stands now (a pending entry "
+            "later posted counts as posted; a voided one never counts). Exact, back-dated "
+            "postings included. Without `asOf`: the current balances."
+        )
+    )
+    async def balance_at(self, info: Info, as_of: dt.datetime | None = None) -> LedgerBalance:
+        from resolvers.analytics import balance_at
+
+        return await balance_at(info, self.record, as_of)
+
+    @strawberry.field(
+        description=(
+            "Closing balances of each period (DAY, WEEK from Monday, or MONTH; UTC) covering "
+            "days `from`..`to` (both included, by default this month to date); the first and "
+            "last periods are clipped to the range. At most 1000 periods."
+        )
+    )
+    async def balance_history(
+        self,
+        info: Info,
+        first_day: Annotated[dt.date | None, strawberry.argument(name="from")] = None,
+        last_day: Annotated[dt.date | None, strawberry.argument(name="to")] = None,
+        interval: Interval = Interval.DAY,
+    ) -> list[_POINT]:
+        from resolvers.analytics import balance_history
+
+        return await balance_history(info, self.record, first_day, last_day, interval)
+
+    @strawberry.field(
+        description=(
+            "The account's statement for days `from`..`to` (UTC, both included; by default "
+            "this month to date): opening and closing balances, totals and the entries."
+        )
+    )
+    async def statement(
+        self,
+        info: Info,
+        first_day: Annotated[dt.date | None, strawberry.argument(name="from")] = None,
+        last_day: Annotated[dt.date | None, strawberry.argument(name="to")] = None,
+    ) -> _STATEMENT:
+        from resolvers.analytics import statement
+
+        return await statement(info, self.record, first_day, last_day)
 
     @strawberry.field(
         description="Balance changes applied to the account so far (rises by one per change)."

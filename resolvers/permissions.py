@@ -84,6 +84,11 @@ TYPE_SCOPES: Mapping[str, str | None] = {
     "LedgerBalance": LEDGER_READ,
     "LedgerTransaction": LEDGER_READ,
     **_paged("LedgerEntry", LEDGER_READ),
+    # Ledger history, statements and aggregates (resolvers.analytics)
+    "LedgerBalancePoint": LEDGER_READ,
+    "LedgerStatement": LEDGER_READ,
+    "LedgerStatementTotals": LEDGER_READ,
+    **_paged("LedgerSummaryGroup", LEDGER_READ),
     # The result of a write: what the write itself needs (its ledger objects need ledger:read)
     "LedgerTransactionPayload": LEDGER_WRITE,
     # Provider data: banking
@@ -91,6 +96,7 @@ TYPE_SCOPES: Mapping[str, str | None] = {
     "BankBalances": PROVIDERS_READ,
     "BankInstitution": PROVIDERS_READ,
     **_paged("BankTransaction", PROVIDERS_READ),
+    "BankSpend": PROVIDERS_READ,
     # Provider data: cards
     **_paged("CardPayment", PROVIDERS_READ),
     "PaymentCard": PROVIDERS_READ,
@@ -112,6 +118,7 @@ FIELD_SCOPES: Mapping[tuple[str, str], str | None] = {
     ("Query", "customers"): LEDGER_READ,
     ("Query", "ledgerAccount"): LEDGER_READ,
     ("Query", "ledgerTransaction"): LEDGER_READ,
+    ("Query", "ledgerSummary"): LEDGER_READ,
     ("Query", "rateLimit"): None,
     ("Mutation", "postLedgerTransaction"): LEDGER_WRITE,
     ("Mutation", "postPendingTransaction"): LEDGER_WRITE,
@@ -120,6 +127,7 @@ FIELD_SCOPES: Mapping[tuple[str, str], str | None] = {
     # Ledger -> provider data
     ("Customer", "bankAccounts"): PROVIDERS_READ,
     ("Customer", "cardPayments"): PROVIDERS_READ,
+    ("Customer", "bankSpend"): PROVIDERS_READ,
     # A write's payload -> the ledger objects it wrote
     ("LedgerTransactionPayload", "transaction"): LEDGER_READ,
 }

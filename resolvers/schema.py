@@ -19,6 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from adapters.errors import InvalidInput
+from resolvers.analytics import AnalyticsQuery
 from resolvers.context import Info
 from resolvers.cost_directives import ListSize
 from resolvers.customers import Customer, CustomerQuery
@@ -74,7 +75,14 @@ class NodeQuery:
 
 
 @strawberry.type(description="Read the ledger: customers, accounts, transactions and entries.")
-class Query(NodeQuery, CustomerQuery, LedgerAccountQuery, LedgerTransactionQuery, RateLimitQuery):
+class Query(
+    NodeQuery,
+    CustomerQuery,
+    LedgerAccountQuery,
+    LedgerTransactionQuery,
+    AnalyticsQuery,
+    RateLimitQuery,
+):
     pass
 
 

@@ -268,6 +268,11 @@ class LedgerReader:
             return list(result.all())
 
     @property
+    def engine(self) -> AsyncEngine:
+        """The engine this reader reads (history and aggregates build their reads on it)."""
+        return self._engine
+
+    @property
     def builds_json(self) -> bool:
         """True on PostgreSQL, where `fetch_json` runs statements of adapters.ledger.json_sql."""
         return self._pool is not None

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.banking.protocol import BankingProvider
 from adapters.banking.queries import BankReader, BankTransactionCursor
 from adapters.banking.records import BankAccount, BankTransaction
+from adapters.banking.spend import BankSpend, BankSpendReader
 from adapters.banking.sync import BankSyncFailure, sync_bank_links
 from adapters.crypto import SecretBox
 from adapters.errors import ProviderError
@@ -58,6 +59,7 @@ class BankingLoaders:
             partial(reader.accounts_by_ids, tenant_id), max_batch_size=_MAX_BATCH
         )
         self._paged: dict[tuple[Any, ...], DataLoader[int, Page[BankTransaction]]] = {}
+        self._spend: dict[tuple[Any, ...], DataLoader[int, list[BankSpend]]] = {}
 
     def bank_transactions_by_account_id(
         self,
@@ -78,6 +80,24 @@ class BankingLoaders:
                     after=after,
                     since=since,
                     until=until,
+                ),
+                max_batch_size=_MAX_BATCH,
+            )
+        return loader
+
+    def bank_spend_by_customer_id(
+        self, first: dt.date, last: dt.date
+    ) -> DataLoader[int, list[BankSpend]]:
+        """Loads each customer's spend on days first..last, by month and category."""
+        key = ("spend", first, last)
+        loader = self._spend.get(key)
+        if loader is None:
+            loader = self._spend[key] = DataLoader(
+                partial(
+                    BankSpendReader(self._engine).spend_by_customer_ids,
+                    self._tenant_id,
+                    first=first,
+                    last=last,
                 ),
                 max_batch_size=_MAX_BATCH,
             )

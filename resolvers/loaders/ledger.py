@@ -15,6 +15,7 @@ from aiodataloader import DataLoader
 
 from adapters.ledger.queries import EntryCursor, LedgerReader
 from adapters.records import Customer, Page
+from resolvers.loaders.analytics import AnalyticsLoaders
 
 __all__ = ["LedgerLoaders"]
 
@@ -95,6 +96,11 @@ class LedgerLoaders:
                 self._reader.entries_by_account_ids, self._tenant_id, first=first, before=before
             ),
         )
+
+    @cached_property
+    def analytics(self) -> AnalyticsLoaders:
+        """Loaders of balances back in time, statements and aggregates."""
+        return AnalyticsLoaders(self._reader.engine, self._tenant_id)
 
     async def customers_page(self, first: int, after_id: int) -> Page[Customer]:
         return await self._reader.customers_page(self._tenant_id, first=first, after_id=after_id)

@@ -1,0 +1,104 @@
+"""Loaders of balances back in time, balance history, statements and aggregates.
+
+Each loader is keyed by account (or customer) id and built once per set of arguments, so the
+accounts of one query level that ask the same question share one SQL statement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from aiodataloader import DataLoader
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.ledger.history import LedgerHistory, StatementCursor
+from adapters.ledger.periods import Interval
+from adapters.ledger.summary import LedgerSummaryReader, SummaryFilter, SummaryGroup
+from adapters.records import Page
+
+__all__ = ["AnalyticsLoaders"]
+
+_MAX_BATCH = 1000
+
+
+class AnalyticsLoaders:
+    """The analytics loaders of one request, all scoped to `tenant_id`."""
+
+    def __init__(self, engine: AsyncEngine, tenant_id: int) -> None:
+        self._history = LedgerHistory(engine)
+        self._summary = LedgerSummaryReader(engine)
+        self._tenant_id = tenant_id
+        self._loaders: dict[tuple[Any, ...], DataLoader[Any, Any]] = {}
+
+    def _loader(
+        self, key: tuple[Any, ...], fn: Callable[[list[Any]], Awaitable[list[Any]]]
+    ) -> DataLoader[Any, Any]:
+        loader = self._loaders.get(key)
+        if loader is None:
+            loader = self._loaders[key] = DataLoader(fn, max_batch_size=_MAX_BATCH)  # type: ignore[arg-type]
+        return loader
+
+    def counters_as_of(self, at: dt.datetime) -> DataLoader[Any, Any]:
+        """Loads Counters | None per account id: the changes effective at or before `at`."""
+        return self._loader(
+            ("as_of", at), partial(self._history.counters_as_of, self._tenant_id, at=at)
+        )
+
+    def balance_history(
+        self, first: dt.date, last: dt.date, interval: Interval
+    ) -> DataLoader[Any, Any]:
+        """Loads [(Period, Counters)] | None per account id."""
+        return self._loader(
+            ("history", first, last, interval),
+            partial(
+                self._history.balance_history,
+                self._tenant_id,
+                first=first,
+                last=last,
+                interval=interval,
+            ),
+        )
+
+    def statement_totals(self, first: dt.date, last: dt.date) -> DataLoader[Any, Any]:
+        """Loads StatementTotals | None per account id."""
+        return self._loader(
+            ("totals", first, last),
+            partial(self._history.statement_totals, self._tenant_id, first=first, last=last),
+        )
+
+    def statement_entries(
+        self, first_day: dt.date, last_day: dt.date, first: int, after: StatementCursor | None
+    ) -> DataLoader[Any, Any]:
+        """Loads Page[LedgerEntry] per account id (oldest first, after the cursor)."""
+        return self._loader(
+            ("entries", first_day, last_day, first, after),
+            partial(
+                self._history.statement_entries,
+                self._tenant_id,
+                first_day=first_day,
+                last_day=last_day,
+                first=first,
+                after=after,
+            ),
+        )
+
+    def summary_by_customer_id(
+        self, which: SummaryFilter, first: int, offset: int
+    ) -> DataLoader[Any, Any]:
+        """Loads Page[SummaryGroup] per customer id."""
+        return self._loader(
+            ("summary", which, first, offset),
+            partial(
+                self._summary.summaries_by_customer_ids,
+                self._tenant_id,
+                which=which,
+                first=first,
+                offset=offset,
+            ),
+        )
+
+    async def summary(self, which: SummaryFilter, first: int, offset: int) -> Page[SummaryGroup]:
+        return await self._summary.summary(self._tenant_id, which, first=first, offset=offset)
