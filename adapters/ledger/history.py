@@ -191,7 +191,9 @@ class LedgerHistory:
             running = changes.get(None, Counters())
             points = []
             for span in spans:
-                running = running + changes.get(span.natural_start, Counters())
+                change = changes.get(span.natural_start)
+                if change is not None:  # most periods change nothing: share the last value
+                    running = running + change
                 points.append((span, running))
             results.append(points)
         return results

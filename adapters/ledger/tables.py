@@ -133,6 +133,13 @@ ledger_entries = Table(
     CheckConstraint("status in ('pending', 'posted', 'voided')", name="status"),
     Index(None, "account_id", "effective_at", "id"),
     Index(None, "transaction_id"),
+    # Aggregates over a tenant's range of days (migration 0008_history).
+    Index(
+        None,
+        "tenant_id",
+        "effective_at",
+        postgresql_include=["account_id", "direction", "status", "currency", "amount"],
+    ),
 )
 
 ledger_account_versions = Table(
@@ -149,4 +156,17 @@ ledger_account_versions = Table(
     Column("pending_credits", BigInteger, nullable=False),
     Column("effective_at", UtcDateTime(), nullable=False),
     Column("recorded_at", UtcDateTime(), nullable=False, server_default=func.now()),
+    # History reads walk an account's rows from the index alone (migration 0008_history).
+    Index(
+        None,
+        "account_id",
+        "lock_version",
+        postgresql_include=[
+            "effective_at",
+            "posted_debits",
+            "posted_credits",
+            "pending_debits",
+            "pending_credits",
+        ],
+    ),
 )

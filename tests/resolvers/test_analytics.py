@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.banking.sync import sync_bank_links
 from adapters.records import TransactionStatus
 from resolvers.node import encode_global_id
 from tests.factories import make_account, make_customer, make_tenant, post_transfer
@@ -273,3 +274,32 @@ async def test_customer_ledger_summary_is_per_customer_in_one_statement(
         ("INDIVIDUAL", [("EUR", "7.77", 1), ("USD", "12.50", 2)]),
         ("BUSINESS", [("USD", "99.99", 1)]),
     ]
+
+
+async def test_bank_spend_by_month_and_category(
+    providers: Any, engine: AsyncEngine, tenant_id: int
+) -> None:
+    customer = await make_customer(engine, tenant_id)
+    item = await providers.link_bank(tenant_id, customer, transactions=0)
+    bank = providers.banking
+    bank.add_transaction(item, amount="12.50", day=31)  # Feb 1: out
+    bank.add_transaction(item, amount="7.25", day=40)  # Feb 10: out
+    bank.add_transaction(item, amount="-100.00", day=41)  # money in: not spend
+    bank.add_transaction(item, amount="3.00", day=42, pending=True)  # pending: not yet
+    bank.add_transaction(item, amount="1.01", day=60)  # Mar 2: out
+    bank.add_transaction(item, amount="9.99", day=120)  # May: outside the range
+    runtime = providers.runtime
+    await sync_bank_links(engine, runtime.banking_providers, runtime.secret_box,
+                          tenant_id=tenant_id)  # fmt: skip
+    query = """query($id: ID!) { customer(id: $id) {
+      bankSpend(from: "2026-01-15", to: "2026-04-30") {
+        month category count amount { amount currency } } } }"""
+    body = await providers.execute(query, {"id": encode_global_id("Customer", customer)},
+                                   tenant_id=tenant_id)  # fmt: skip
+    assert body.get("errors") is None, body
+    assert body["data"]["customer"]["bankSpend"] == [
+        {"month": "2026-02-01", "category": "GENERAL_MERCHANDISE", "count": 2,
+         "amount": {"amount": "19.75", "currency": "USD"}},
+        {"month": "2026-03-01", "category": "GENERAL_MERCHANDISE", "count": 1,
+         "amount": {"amount": "1.01", "currency": "USD"}},
+    ]  # fmt: skip

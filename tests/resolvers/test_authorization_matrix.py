@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import itertools
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -36,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.schema.config import StrawberryConfig
 
 from adapters.access.clients import ClientKind
+from adapters.banking.sync import sync_bank_links
 from adapters.cache import Cache, MemoryCache
 from adapters.ledger.posting import PostingService
 from adapters.ledger.tables import customers
@@ -76,6 +78,7 @@ ROOT_ARGUMENTS = {
     "customers": "(first: 1)",
     "ledgerAccount": "(id: $account)",
     "ledgerTransaction": "(id: $reversal)",
+    "ledgerSummary": "",
     "postLedgerTransaction": "(input: {idempotencyKey: $postKey, entries: $entries})",
     "postPendingTransaction": "(id: $pending)",
     "voidPendingTransaction": "(id: $voidable)",
@@ -324,7 +327,13 @@ async def _world(engine: AsyncEngine, providers: ProviderWorld, tenant_id: int) 
         )
     cash = await make_account(engine, tenant_id, customer_id=customer, name="Wallet")
     revenue = await make_account(engine, tenant_id, name="Revenue", normal_balance="credit")
-    await providers.link_bank(tenant_id, customer, transactions=3)
+    item = await providers.link_bank(tenant_id, customer, transactions=3)
+    # Spend this month (Customer.bankSpend's default range ends today), synced now.
+    today = dt.datetime.now(dt.UTC).date()
+    providers.banking.add_transaction(item, amount="12.34", day=(today - dt.date(2026, 1, 1)).days)
+    runtime = providers.runtime
+    await sync_bank_links(engine, runtime.banking_providers, runtime.secret_box,  # type: ignore[arg-type]
+                          tenant_id=tenant_id)  # fmt: skip
     await providers.link_card_customer(tenant_id, customer, CARD_CUSTOMER)
     sale = await post_transfer(engine, tenant_id, debit=cash, credit=revenue, amount=1250)
     reversal = await PostingService(engine).reverse_transaction(

@@ -166,3 +166,54 @@ def test_periods_clip_the_range_and_weeks_start_on_monday() -> None:
         (dt.date(2026, 1, 1), dt.date(2026, 1, 31)),
         (dt.date(2026, 2, 1), dt.date(2026, 2, 1)),
     ]
+
+
+def _check_statements(url: str) -> None:
+    loop = asyncio.new_event_loop()
+    engine = create_ledger_engine(url)
+    history = LedgerHistory(engine)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(ops=operations, start=st.integers(-2, 72), days=st.integers(0, 40),
+           page=st.integers(1, 4))  # fmt: skip
+    def check(ops: list[Any], start: int, days: int, page: int) -> None:
+        async def run() -> None:
+            tenant_id, cash, revenue = await _replay(engine, ops)
+            first = BASE.date() + start * DAY
+            last = first + days * DAY
+            totals = await history.statement_totals(tenant_id, [cash, revenue], first, last)
+            for account, statement in zip((cash, revenue), totals, strict=True):
+                assert statement is not None
+                # every entry of the period, page by page (the entries table)
+                listed: Counter[str] = Counter()
+                after = None
+                while True:
+                    [entries] = await history.statement_entries(
+                        tenant_id, [account], first, last, first=page, after=after
+                    )
+                    for entry in entries.items:
+                        listed[f"{entry.status}_{entry.direction}s"] += entry.amount
+                    if not entries.has_next_page:
+                        break
+                    after = (entries.items[-1].effective_at, entries.items[-1].id)
+                # opening + the listed entries = closing (the version log)
+                movements = Counters(*(listed[name] for name in COUNTERS))
+                assert statement.movements == movements
+                assert statement.opening + movements == statement.closing
+                # and both ends equal the entries on either side of the period
+                start_at = dt.datetime.combine(first, dt.time(), dt.UTC)
+                end_at = dt.datetime.combine(last + DAY, dt.time(), dt.UTC)
+                assert statement.opening == await _entry_counters(engine, account, start_at)
+                assert statement.closing == await _entry_counters(engine, account, end_at)
+
+        loop.run_until_complete(run())
+
+    try:
+        check()
+    finally:
+        loop.run_until_complete(engine.dispose())
+        loop.close()
+
+
+async def test_statement_opening_plus_entries_is_closing(database: Database) -> None:
+    await asyncio.to_thread(_check_statements, database.url)
