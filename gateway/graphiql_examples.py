@@ -1,5 +1,6 @@
-"""Example operations opened as tabs in GraphiQL: the canonical benchmark queries, a write and
-a customer across the ledger and both providers."""
+"""Example operations opened as tabs in GraphiQL: the canonical benchmark queries, a write,
+a customer across the ledger and both providers, and the analysts' history, statement and
+summary."""
 
 from __future__ import annotations
 
@@ -106,10 +107,64 @@ query Customer360 {
 }
 """
 
+_HISTORY = """# Paste a LedgerAccount id from the Dashboard tab into the variables: {"id": "..."}
+query History($id: ID!) {
+  ledgerAccount(id: $id) {
+    name
+    balanceAt(asOf: "2026-06-30T23:59:59Z") { posted { amount currency } }
+    balanceHistory(from: "2026-01-01", to: "2026-06-30", interval: MONTH) {
+      periodStart
+      periodEnd
+      closing { posted { amount } pending { amount } available { amount } }
+    }
+  }
+}
+"""
+
+_PERIOD = """# Paste a LedgerAccount id from the Dashboard tab into the variables: {"id": "..."}
+query PeriodStatement($id: ID!) {
+  ledgerAccount(id: $id) {
+    name
+    statement(from: "2026-03-01", to: "2026-03-31") {
+      opening { posted { amount currency } }
+      totals { debits { amount } credits { amount } }
+      closing { posted { amount currency } }
+      entries(first: 20) {
+        edges { node { direction amount { amount } transaction { description effectiveAt } } }
+        pageInfo { hasNextPage endCursor }
+      }
+    }
+  }
+}
+"""
+
+_SUMMARY = """query Summary {
+  ledgerSummary(
+    from: "2026-01-01", to: "2026-06-30", groupBy: [PERIOD, CUSTOMER_KIND, DIRECTION]
+  ) {
+    edges {
+      node {
+        periodStart
+        currency
+        customerKind
+        direction
+        debits { amount }
+        credits { amount }
+        entryCount
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+
 EXAMPLE_OPERATIONS: list[tuple[str, str]] = [
     ("Dashboard", _DASHBOARD),
     ("Statement", _STATEMENT),
     ("Lookup", _LOOKUP),
     ("Transfer", _POST),
     ("Customer360", _PROVIDERS),
+    ("History", _HISTORY),
+    ("PeriodStatement", _PERIOD),
+    ("Summary", _SUMMARY),
 ]
