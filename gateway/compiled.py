@@ -106,6 +106,18 @@ _MONEY_FIELDS = {"amount": "amount", "minorUnits": "minor_units", "currency": "c
                  "exponent": "exponent"}  # fmt: skip
 _PAGE_INFO_FIELDS = {"hasNextPage": "has_next_page", "hasPreviousPage": "has_previous_page",
                      "startCursor": "start_cursor", "endCursor": "end_cursor"}  # fmt: skip
+# The arguments the planner reads, per field; a field with any other argument (one added to
+# the schema later included) is not compiled, so an argument is never silently ignored.
+_ARGUMENTS: dict[tuple[str, str], frozenset[str]] = {
+    ("Query", "customer"): frozenset({"id"}),
+    ("Query", "ledgerAccount"): frozenset({"id"}),
+    ("Query", "ledgerTransaction"): frozenset({"id"}),
+    ("Query", "node"): frozenset({"id"}),
+    ("Query", "nodes"): frozenset({"ids"}),
+    ("Query", "customers"): frozenset({"first", "after"}),
+    ("Customer", "ledgerAccounts"): frozenset({"first", "after"}),
+    ("LedgerAccount", "entries"): frozenset({"first", "after"}),
+}
 # Root fields the planner knows.
 _ROOTS = frozenset({"customer", "customers", "ledgerAccount", "ledgerTransaction", "node", "nodes"})
 
@@ -273,10 +285,17 @@ class _Planner:
         fields: OrderedDict[str, list[FieldNode]] = OrderedDict()
         for selection_set in selection_sets:
             self._collect(type_name, selection_set, fields, set())
+        parent = self.schema.type_map.get(type_name)
         for nodes in fields.values():
+            name = nodes[0].name.value
+            if name != "__typename" and isinstance(parent, GraphQLObjectType):
+                definition = parent.fields.get(name)
+                known = _ARGUMENTS.get((type_name, name), frozenset())
+                if definition is None or not set(definition.args) <= known:
+                    raise _NotCompilable(f"{type_name}.{name} takes arguments it does not know")
             # The same rule table the resolvers enforce (resolvers.permissions).
             try:
-                scope = field_scope(type_name, nodes[0].name.value)
+                scope = field_scope(type_name, name)
             except LookupError:
                 raise _NotCompilable(f"no scope rule for {type_name}") from None
             if scope is not None:

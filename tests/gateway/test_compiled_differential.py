@@ -474,3 +474,23 @@ def test_every_table_in_a_compiled_statement_is_filtered_by_the_tenant() -> None
             column = f"{alias}.tenant_id = $1" if alias else "tenant_id = $1"
             assert column in plan.sql, (table, alias, plan.sql)
     assert statements >= 10
+
+
+def test_a_field_with_an_argument_the_planner_does_not_read_is_not_compiled() -> None:
+    """`balanceAt(asOf:)` and the analysts' fields take the resolvers; so would `balance` if it
+    ever grew an argument: an argument is never silently ignored."""
+    from gateway.compiled import CompiledOperations
+    from resolvers.schema import limit_rules
+
+    async def never(statement: str, *arguments: Any) -> str:
+        raise AssertionError("planning runs no SQL")
+
+    compiled = CompiledOperations(
+        GRAPHQL, rules=limit_rules(max_depth=12, max_aliases=30), max_page_size=100,
+        fetch_json=never,
+    )  # fmt: skip
+    known = "query($id: ID!) { ledgerAccount(id: $id) { balance { posted { amount } } } }"
+    assert compiled.plan(known, parse(known), None) is not None
+    for field in ("balanceAt { posted { amount } }", "balanceHistory { __typename }"):
+        text = f"query($id: ID!) {{ ledgerAccount(id: $id) {{ {field} }} }}"
+        assert compiled.plan(text, parse(text), None) is None, field
