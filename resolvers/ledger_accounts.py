@@ -16,8 +16,8 @@ from resolvers.node import Node, encode_global_id, pk_of
 from resolvers.pagination import (
     Connection,
     check_first,
-    decode_cursor,
-    encode_cursor,
+    decode_time_cursor,
+    encode_time_cursor,
     make_connection,
 )
 
@@ -62,13 +62,6 @@ class LedgerBalance:
     def available(self) -> Money:
         account = self._account
         return Money.of(account.available_balance, account.currency, account.currency_exponent)
-
-
-def _entry_time_us(at: dt.datetime) -> int:
-    return (at - _EPOCH) // dt.timedelta(microseconds=1)
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 @strawberry.type(description="An account of the double-entry ledger, in one currency.")
@@ -163,16 +156,13 @@ class LedgerAccount(Node):
 
         context = info.context
         limit = check_first(first, context.max_page_size)
-        before = None
-        if after is not None:
-            micros, entry_id = decode_cursor("e", after, 2)
-            before = (_EPOCH + dt.timedelta(microseconds=micros), entry_id)
+        before = None if after is None else decode_time_cursor("e", after)
         page = await context.ledger.ledger_entries_by_account_id(limit, before).load(self.record.id)
         return make_connection(
             page.items,
             page.has_next_page,
             LedgerEntry.from_record,
-            lambda entry: encode_cursor("e", _entry_time_us(entry.effective_at), entry.id),
+            lambda entry: encode_time_cursor("e", entry.effective_at, entry.id),
         )
 
 
