@@ -6,10 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gateway.catch_all import CatchAllMiddleware
 from gateway.graphiql import graphiql_routes
 from gateway.http import GraphQLHandler
 from gateway.lifespan import Services, open_services
@@ -86,4 +88,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     ]
     if settings.graphiql:
         routes.extend(graphiql_routes(settings.graphiql_assets_dir / "assets"))
-    return Starlette(routes=routes, lifespan=lifespan)
+    # Anything a route lets escape answers masked JSON with a request id (503 when the
+    # database could not answer), never Starlette's plain-text 500.
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CatchAllMiddleware)])

@@ -22,6 +22,7 @@ from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.database_errors import DatabaseUnavailable, is_transient_database_error
 from adapters.errors import (
     Conflict,
     CurrencyMismatch,
@@ -54,7 +55,9 @@ from adapters.records import Direction, LedgerEntry, LedgerTransaction, Transact
 __all__ = ["NewEntry", "NewTransaction", "PostingResult", "PostingService"]
 
 _FLIPPED = {Direction.DEBIT: Direction.CREDIT, Direction.CREDIT: Direction.DEBIT}
-# Attempts per call: a lost race for an idempotency key is retried once and then replays.
+# Attempts per call: a lost race for an idempotency key is retried once and then replays; a
+# transient database failure (lost connection, serialization failure, deadlock, pool timeout)
+# is retried once too, which the idempotency key makes safe even if the commit had landed.
 _ATTEMPTS = 2
 
 
@@ -152,7 +155,8 @@ class PostingService:
     async def _in_write_transaction(
         self, work: Callable[[AsyncConnection], Awaitable[PostingResult]]
     ) -> PostingResult:
-        """Run `work` in one write transaction; once more if it lost an idempotency-key race."""
+        """Run `work` in one write transaction; once more if it lost an idempotency-key race
+        or the database failed transiently (DatabaseUnavailable when it fails again)."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 async with self._writer.begin() as connection:
@@ -163,6 +167,13 @@ class PostingService:
                         "a concurrent request with this idempotency key interfered; retry",
                         field="idempotency_key",
                     ) from race
+            except Exception as error:
+                if not is_transient_database_error(error):
+                    raise
+                if attempt == _ATTEMPTS:
+                    raise DatabaseUnavailable(
+                        "the database could not complete the posting; retry it"
+                    ) from error
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _write(
