@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from adapters.access.documents import SqlDocumentStore
 from adapters.cache import Cache, MemoryCache, RedisCache
 from adapters.ledger.engine import create_ledger_engine
 from adapters.ledger.posting import PostingService
+from adapters.ledger.posting_requests import EffectiveWindow
 from adapters.ledger.queries import LedgerReader
 from adapters.ledger.tables import tenants
 from adapters.read_pool import ReadPool
@@ -26,7 +28,7 @@ from gateway.settings import Settings, check_settings
 from gateway.tracing import Tracing
 from resolvers.principal import SCOPES
 
-__all__ = ["Services", "open_cache", "open_services"]
+__all__ = ["Services", "effective_window", "open_cache", "open_services"]
 
 
 @dataclass(slots=True)
@@ -66,6 +68,14 @@ async def _first_tenant_id(engine: AsyncEngine) -> int | None:
     async with engine.connect() as connection:
         result = await connection.execute(select(tenants.c.id).order_by(tenants.c.id).limit(1))
         return result.scalar_one_or_none()
+
+
+def effective_window(settings: Settings) -> EffectiveWindow:
+    """How far from now a posting's effectiveAt may lie (LEDGER_MAX_BACKDATE_DAYS, ...)."""
+    return EffectiveWindow(
+        max_backdate=dt.timedelta(days=settings.ledger_max_backdate_days),
+        max_future_skew=dt.timedelta(seconds=settings.ledger_max_future_skew_seconds),
+    )
 
 
 def open_cache(settings: Settings) -> Cache:
@@ -129,7 +139,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             engine=engine,
             metrics=metrics,
             reader=reader,
-            posting=PostingService(engine),
+            posting=PostingService(engine, effective_window=effective_window(settings)),
             verifier=verifier,
             cache=cache,
             clients=clients,

@@ -50,6 +50,9 @@ class Settings:
     max_query_depth: int = 12
     max_aliases: int = 30
     max_query_bytes: int = 100_000
+    # How far a posting's effectiveAt may lie from now: back-dating window and future skew.
+    ledger_max_backdate_days: int = 365
+    ledger_max_future_skew_seconds: int = 300
     graphiql: bool = True
     # Known ledger queries run as one JSON-building SQL statement on PostgreSQL (gateway.compiled).
     compiled_operations: bool = True
@@ -163,6 +166,22 @@ def load_settings(
         log_level=env.get("LOG_LEVEL", defaults.log_level),
         max_page_size=_int(
             env.get("MAX_PAGE_SIZE", str(defaults.max_page_size)), "MAX_PAGE_SIZE", minimum=1
+        ),
+        ledger_max_backdate_days=min(
+            _int(
+                env.get("LEDGER_MAX_BACKDATE_DAYS", str(defaults.ledger_max_backdate_days)),
+                "LEDGER_MAX_BACKDATE_DAYS",
+            ),
+            3_650_000,  # ten thousand years: unbounded in practice, and no overflow
+        ),
+        ledger_max_future_skew_seconds=min(
+            _int(
+                env.get(
+                    "LEDGER_MAX_FUTURE_SKEW_SECONDS", str(defaults.ledger_max_future_skew_seconds)
+                ),
+                "LEDGER_MAX_FUTURE_SKEW_SECONDS",
+            ),
+            10**11,
         ),
         graphiql=_flag(
             env.get("GRAPHIQL", "true" if environment == "development" else "false"), "GRAPHIQL"

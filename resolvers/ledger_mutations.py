@@ -55,7 +55,12 @@ class PostLedgerTransactionInput:
         default=None, description="Free text, at most 1000 characters."
     )
     effective_at: dt.datetime | None = strawberry.field(
-        default=None, description="When the transaction takes effect; defaults to now."
+        default=None,
+        description=(
+            "When the transaction takes effect; defaults to now. At most the server's "
+            "back-dating window (365 days by default) in the past and 5 minutes in the future; "
+            "outside it BAD_USER_INPUT names effectiveAt."
+        ),
     )
     status: records.TransactionStatus = strawberry.field(
         default=records.TransactionStatus.POSTED,

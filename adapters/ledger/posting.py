@@ -40,8 +40,11 @@ from adapters.ledger.posting_balances import (
     lock_accounts,
 )
 from adapters.ledger.posting_requests import (
+    DEFAULT_EFFECTIVE_WINDOW,
+    EffectiveWindow,
     NewEntry,
     NewTransaction,
+    check_effective_at,
     check_idempotency_key,
     check_row_id,
     reversal_fingerprint,
@@ -85,10 +88,17 @@ class _KeyRace(Exception):
 class PostingService:
     """Writes ledger transactions for one engine; safe to share across concurrent tasks."""
 
-    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], dt.datetime] = _utc_now) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Callable[[], dt.datetime] = _utc_now,
+        effective_window: EffectiveWindow = DEFAULT_EFFECTIVE_WINDOW,
+    ) -> None:
         self._engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._clock = clock
+        self._effective_window = effective_window
 
     async def post_transaction(self, tenant_id: int, new: NewTransaction) -> PostingResult:
         """Post `new` (pending or posted), or replay the earlier result for its key."""
@@ -99,6 +109,7 @@ class PostingService:
             earlier = await _replay(connection, tenant_id, new.idempotency_key, fingerprint)
             if earlier is not None:
                 return earlier
+            check_effective_at(new.effective_at, self._clock(), self._effective_window)
             return await self._write(connection, tenant_id, new, fingerprint, None)
 
         return await self._in_write_transaction(write)

@@ -17,12 +17,15 @@ from adapters.money import MAX_MINOR_UNITS, currency_exponent
 from adapters.records import Direction, TransactionStatus
 
 __all__ = [
+    "DEFAULT_EFFECTIVE_WINDOW",
     "MAX_DESCRIPTION_LENGTH",
     "MAX_ENTRIES",
     "MAX_IDEMPOTENCY_KEY_LENGTH",
     "MAX_ROW_ID",
+    "EffectiveWindow",
     "NewEntry",
     "NewTransaction",
+    "check_effective_at",
     "check_idempotency_key",
     "check_row_id",
     "reversal_fingerprint",
@@ -60,6 +63,59 @@ class NewTransaction:
     description: str | None = None
     effective_at: dt.datetime | None = None
     status: TransactionStatus = TransactionStatus.POSTED
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveWindow:
+    """How far from the service's clock a client-given `effective_at` may lie.
+
+    `max_backdate`: how far in the past (back-dating, e.g. a late bank statement line);
+    `max_future_skew`: how far in the future (a client clock running ahead). Beyond either,
+    an entry would sit outside every statement a client pages through while still counting
+    in balances, so it is refused.
+    """
+
+    max_backdate: dt.timedelta = dt.timedelta(days=365)
+    max_future_skew: dt.timedelta = dt.timedelta(minutes=5)
+
+
+DEFAULT_EFFECTIVE_WINDOW = EffectiveWindow()
+
+
+def check_effective_at(
+    effective_at: dt.datetime | None, now: dt.datetime, window: EffectiveWindow
+) -> None:
+    """Raise InvalidInput naming `effective_at` unless it lies within `window` of `now`.
+
+    None ("now") always passes. Called with the service's clock, for new postings only: a
+    replay of an earlier request answers its first result even after the window moved on.
+    """
+    if effective_at is None:
+        return
+    try:
+        earliest = now - window.max_backdate
+    except OverflowError:  # a window reaching before year 1 bounds nothing
+        earliest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    try:
+        latest = now + window.max_future_skew
+    except OverflowError:
+        latest = dt.datetime.max.replace(tzinfo=dt.UTC)
+    if effective_at < earliest:
+        raise InvalidInput(
+            f"effective_at may be at most {window.max_backdate.days} days in the past "
+            f"(not before {_rfc3339(earliest)})",
+            field="effective_at",
+        )
+    if effective_at > latest:
+        raise InvalidInput(
+            f"effective_at may be at most {int(window.max_future_skew.total_seconds())} seconds "
+            f"in the future (not after {_rfc3339(latest)})",
+            field="effective_at",
+        )
+
+
+def _rfc3339(at: dt.datetime) -> str:
+    return at.astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def check_idempotency_key(key: str) -> None:

@@ -123,3 +123,20 @@ async def test_a_crafted_entries_cursor_is_bad_user_input_naming_after(
     [error] = body["errors"]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "after"}
     assert error["path"] == ["ledgerAccount", "entries"]
+
+
+@pytest.mark.parametrize(
+    "effective_at",
+    [
+        pytest.param("9999-12-31T23:59:59Z", id="year_9999"),
+        pytest.param("2001-01-01T00:00:00Z", id="decades_back"),
+    ],
+)
+async def test_an_effective_at_outside_the_window_is_bad_user_input_naming_it(
+    database: Database, gql: GraphQLClient, tenant_id: int, effective_at: str
+) -> None:
+    variables = {"input": await _input(database, tenant_id, effectiveAt=effective_at)}
+    body = await gql.post(POST, variables, tenant_id=tenant_id)
+    [error] = body["errors"]
+    assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "effectiveAt"}
+    assert error["path"] == ["postLedgerTransaction"]

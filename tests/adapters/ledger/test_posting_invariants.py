@@ -42,6 +42,7 @@ from adapters.errors import (
 )
 from adapters.ledger.engine import create_ledger_engine
 from adapters.ledger.posting import NewEntry, NewTransaction, PostingResult, PostingService
+from adapters.ledger.posting_requests import EffectiveWindow
 from adapters.ledger.tables import (
     ledger_account_versions,
     ledger_accounts,
@@ -315,7 +316,9 @@ class PostingMachine(RuleBasedStateMachine):
         self.loop = loop
         self.engine = engine
         self.clock = StepClock()
-        self.service = PostingService(engine, clock=self.clock)
+        # Effective times up to a day after the clock: the window itself is tested elsewhere.
+        window = EffectiveWindow(max_future_skew=dt.timedelta(days=2))
+        self.service = PostingService(engine, clock=self.clock, effective_window=window)
         self.keys = itertools.count()
         self.tenant_id = 0
         self.accounts: dict[str, int] = {}
