@@ -31,6 +31,7 @@ from resolvers.node import Node, decode_global_id
 from resolvers.permissions import install_scope_checks
 from resolvers.rate_limit import RateLimit, RateLimitQuery
 from resolvers.scalars import SCALARS
+from resolvers.selection_sets import refusing_empty_selection_sets
 
 __all__ = ["build_schema", "limit_rules", "schema"]
 
@@ -101,7 +102,9 @@ class _Schema(strawberry.Schema):
 def limit_rules(*, max_depth: int, max_aliases: int) -> list[type[ASTValidationRule]]:
     """The validation rules that bound a document's depth and aliases (beyond the spec's)."""
     return [
-        *QueryDepthLimiter(max_depth=max_depth).validation_rules,
+        *map(
+            refusing_empty_selection_sets, QueryDepthLimiter(max_depth=max_depth).validation_rules
+        ),
         *MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules,
     ]
 

@@ -369,7 +369,9 @@ _JSON_VALUES = st.recursive(
 _REQUEST_FIELDS = st.fixed_dictionaries(
     {},
     optional={
-        "query": st.sampled_from(["{ __typename }", "{ customers { totalCount } }", "{", ""])
+        "query": st.sampled_from(
+            ["{ __typename }", "{ customers { totalCount } }", "{", "", "{}", "{ customers {} }"]
+        )
         | _JSON_VALUES,
         "variables": _JSON_VALUES,
         "operationName": _JSON_VALUES,

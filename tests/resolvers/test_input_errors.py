@@ -71,7 +71,7 @@ async def test_a_variable_its_scalar_refuses_is_bad_user_input_naming_it(
     variables = {"input": await _input(database, tenant_id, **changes)}
     with caplog.at_level(logging.WARNING):
         body = await gql.post(POST, variables, tenant_id=tenant_id)
-    assert body["data"] is None
+    assert "data" not in body  # a request error: nothing ran
     [error] = body["errors"]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": field, "variable": "input"}
     assert "request id" not in error["message"]
@@ -140,3 +140,17 @@ async def test_an_effective_at_outside_the_window_is_bad_user_input_naming_it(
     [error] = body["errors"]
     assert error["extensions"] == {"code": "BAD_USER_INPUT", "field": "effectiveAt"}
     assert error["path"] == ["postLedgerTransaction"]
+
+
+@pytest.mark.parametrize("query", ["{}", "{ customers {} }", "query Q { ... on Query {} }"])
+async def test_an_empty_selection_set_fails_validation(
+    gql: GraphQLClient, tenant_id: int, query: str
+) -> None:
+    response = await gql.http.post(
+        "/graphql",
+        json={"query": query},
+        headers={"authorization": f"Bearer {gql.token(tenant_id)}"},
+    )
+    [error] = response.json()["errors"]
+    assert error["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
+    assert error["message"] == "Selection sets must select at least one field."
