@@ -1,4 +1,8 @@
-"""Factories with defaults: each inserts one row through SQLAlchemy Core and returns its id."""
+"""Factories with defaults: each inserts one row through SQLAlchemy Core and returns its id.
+
+Rows that reads answer with bump the tenant's data version in the same transaction, as every
+real writer does, so that cached responses never outlive them.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import itertools
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.ledger.data_versions import bump_data_version
 from adapters.ledger.posting import NewEntry, NewTransaction, PostingResult, PostingService
 from adapters.ledger.tables import customers, ledger_accounts, tenants
 from adapters.money import currency_exponent
@@ -47,6 +52,7 @@ async def make_customer(
         result = await connection.execute(
             insert(customers).values(**values).returning(customers.c.id)
         )
+        await bump_data_version(connection, tenant_id)
         return int(result.scalar_one())
 
 
@@ -76,6 +82,7 @@ async def make_account(
             )
             .returning(ledger_accounts.c.id)
         )
+        await bump_data_version(connection, tenant_id)
         return int(result.scalar_one())
 
 

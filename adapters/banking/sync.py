@@ -44,6 +44,7 @@ from adapters.banking.records import (
 from adapters.banking.tables import bank_accounts, bank_transactions
 from adapters.crypto import SecretBox, SecretText
 from adapters.errors import ProviderError, ProviderReauthRequired
+from adapters.ledger.data_versions import bump_data_version
 from adapters.providers.tables import provider_links
 
 __all__ = ["BankSyncFailure", "sync_bank_links", "sync_link"]
@@ -261,6 +262,7 @@ async def _apply(
     )
     if moved.rowcount != 1:
         raise _Superseded
+    await bump_data_version(connection, link.tenant_id)  # cached responses see the sync
     return len(account_rows)
 
 

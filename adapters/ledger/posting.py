@@ -31,6 +31,7 @@ from adapters.errors import (
     InvalidTransition,
     NotFound,
 )
+from adapters.ledger.data_versions import bump_data_version
 from adapters.ledger.engine import WRITE_OPTION
 from adapters.ledger.posting_balances import (
     Deltas,
@@ -250,6 +251,7 @@ class PostingService:
                     for entry in new.entries
                 ],
             )
+            await bump_data_version(connection, tenant_id)  # last: its row lock is held briefly
             return _result(transaction, entries.all(), replayed=False)
 
     async def _settle(
@@ -289,6 +291,7 @@ class PostingService:
                 .values(status=str(target))
                 .returning(*ledger_entries.c)
             )
+            await bump_data_version(connection, tenant_id)  # last: its row lock is held briefly
             return _result(settled, entries.all(), replayed=False)
 
 

@@ -207,6 +207,13 @@ _ENTRIES_BY_ACCOUNT = _statement(
     _ENTRY_COLUMNS,
 )
 
+_DATA_VERSION = _statement(
+    "select version from tenant_data_versions where tenant_id = $1",
+    ("tenant_id",),
+    "select version from tenant_data_versions where tenant_id = :tenant_id",
+    [],
+)
+
 # Later than any stored effective_at: the start of a newest-first listing.
 _END_OF_TIME = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 _BIGGEST_ID = 2**63 - 1
@@ -298,6 +305,15 @@ class LedgerReader:
             return result
         finally:
             self._timed(sql, started, time.time_ns(), failed)
+
+    async def data_version(self, tenant_id: int) -> int:
+        """The tenant's data version (adapters.ledger.data_versions); 0 before any write.
+
+        One statement on the primary, outside any transaction, never cached: it sees every
+        write committed before it started.
+        """
+        rows = await self._rows(_DATA_VERSION, tenant_id=tenant_id)
+        return int(rows[0][0]) if rows else 0
 
     # -- customers ------------------------------------------------------------------------
 

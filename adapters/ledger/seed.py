@@ -34,6 +34,7 @@ from typing import Any
 from sqlalchemy import Table, exists, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.ledger.data_versions import bump_data_version
 from adapters.ledger.engine import WRITE_OPTION, is_sqlite
 from adapters.ledger.tables import (
     customers as customers_table,
@@ -197,6 +198,7 @@ async def seed_ledger(
                 await _write_sqlite(connection, rows, bases, report)
             else:
                 await _write_postgres(connection, rows, bases, report)
+            await bump_data_version(connection, tenant_id)
     if not sqlite:
         report("analyze")
         async with engine.connect() as connection:
