@@ -42,6 +42,7 @@ from gateway.persisted_documents import (
 )
 from gateway.rate_limits import RateLimitDecision, RateLimited, RateLimiter
 from gateway.request_body import read_capped_body
+from gateway.response_cache import ResponseCache
 from gateway.telemetry import RequestRecord, RequestTelemetry
 from resolvers.context import RequestContext
 from resolvers.errors import BadRequest, GatewayError, UnsupportedMediaType
@@ -119,8 +120,12 @@ def _media_type(request: Request) -> str:
 
 
 def _json(body: Any, status: int, media_type: str, request_id: str, **headers: str) -> Response:
+    return _bytes(orjson.dumps(body), status, media_type, request_id, **headers)
+
+
+def _bytes(body: bytes, status: int, media_type: str, request_id: str, **headers: str) -> Response:
     return Response(
-        orjson.dumps(body),
+        body,
         status_code=status,
         media_type=media_type,
         headers={"x-request-id": request_id, "cache-control": "no-store", **headers},
@@ -158,6 +163,21 @@ def _is_public(document: DocumentNode, operation_name: str | None) -> bool:
     )
 
 
+def _publicly_cacheable(
+    is_get: bool, resolved: ResolvedDocument, document: DocumentNode | None, name: str | None
+) -> bool:
+    """A persisted GET of public fields only, answered without errors or extensions."""
+    return is_get and resolved.is_persisted and document is not None and _is_public(document, name)
+
+
+def _headers(public: bool, response_cache: str | None) -> dict[str, str]:
+    cache_control = f"public, max-age={_PUBLIC_MAX_AGE}" if public else "no-store"
+    headers = {"cache-control": cache_control, "vary": "Accept"}
+    if response_cache is not None:
+        headers["x-cache"] = response_cache
+    return headers
+
+
 class GraphQLHandler:
     """The /graphql endpoint for one schema and one process's services."""
 
@@ -191,6 +211,9 @@ class GraphQLHandler:
                 max_page_size=settings.max_page_size,
                 fetch_json=services.reader.fetch_json,
             )  # fmt: skip
+        self._responses = ResponseCache.for_process(
+            services.cache, services.reader, schema._schema, services.settings, services.metrics
+        )
 
     async def _read(self, request: Request) -> _Request:
         if request.method == "GET":
@@ -432,12 +455,32 @@ class GraphQLHandler:
             record.outcome = error.code
             return self._error(error, media_type, request_id)
 
+        # A cached answer is served only after authentication, the document checks, the cost
+        # check and the rate limit's charge (`_admit`): hits count toward the caller's limits.
+        cache_key = await self._responses.key_for(
+            principal, resolved.text, read.operation_name, read.variables
+        )
+        if cache_key is not None and (cached := await self._responses.get(cache_key)):
+            if resolved.register_apq is not None:
+                await services.apq.put(principal.tenant_id, resolved.register_apq, resolved.text)
+            if admission.report_cost:
+                answer = orjson.loads(cached)
+                answer.setdefault("extensions", {})["cost"] = admission.cost(answer.get("data"))
+                cached = orjson.dumps(answer)
+            public = _publicly_cacheable(is_get, resolved, document, read.operation_name)
+            extra = _headers(public, "hit") | admission.headers
+            return _bytes(cached, 200, media_type, request_id, **extra)
+
         if self._compiled is not None:
             answered = await self._run_compiled(
                 self._compiled, principal, resolved, read, document, media_type, request_id,
                 is_get, admission,
             )  # fmt: skip
             if answered is not None:
+                # The compiled path answers only without errors; a cost report is per request.
+                if cache_key is not None and not admission.report_cost:
+                    await self._responses.put(cache_key, bytes(answered.body))
+                    answered.headers["x-cache"] = "miss"
                 return answered
         services.metrics.resolver_operations += 1
         context = RequestContext(
@@ -492,17 +535,13 @@ class GraphQLHandler:
         if context.response_extensions:
             # For example staleData: provider data served past its freshness.
             response["extensions"] = context.response_extensions
+        answer = orjson.dumps(response)
+        succeeded = not result.errors and not context.response_extensions
+        if cache_key is not None and succeeded and not context.used_providers:
+            await self._responses.put(cache_key, answer)  # without the per-request cost report
         if admission.report_cost:
             response.setdefault("extensions", {})["cost"] = admission.cost(result.data)
-        cache_control = "no-store"
-        if (
-            not context.response_extensions
-            and is_get
-            and resolved.is_persisted
-            and not result.errors
-            and document is not None
-            and _is_public(document, read.operation_name)
-        ):
-            cache_control = f"public, max-age={_PUBLIC_MAX_AGE}"
-        extra = {"cache-control": cache_control, "vary": "Accept", **admission.headers}
-        return _json(response, status, media_type, request_id, **extra)
+            answer = orjson.dumps(response)
+        public = succeeded and _publicly_cacheable(is_get, resolved, document, read.operation_name)
+        extra = _headers(public, None if cache_key is None else "miss") | admission.headers
+        return _bytes(answer, status, media_type, request_id, **extra)

@@ -81,7 +81,7 @@ def effective_window(settings: Settings) -> EffectiveWindow:
 def open_cache(settings: Settings) -> Cache:
     """Redis when REDIS_URL is set, else the in-process cache of the embedded default."""
     if settings.redis_url:
-        return RedisCache(settings.redis_url, prefix="fgw")
+        return RedisCache(settings.redis_url, prefix=settings.redis_key_prefix)
     return MemoryCache()
 
 

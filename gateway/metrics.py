@@ -79,6 +79,9 @@ class Metrics:
     # Operations answered by one JSON-building statement, and by the resolvers (the reference).
     compiled_operations: int = 0
     resolver_operations: int = 0
+    response_cache_hits: int = 0
+    response_cache_misses: int = 0
+    response_cache_stores: int = 0
     _current: ContextVar[StatementTally | None] = field(
         default_factory=lambda: ContextVar("statement_tally", default=None)
     )

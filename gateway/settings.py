@@ -34,6 +34,8 @@ class Settings:
     database_url: str = "sqlite+aiosqlite:///var/gateway.db"
     database_pool_size: int = 10
     redis_url: str | None = None
+    # Namespace of every key this deployment writes to Redis (tests use one per run).
+    redis_key_prefix: str = "fgw"
     jwt_secret: SecretText = field(default_factory=lambda: SecretText(DEV_JWT_SECRET))
     jwt_issuer: str = "finance-gateway-dev"
     jwt_audience: str = "finance-gateway"
@@ -43,6 +45,10 @@ class Settings:
     # HMAC key for stored API-key hashes; a database leak then yields nothing to brute-force.
     api_key_pepper: SecretText = field(default_factory=lambda: SecretText(""))
     apq_ttl_seconds: int = 86_400
+    # Cached read responses (gateway/response_cache.py): on by default; the TTL only bounds
+    # memory, since the tenant's data version in the key keeps entries from going stale.
+    response_cache: bool = True
+    response_cache_ttl_seconds: int = 600
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
@@ -153,6 +159,7 @@ def load_settings(
             minimum=1,
         ),
         redis_url=env.get("REDIS_URL") or None,
+        redis_key_prefix=env.get("REDIS_KEY_PREFIX") or defaults.redis_key_prefix,
         jwt_secret=SecretText(secret_text),
         jwt_issuer=env.get("JWT_ISSUER", defaults.jwt_issuer),
         jwt_audience=env.get("JWT_AUDIENCE", defaults.jwt_audience),
@@ -160,6 +167,12 @@ def load_settings(
         api_key_pepper=SecretText(env.get("API_KEY_PEPPER", "")),
         apq_ttl_seconds=_int(
             env.get("APQ_TTL_SECONDS", str(defaults.apq_ttl_seconds)), "APQ_TTL_SECONDS", minimum=1
+        ),
+        response_cache=_flag(env.get("RESPONSE_CACHE", "on"), "RESPONSE_CACHE"),
+        response_cache_ttl_seconds=_int(
+            env.get("RESPONSE_CACHE_TTL_SECONDS", str(defaults.response_cache_ttl_seconds)),
+            "RESPONSE_CACHE_TTL_SECONDS",
+            minimum=1,
         ),
         host=env.get("GATEWAY_HOST", defaults.host),
         port=_int(env.get("GATEWAY_PORT", str(defaults.port)), "GATEWAY_PORT", minimum=1),

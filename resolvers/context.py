@@ -73,6 +73,11 @@ class RequestContext:
             self._banking = self.providers.banking_loaders(self.tenant_id)
         return self._banking
 
+    @property
+    def used_providers(self) -> bool:
+        """True once this request built provider loaders (its answer holds provider data)."""
+        return self._cards is not None or self._banking is not None
+
     def report_stale(self, read: StaleRead) -> None:
         """Note provider data served stale; one entry per provider and kind, oldest age."""
         entries: list[dict[str, Any]] = self.response_extensions.setdefault("staleData", [])

@@ -1,0 +1,244 @@
+"""The consistent response cache: serialized answers of read operations, never stale.
+
+README, "Response cache". The HTTP handler asks for a key once the caller is authenticated and
+the document has passed its checks (safelist, introspection policy), looks it up just before
+execution, and stores the body of a successful answer afterwards:
+
+    key = await cache.key_for(principal, text, operation_name, variables)   # None: uncacheable
+    cached = None if key is None else await cache.get(key)
+    ...
+    await cache.put(key, body_bytes)
+
+The API knows nothing of the executor, so any executor's bytes can be stored.
+
+What makes a cached answer right (DESIGN.md, "Where the read path is going"):
+
+- **The key holds everything that changes the answer**: the tenant, the tenant's data version,
+  the document (normalized: whitespace and comments do not count), the operation name, the
+  variables (canonical JSON), the caller's scopes (sorted; `pii:read` decides masking), the
+  schema (its printed SDL) and the settings that shape answers (page cap, depth and alias
+  limits). Client kind and subject change no answer and are left out.
+- **Never stale**: every write bumps the tenant's data version in its own transaction
+  (adapters/ledger/data_versions.py), and the version is read here, on the primary, *before*
+  the operation executes. Versions follow commit order (a counter row under its row lock), so
+  when this read returns v, every write up to v has committed, and every statement the
+  execution then sends starts later and sees all of them: what is stored under v is at least as
+  new as v (it may include later writes, which is never older than what a reader of v may
+  see). A write whose response has reached its client has committed, so any request started
+  after that reads a version >= its own and cannot meet an entry of an older version. The
+  version and the data are read in separate statements, not one snapshot: that is enough on
+  one primary (no replica may serve either read), and is the argument a compiled, one-statement
+  executor may tighten by reading the version in its own statement.
+- **Not cached**: mutations, documents that do not parse, answers with errors or with
+  top-level `extensions` (staleData), and operations that select provider-backed fields
+  (`Customer.bankAccounts`, `Customer.cardPayments`, hence everything under them): provider
+  data keeps its own cache, freshness and webhook invalidation. That is decided statically from
+  the document and the schema; the handler also refuses to store an answer whose execution
+  built provider loaders, should a provider field ever be reachable another way.
+
+Entries live in the process's cache (Redis when configured, shared by every process of the
+deployment; otherwise an in-process LRU of its own) with a TTL that only bounds memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from graphql import (
+    BREAK,
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    parse,
+    print_schema,
+    visit,
+)
+
+from adapters.cache import Cache, MemoryCache, cache_key
+from gateway.metrics import Metrics
+from gateway.persisted_documents import normalized_sha256
+from gateway.settings import Settings
+from resolvers.principal import Principal
+
+__all__ = ["PROVIDER_FIELDS", "DataVersions", "ResponseCache", "ResponseKey"]
+
+logger = logging.getLogger("gateway.response_cache")
+
+# Fields answered from provider data (and everything under them): never cached here.
+PROVIDER_FIELDS: frozenset[tuple[str, str]] = frozenset(
+    {("Customer", "bankAccounts"), ("Customer", "cardPayments")}
+)
+# Bumped when the key's layout or the stored format changes.
+_FORMAT = "r1"
+# Entries of the in-process cache when no Redis is configured (answers can be tens of KB).
+_LOCAL_ENTRIES = 2048
+
+
+class DataVersions(Protocol):
+    """Where the tenant's data version is read (adapters.ledger.queries.LedgerReader)."""
+
+    async def data_version(self, tenant_id: int) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseKey:
+    """The cache key of one request's answer, with the tenant and version it was taken at."""
+
+    key: str
+    tenant_id: int
+    version: int
+
+
+class _ProviderFieldFinder(Visitor):
+    def __init__(self, type_info: TypeInfo) -> None:
+        super().__init__()
+        self._type_info = type_info
+        self.found = False
+
+    def enter_field(self, node: FieldNode, *_args: Any) -> Any:
+        parent = self._type_info.get_parent_type()
+        if parent is not None and (parent.name, node.name.value) in PROVIDER_FIELDS:
+            self.found = True
+            return BREAK
+        return None
+
+
+def selects_provider_fields(schema: GraphQLSchema, document: DocumentNode) -> bool:
+    """True when any field of the document (every operation and fragment) is provider-backed."""
+    type_info = TypeInfo(schema)
+    finder = _ProviderFieldFinder(type_info)
+    visit(document, TypeInfoVisitor(type_info, finder))
+    return finder.found
+
+
+def _cacheable_digest(schema: GraphQLSchema, text: str, operation_name: str | None) -> str | None:
+    """The normalized document hash when the chosen operation may be cached, else None."""
+    try:
+        document = parse(text)
+    except GraphQLError:
+        return None
+    operations = [
+        definition
+        for definition in document.definitions
+        if isinstance(definition, OperationDefinitionNode)
+        and (
+            operation_name is None or (definition.name and definition.name.value == operation_name)
+        )
+    ]
+    if len(operations) != 1 or operations[0].operation != OperationType.QUERY:
+        return None
+    if selects_provider_fields(schema, document):
+        return None
+    return normalized_sha256(document)
+
+
+class ResponseCache:
+    """Keys, lookups and stores of cached answers for one process (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        cache: Cache,
+        versions: DataVersions,
+        schema: GraphQLSchema,
+        settings: Settings,
+        metrics: Metrics,
+        max_documents: int = 1024,
+    ) -> None:
+        self.enabled = settings.response_cache
+        self._cache = cache
+        self._versions = versions
+        self._schema = schema
+        self._ttl = float(settings.response_cache_ttl_seconds)
+        self._metrics = metrics
+        shape = orjson.dumps(
+            [print_schema(schema), settings.max_page_size, settings.max_query_depth,
+             settings.max_aliases]
+        )  # fmt: skip
+        self._namespace = hashlib.sha256(shape).hexdigest()[:16]
+        self._documents: OrderedDict[tuple[str, str | None], str | None] = OrderedDict()
+        self._max_documents = max_documents
+
+    @classmethod
+    def for_process(
+        cls,
+        cache: Cache,
+        versions: DataVersions,
+        schema: GraphQLSchema,
+        settings: Settings,
+        metrics: Metrics,
+    ) -> ResponseCache:
+        """On the process's shared cache; an in-process cache gets an LRU of its own, so
+        that answers never push out APQ or provider entries."""
+        if isinstance(cache, MemoryCache):
+            cache = MemoryCache(max_entries=_LOCAL_ENTRIES)
+        return cls(cache=cache, versions=versions, schema=schema, settings=settings,
+                   metrics=metrics)  # fmt: skip
+
+    def _digest(self, text: str, operation_name: str | None) -> str | None:
+        entry = (text, operation_name)
+        if entry in self._documents:
+            self._documents.move_to_end(entry)
+            return self._documents[entry]
+        digest = _cacheable_digest(self._schema, text, operation_name)
+        self._documents[entry] = digest
+        if len(self._documents) > self._max_documents:
+            self._documents.popitem(last=False)
+        return digest
+
+    async def key_for(
+        self,
+        principal: Principal,
+        text: str,
+        operation_name: str | None,
+        variables: Mapping[str, Any] | None,
+    ) -> ResponseKey | None:
+        """The key of this request's answer, or None when it is not to be cached.
+
+        Reads the tenant's data version (one statement): call it before executing.
+        """
+        if not self.enabled:
+            return None
+        digest = self._digest(text, operation_name)
+        if digest is None:
+            return None
+        try:
+            canonical = orjson.dumps(dict(variables or {}), option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # pragma: no cover - variables come from JSON
+            return None
+        try:
+            version = await self._versions.data_version(principal.tenant_id)
+        except Exception:  # the database's trouble is execution's to report
+            logger.warning("data version read failed; not caching this answer", exc_info=True)
+            return None
+        request = hashlib.sha256(
+            orjson.dumps([digest, operation_name, sorted(principal.scopes)]) + b"\0" + canonical
+        ).hexdigest()
+        key = cache_key("resp", _FORMAT, self._namespace, principal.tenant_id, version, request)
+        return ResponseKey(key, principal.tenant_id, version)
+
+    async def get(self, key: ResponseKey) -> bytes | None:
+        """The stored answer's bytes, counted as a hit or a miss."""
+        body = (await self._cache.get_many([key.key]))[0]
+        if body is None:
+            self._metrics.response_cache_misses += 1
+        else:
+            self._metrics.response_cache_hits += 1
+        return body
+
+    async def put(self, key: ResponseKey, body: bytes) -> None:
+        """Store a successful answer (no errors, no top-level extensions) under `key`."""
+        await self._cache.set_many({key.key: body}, self._ttl)
+        self._metrics.response_cache_stores += 1
