@@ -75,3 +75,17 @@ def test_production_settings_are_read_with_casts() -> None:
 def test_bad_values_are_refused_with_their_name(name: str, value: str) -> None:
     with pytest.raises(ValueError, match=name):
         load_settings({name: value})
+
+
+def test_the_response_cache_is_on_by_default_and_can_be_switched_off() -> None:
+    default = load_settings({})
+    assert (default.response_cache, default.response_cache_ttl_seconds) == (True, 600)
+    assert default.redis_key_prefix == "fgw"
+    off = load_settings(
+        {"RESPONSE_CACHE": "off", "RESPONSE_CACHE_TTL_SECONDS": "30", "REDIS_KEY_PREFIX": "x"}
+    )
+    assert (off.response_cache, off.response_cache_ttl_seconds, off.redis_key_prefix) == (
+        False, 30, "x",
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="RESPONSE_CACHE must be a boolean"):
+        load_settings({"RESPONSE_CACHE": "sometimes"})
