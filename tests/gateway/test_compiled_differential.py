@@ -144,6 +144,13 @@ async def world(postgres: Database, world_cache: dict[str, World]) -> World:
     return world_cache["world"]
 
 
+@pytest.fixture
+def gql(uncached_gql: GraphQLClient) -> GraphQLClient:
+    """The compiled app with the response cache off: a cache hit would only repeat an answer
+    (and skip the path under test), so every request here executes."""
+    return uncached_gql
+
+
 async def _assert_same(
     gql: GraphQLClient,
     reference_gql: GraphQLClient,

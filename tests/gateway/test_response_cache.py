@@ -294,7 +294,7 @@ async def test_response_cache_off_bypasses_it_entirely(
                 response = await gateway.send(BALANCE, {"id": cash}, tenant_id=tenant_id)
             assert "x-cache" not in response.headers
             counts.append(tally.count)
-    assert counts == [1, 1]  # the account, each time; no data version read
+    assert counts == [1, 1]  # the operation's one statement each time; no data version read
 
 
 async def test_concurrent_writers_and_readers_read_their_writes(
