@@ -37,7 +37,7 @@ from resolvers.schema import build_schema
 from tests.factories import make_account, make_customer, make_tenant
 from tests.fixtures.cache import REDIS_URL
 from tests.fixtures.database import Database
-from tests.fixtures.gateway import TEST_SECRET
+from tests.fixtures.gateway import TEST_PEPPER, TEST_SECRET
 
 BALANCE = """query Balance($id: ID!) { ledgerAccount(id: $id) {
   version balance { posted { amount } pending { amount } } } }"""
@@ -382,6 +382,7 @@ async def test_two_gateway_processes_on_redis_read_each_others_writes(
         "REDIS_URL": REDIS_URL,
         "REDIS_KEY_PREFIX": f"fg-test-{os.getpid()}-{uuid.uuid4().hex[:8]}",
         "JWT_SECRET": TEST_SECRET,
+        "API_KEY_PEPPER": TEST_PEPPER,
         "JWT_ISSUER": "finance-gateway-test",
         "LOG_LEVEL": "warning",
     }
