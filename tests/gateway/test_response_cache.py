@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import socket
 import sys
 import uuid
@@ -110,6 +111,13 @@ async def _two_accounts(database: Database, tenant_id: int) -> tuple[str, str]:
     return encode_global_id("LedgerAccount", cash), encode_global_id("LedgerAccount", revenue)
 
 
+def _sample(metrics: str, name: str) -> float:
+    """The value of an unlabelled sample in Prometheus text."""
+    found = re.search(rf"^{name} (\S+)$", metrics, re.MULTILINE)
+    assert found is not None, f"{name} not in /metrics"
+    return float(found.group(1))
+
+
 def _posting(key: str, debit: str, credit: str, amount: str, status: str = "POSTED") -> Any:
     entries = [
         {"accountId": debit, "direction": "DEBIT", "amount": amount, "currency": "USD"},
@@ -138,7 +146,7 @@ async def test_a_repeated_read_is_served_without_executing(
         "x-cache"
     ] == "hit"
     metrics = await gateway.http.get("/metrics")
-    assert f"gateway_response_cache_hits_total {hits + 2}" in metrics.text
+    assert _sample(metrics.text, "gateway_response_cache_hits_total") == hits + 2
 
 
 async def test_entries_are_never_shared_across_tenants_scopes_variables_names_or_documents(
@@ -404,4 +412,4 @@ async def test_two_gateway_processes_on_redis_read_each_others_writes(
                 data = await reader.data(BALANCE, {"id": revenue}, tenant_id=tenant_id)
                 assert data["ledgerAccount"]["balance"]["posted"]["amount"] == f"{number}.00"
         metrics = (await two.http.get("/metrics")).text
-        assert "gateway_response_cache_hits_total 0" not in metrics
+        assert _sample(metrics, "gateway_response_cache_hits_total") >= 1
