@@ -32,9 +32,11 @@ What makes a cached answer right (DESIGN.md, "Where the read path is going"):
 - **Not cached**: mutations, documents that do not parse, answers with errors or with
   top-level `extensions` (staleData), and operations that select provider-backed fields
   (`Customer.bankAccounts`, `Customer.cardPayments`, hence everything under them): provider
-  data keeps its own cache, freshness and webhook invalidation. That is decided statically from
-  the document and the schema; the handler also refuses to store an answer whose execution
-  built provider loaders, should a provider field ever be reachable another way.
+  data keeps its own cache, freshness and webhook invalidation. Nor operations selecting a field
+  whose answer changes without a write (UNVERSIONED_FIELDS: the caller's `rateLimit`, and the
+  analyst fields whose dates default to the clock). That is decided statically from the
+  document and the schema; the handler also refuses to store an answer whose execution built
+  provider loaders, should a provider field ever be reachable another way.
 
 Entries live in the process's cache (Redis when configured, shared by every process of the
 deployment; otherwise an in-process LRU of its own) with a TTL that only bounds memory.
@@ -72,7 +74,14 @@ from gateway.persisted_documents import normalized_sha256
 from gateway.settings import Settings
 from resolvers.principal import Principal
 
-__all__ = ["PROVIDER_FIELDS", "DataVersions", "ResponseCache", "ResponseKey"]
+__all__ = [
+    "PROVIDER_FIELDS",
+    "UNVERSIONED_FIELDS",
+    "DataVersions",
+    "ResponseCache",
+    "ResponseKey",
+    "selects_uncached_fields",
+]
 
 logger = logging.getLogger("gateway.response_cache")
 
@@ -80,6 +89,20 @@ logger = logging.getLogger("gateway.response_cache")
 PROVIDER_FIELDS: frozenset[tuple[str, str]] = frozenset(
     {("Customer", "bankAccounts"), ("Customer", "cardPayments")}
 )
+# Fields whose answer changes without a write: per request (the caller's rate limit), or with
+# the clock (dates default to "now", "this month to date", "the last 12 months").
+UNVERSIONED_FIELDS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("Query", "rateLimit"),
+        ("Query", "ledgerSummary"),
+        ("Customer", "ledgerSummary"),
+        ("Customer", "bankSpend"),
+        ("LedgerAccount", "balanceAt"),
+        ("LedgerAccount", "balanceHistory"),
+        ("LedgerAccount", "statement"),
+    }
+)
+_UNCACHED_FIELDS = PROVIDER_FIELDS | UNVERSIONED_FIELDS
 # Bumped when the key's layout or the stored format changes.
 _FORMAT = "r1"
 # Entries of the in-process cache when no Redis is configured (answers can be tens of KB).
@@ -101,7 +124,7 @@ class ResponseKey:
     version: int
 
 
-class _ProviderFieldFinder(Visitor):
+class _FieldFinder(Visitor):
     def __init__(self, type_info: TypeInfo) -> None:
         super().__init__()
         self._type_info = type_info
@@ -109,16 +132,17 @@ class _ProviderFieldFinder(Visitor):
 
     def enter_field(self, node: FieldNode, *_args: Any) -> Any:
         parent = self._type_info.get_parent_type()
-        if parent is not None and (parent.name, node.name.value) in PROVIDER_FIELDS:
+        if parent is not None and (parent.name, node.name.value) in _UNCACHED_FIELDS:
             self.found = True
             return BREAK
         return None
 
 
-def selects_provider_fields(schema: GraphQLSchema, document: DocumentNode) -> bool:
-    """True when any field of the document (every operation and fragment) is provider-backed."""
+def selects_uncached_fields(schema: GraphQLSchema, document: DocumentNode) -> bool:
+    """True when any field of the document (every operation and fragment) is provider-backed
+    or answers differently without a write (PROVIDER_FIELDS, UNVERSIONED_FIELDS)."""
     type_info = TypeInfo(schema)
-    finder = _ProviderFieldFinder(type_info)
+    finder = _FieldFinder(type_info)
     visit(document, TypeInfoVisitor(type_info, finder))
     return finder.found
 
@@ -139,7 +163,7 @@ def _cacheable_digest(schema: GraphQLSchema, text: str, operation_name: str | No
     ]
     if len(operations) != 1 or operations[0].operation != OperationType.QUERY:
         return None
-    if selects_provider_fields(schema, document):
+    if selects_uncached_fields(schema, document):
         return None
     return normalized_sha256(document)
 

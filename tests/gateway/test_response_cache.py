@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from graphql import parse
+from graphql import GraphQLObjectType, parse
 from sqlalchemy import update
 
 from adapters.cache import Cache
@@ -30,7 +30,8 @@ from gateway.app import create_app
 from gateway.auth import mint_token
 from gateway.lifespan import Services
 from gateway.persisted_documents import ApqStore
-from gateway.response_cache import selects_provider_fields
+from gateway.rate_limits import DEFAULT_RATE_LIMITS, RateLimiter, RateLimitSettings
+from gateway.response_cache import UNVERSIONED_FIELDS, selects_uncached_fields
 from gateway.settings import Settings, load_settings
 from resolvers.node import encode_global_id
 from resolvers.principal import SCOPES
@@ -221,6 +222,43 @@ async def test_a_hit_still_authenticates_and_checks_scopes(
     assert forbidden.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
+async def test_hits_are_charged_to_the_rate_limit_and_rate_limit_reads_are_not_cached(
+    database: Database, settings: Settings, services: Services, cache: Cache, tenant_id: int
+) -> None:
+    cash, _ = await _two_accounts(database, tenant_id)
+    limits = RateLimitSettings(limits=dict.fromkeys(DEFAULT_RATE_LIMITS, 4), period_seconds=3600)
+    limited = dataclasses.replace(settings, rate_limits=limits)
+    charged = dataclasses.replace(services, settings=limited, rate_limiter=RateLimiter(limits))
+    async with _gateway(limited, charged, cache) as gateway:
+        token = mint_token(settings, tenant_id=tenant_id, scopes=SCOPES)
+        answers = []
+        for _ in range(5):
+            response = await gateway.http.post(
+                "/graphql", json={"query": BALANCE, "variables": {"id": cash}},
+                headers={"authorization": f"Bearer {token}"},
+            )  # fmt: skip
+            answers.append((response.status_code, response.headers.get("x-cache")))
+            if response.status_code == 200:
+                assert "ratelimit" in response.headers
+        # one execution, then hits, each charged, until the budget is spent
+        assert answers[:2] == [(200, "miss"), (200, "hit")]
+        assert answers[-1] == (429, None)
+    # The caller's rate limit changes with every request: never cached.
+    limits = dataclasses.replace(limits, limits=dict.fromkeys(DEFAULT_RATE_LIMITS, 1000))
+    limited = dataclasses.replace(settings, rate_limits=limits)
+    charged = dataclasses.replace(services, settings=limited, rate_limiter=RateLimiter(limits))
+    async with _gateway(limited, charged, cache) as gateway:
+        remaining = []
+        for _ in range(2):
+            response = await gateway.send(
+                "query($id: ID!) { rateLimit { remaining } ledgerAccount(id: $id) { name } }",
+                {"id": cash}, tenant_id=tenant_id,
+            )  # fmt: skip
+            assert "x-cache" not in response.headers
+            remaining.append(response.json()["data"]["rateLimit"]["remaining"])
+        assert remaining[1] < remaining[0]
+
+
 async def test_every_kind_of_write_through_the_api_is_read_at_once(
     database: Database, gateway: Gateway, tenant_id: int
 ) -> None:
@@ -275,7 +313,7 @@ async def test_mutations_errors_and_provider_fields_are_not_cached(
     assert services.metrics.response_cache_stores == stores
 
 
-def test_provider_fields_are_found_through_fragments_and_aliases() -> None:
+def test_uncached_fields_are_found_through_fragments_and_aliases() -> None:
     schema = build_schema(max_depth=12, max_aliases=30)._schema
     cases = {
         "{ customers { edges { node { displayName } } } }": False,
@@ -287,7 +325,12 @@ def test_provider_fields_are_found_through_fragments_and_aliases() -> None:
         "{ ledgerAccount(id: 1) { name } }": False,
     }
     for text, expected in cases.items():
-        assert selects_provider_fields(schema, parse(text)) is expected, text
+        assert selects_uncached_fields(schema, parse(text)) is expected, text
+    for type_name, field in UNVERSIONED_FIELDS:  # each names a field of the schema
+        type_ = schema.get_type(type_name)
+        assert isinstance(type_, GraphQLObjectType), type_name
+        assert field in type_.fields, (type_name, field)
+    assert selects_uncached_fields(schema, parse("{ rateLimit { remaining } }"))
 
 
 async def test_response_cache_off_bypasses_it_entirely(
