@@ -2,24 +2,20 @@
 to it, and checking of every request and response against Plaid's OpenAPI spec.
 
 Import these names into a test module's namespace (conftest.py does so for tests/adapters/
-banking). The spec lives beside the repository (../shared/specs); without it the spec checks
-skip, except under CI=true where they fail.
+banking). The spec is pinned in tests/specs; a missing spec fails the tests that need it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
-import yaml
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from openapi_core.validation.request.validators import V30RequestBodyValidator
@@ -30,6 +26,7 @@ from adapters.banking import ProviderCredentials, create_banking_provider
 from adapters.banking.plaid import PlaidProvider
 from adapters.crypto import SecretText
 from adapters.sandbox.banking_app import SANDBOX_CLIENT_ID, SANDBOX_SECRET, BankingSandbox
+from tests.fixtures.specs import SPECS_DIR, load_spec
 
 __all__ = [
     "PlaidSpec",
@@ -40,8 +37,7 @@ __all__ = [
     "sandbox_http_server",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-PLAID_SPEC_PATH = REPO_ROOT / ".." / "shared" / "specs" / "plaid-2020-09-14.yml"
+PLAID_SPEC_PATH = SPECS_DIR / "plaid-2020-09-14.yml"
 _SPEC_HOST = "https://sandbox.plaid.com"
 
 
@@ -109,14 +105,7 @@ class PlaidSpec:
 
 @pytest.fixture(scope="session")
 def plaid_spec() -> PlaidSpec:
-    if not PLAID_SPEC_PATH.is_file():
-        message = f"Plaid OpenAPI spec not found at {PLAID_SPEC_PATH} (../shared/specs)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    with PLAID_SPEC_PATH.open("rb") as handle:
-        spec = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
-    return PlaidSpec(spec)
+    return PlaidSpec(load_spec(PLAID_SPEC_PATH.name))
 
 
 class _CurrentApp:
