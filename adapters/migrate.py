@@ -37,10 +37,38 @@ def _config(connection: Connection) -> Config:
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Bring the database to the newest revision of every branch (idempotent).
 
-    Each domain may add its own branch of revisions; "heads" upgrades all of them.
+    Each domain may add its own branch of revisions; "heads" upgrades all of them. On SQLite,
+    foreign keys are not enforced during the upgrade (batch mode rebuilds a table by copying,
+    dropping and renaming it, which enforcement would refuse while other tables refer to it)
+    and every key is checked before the upgrade commits instead.
     """
-    async with engine.begin() as connection:
-        await connection.run_sync(lambda sync: command.upgrade(_config(sync), "heads"))
+    async with engine.connect() as connection:
+        await connection.run_sync(_upgrade)
+
+
+def _upgrade(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        _sqlite_pragma(connection, "foreign_keys = OFF")  # only takes effect outside BEGIN
+    try:
+        with connection.begin():
+            command.upgrade(_config(connection), "heads")
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if broken:
+                    raise RuntimeError(f"migration left broken foreign keys: {broken[:5]}")
+    finally:
+        if sqlite:
+            _sqlite_pragma(connection, "foreign_keys = ON")
+
+
+def _sqlite_pragma(connection: Connection, pragma: str) -> None:
+    """Run a PRAGMA on the driver connection, outside any transaction SQLAlchemy would begin."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA {pragma}")
+    finally:
+        cursor.close()
 
 
 async def pending_schema_changes(engine: AsyncEngine) -> list[Any]:

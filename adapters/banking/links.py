@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.banking.records import ConnectionStatus
 from adapters.crypto import SecretBox, SecretDecryptionError, SecretText, link_associated_data
+from adapters.errors import NotFound
+from adapters.ledger.tables import customers
 from adapters.providers.tables import provider_links
 
 __all__ = [
@@ -88,8 +90,19 @@ async def create_bank_link(
     item_id: str,
     access_token: SecretText,
 ) -> int:
-    """Store a new link with its access token sealed to (tenant, link id); returns the id."""
+    """Store a new link with its access token sealed to (tenant, link id); returns the id.
+
+    Raises NotFound (field `customer_id`) when the customer is not one of the tenant's; the
+    composite key on (tenant_id, customer_id) would refuse the row anyway.
+    """
     async with engine.begin() as connection:
+        owned = await connection.scalar(
+            select(customers.c.id).where(
+                customers.c.tenant_id == tenant_id, customers.c.id == customer_id
+            )
+        )
+        if owned is None:
+            raise NotFound("customer not found", field="customer_id")
         link_id = (
             await connection.execute(
                 insert(provider_links)
@@ -106,7 +119,7 @@ async def create_bank_link(
         sealed = box.encrypt(access_token, link_associated_data(tenant_id, link_id))
         await connection.execute(
             update(provider_links)
-            .where(provider_links.c.id == link_id)
+            .where(provider_links.c.tenant_id == tenant_id, provider_links.c.id == link_id)
             .values(secret_encrypted=sealed)
         )
     return int(link_id)

@@ -1,6 +1,7 @@
 """Bank data synced from banking providers into our own tables (read from here, not live).
 
-Both tables hang off a provider link; provider ids are unique per link, so a re-sync upserts
+Both tables hang off a provider link of their own tenant (composite foreign keys on
+`(tenant_id, ...)`, as in the ledger); provider ids are unique per link, so a re-sync upserts
 instead of duplicating. Amounts are BIGINT minor units of `currency` with its exponent;
 transaction amounts are signed, positive = money in (adapters.banking.records). A transaction
 the provider removed keeps its row with `removed_at` set and is left out of every read.
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Column,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     SmallInteger,
     String,
@@ -36,8 +38,8 @@ bank_accounts = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
-    Column("provider_link_id", Id, ForeignKey("provider_links.id"), nullable=False),
-    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
+    Column("provider_link_id", Id, nullable=False),
+    Column("customer_id", Id, nullable=False),
     Column("provider_account_id", String(255), nullable=False),
     # The link's institution as the provider names it, cached at sync: every account of a link
     # carries the same pair. Null id: the provider did not say; null name: its lookup failed.
@@ -58,7 +60,12 @@ bank_accounts = Table(
     Column("balances_as_of", UtcDateTime(), nullable=False),
     created_at_column(),
     _updated_at_column(),
+    ForeignKeyConstraint(
+        ["tenant_id", "provider_link_id"], ["provider_links.tenant_id", "provider_links.id"]
+    ),
+    ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"]),
     UniqueConstraint("provider_link_id", "provider_account_id"),
+    UniqueConstraint("tenant_id", "id"),
     Index(None, "tenant_id", "customer_id"),
 )
 
@@ -67,9 +74,9 @@ bank_transactions = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
-    Column("provider_link_id", Id, ForeignKey("provider_links.id"), nullable=False),
-    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
-    Column("bank_account_id", Id, ForeignKey("bank_accounts.id"), nullable=False),
+    Column("provider_link_id", Id, nullable=False),
+    Column("customer_id", Id, nullable=False),
+    Column("bank_account_id", Id, nullable=False),
     Column("provider_transaction_id", String(255), nullable=False),
     # Signed minor units: positive = money in, negative = money out.
     Column("amount", BigInteger, nullable=False),
@@ -87,6 +94,13 @@ bank_transactions = Table(
     Column("removed_at", UtcDateTime()),
     created_at_column(),
     _updated_at_column(),
+    ForeignKeyConstraint(
+        ["tenant_id", "provider_link_id"], ["provider_links.tenant_id", "provider_links.id"]
+    ),
+    ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"]),
+    ForeignKeyConstraint(
+        ["tenant_id", "bank_account_id"], ["bank_accounts.tenant_id", "bank_accounts.id"]
+    ),
     UniqueConstraint("provider_link_id", "provider_transaction_id"),
     # Statement pages: one account, newest first, keyset on (date, id).
     Index(None, "bank_account_id", "date", "id"),

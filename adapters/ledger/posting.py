@@ -146,7 +146,7 @@ class PostingService:
                     f"only posted transactions can be reversed; this one is {original.status}",
                     field="transaction_id",
                 )
-            await _ensure_not_reversed(connection, transaction_id)
+            await _ensure_not_reversed(connection, tenant_id, transaction_id)
             reversal = NewTransaction(
                 idempotency_key=idempotency_key,
                 entries=tuple(
@@ -156,7 +156,7 @@ class PostingService:
                         int(row.amount),
                         str(row.currency),
                     )
-                    for row in await _entry_rows(connection, transaction_id)
+                    for row in await _entry_rows(connection, tenant_id, transaction_id)
                 ),
                 description=f"Reversal of transaction {transaction_id}",
             )
@@ -234,7 +234,9 @@ class PostingService:
                     .returning(*ledger_transactions.c)
                 )
             ).one()
-            await apply_changes(connection, deltas, int(transaction.id), transaction.effective_at)
+            await apply_changes(
+                connection, tenant_id, deltas, int(transaction.id), transaction.effective_at
+            )
             entries = await connection.execute(
                 insert(ledger_entries).returning(*ledger_entries.c, sort_by_parameter_order=True),
                 [
@@ -267,17 +269,22 @@ class PostingService:
                     field="transaction_id",
                 )
             deltas: Deltas = {}
-            for entry in await _entry_rows(connection, transaction_id):
+            for entry in await _entry_rows(connection, tenant_id, transaction_id):
                 account_id, amount = int(entry.account_id), int(entry.amount)
                 add_change(deltas, account_id, f"pending_{entry.direction}s", -amount)
                 if target == TransactionStatus.POSTED:
                     add_change(deltas, account_id, f"posted_{entry.direction}s", amount)
             async with _translated_integrity_errors():
-                await apply_changes(connection, deltas, transaction_id, transaction.effective_at)
+                await apply_changes(
+                    connection, tenant_id, deltas, transaction_id, transaction.effective_at
+                )
             settled = (
                 await connection.execute(
                     update(ledger_transactions)
-                    .where(ledger_transactions.c.id == transaction_id)
+                    .where(
+                        ledger_transactions.c.tenant_id == tenant_id,
+                        ledger_transactions.c.id == transaction_id,
+                    )
                     .values(
                         status=str(target),
                         posted_at=self._clock() if target == TransactionStatus.POSTED else None,
@@ -287,7 +294,10 @@ class PostingService:
             ).one()
             entries = await connection.execute(
                 update(ledger_entries)
-                .where(ledger_entries.c.transaction_id == transaction_id)
+                .where(
+                    ledger_entries.c.tenant_id == tenant_id,
+                    ledger_entries.c.transaction_id == transaction_id,
+                )
                 .values(status=str(target))
                 .returning(*ledger_entries.c)
             )
@@ -314,7 +324,8 @@ async def _replay(
             "this idempotency key was already used with a different request",
             field="idempotency_key",
         )
-    return _result(transaction, await _entry_rows(connection, transaction.id), replayed=True)
+    entries = await _entry_rows(connection, tenant_id, transaction.id)
+    return _result(transaction, entries, replayed=True)
 
 
 async def _lock_transaction(
@@ -335,10 +346,13 @@ async def _lock_transaction(
     return transaction
 
 
-async def _ensure_not_reversed(connection: AsyncConnection, transaction_id: int) -> None:
+async def _ensure_not_reversed(
+    connection: AsyncConnection, tenant_id: int, transaction_id: int
+) -> None:
     reversal = await connection.scalar(
         select(ledger_transactions.c.id).where(
-            ledger_transactions.c.reverses_transaction_id == transaction_id
+            ledger_transactions.c.tenant_id == tenant_id,
+            ledger_transactions.c.reverses_transaction_id == transaction_id,
         )
     )
     if reversal is not None:
@@ -347,10 +361,15 @@ async def _ensure_not_reversed(connection: AsyncConnection, transaction_id: int)
         )
 
 
-async def _entry_rows(connection: AsyncConnection, transaction_id: int) -> Sequence[Row[Any]]:
+async def _entry_rows(
+    connection: AsyncConnection, tenant_id: int, transaction_id: int
+) -> Sequence[Row[Any]]:
     result = await connection.execute(
         select(ledger_entries)
-        .where(ledger_entries.c.transaction_id == transaction_id)
+        .where(
+            ledger_entries.c.tenant_id == tenant_id,
+            ledger_entries.c.transaction_id == transaction_id,
+        )
         .order_by(ledger_entries.c.id)
     )
     return result.all()

@@ -2,6 +2,8 @@
 
 Counters only ever change through `apply_changes`, which bumps `lock_version` by one per
 touched account and appends that account's version row, inside the caller's transaction.
+Every statement names the tenant as well as the row (the composite keys of adapters.ledger.tables
+refuse a row of another tenant even if a caller got an id wrong).
 """
 
 from __future__ import annotations
@@ -88,7 +90,11 @@ def check_limits(
 
 
 async def apply_changes(
-    connection: AsyncConnection, deltas: Deltas, transaction_id: int, effective_at: dt.datetime
+    connection: AsyncConnection,
+    tenant_id: int,
+    deltas: Deltas,
+    transaction_id: int,
+    effective_at: dt.datetime,
 ) -> None:
     """Change the counters of each touched account (ascending id), +1 lock_version, version row."""
     versions: list[dict[str, Any]] = []
@@ -97,7 +103,7 @@ async def apply_changes(
         account = (
             await connection.execute(
                 update(ledger_accounts)
-                .where(columns.id == account_id)
+                .where(columns.tenant_id == tenant_id, columns.id == account_id)
                 .values(
                     {counter: columns[counter] + changes[counter] for counter in COUNTERS}
                     | {"lock_version": columns.lock_version + 1}
@@ -108,6 +114,7 @@ async def apply_changes(
         versions.append(
             {
                 "account_id": account_id,
+                "tenant_id": tenant_id,
                 "transaction_id": transaction_id,
                 "effective_at": effective_at,
                 **account._asdict(),

@@ -322,6 +322,7 @@ def _generate(
             (
                 account.id,
                 account.lock_version,
+                tenant_id,
                 transaction_id,
                 account.posted_debits,
                 account.posted_credits,
@@ -468,8 +469,8 @@ _COLUMNS: dict[str, tuple[str, ...]] = {
         "status", "effective_at", "created_at",
     ),
     "ledger_account_versions": (
-        "account_id", "lock_version", "transaction_id", "posted_debits", "posted_credits",
-        "pending_debits", "pending_credits", "effective_at", "recorded_at",
+        "account_id", "lock_version", "tenant_id", "transaction_id", "posted_debits",
+        "posted_credits", "pending_debits", "pending_credits", "effective_at", "recorded_at",
     ),
 }  # fmt: skip
 

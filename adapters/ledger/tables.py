@@ -2,8 +2,11 @@
 
 Amounts are BIGINT minor units, each balance counter is CHECKed >= 0 and the overdraft guards
 are row CHECKs on the counters, so the database refuses a broken balance whatever the code does.
-Every row that belongs to a tenant carries `tenant_id`; entries carry it too (denormalised from
-their transaction) so that every read can filter by tenant without a join.
+Every row that belongs to a tenant carries `tenant_id`; entries and version rows carry it too
+(denormalised from their transaction and account) so that every read can filter by tenant
+without a join. References between tenant rows are composite foreign keys on
+`(tenant_id, <parent>_id)` against a unique `(tenant_id, id)` of the parent, so the database
+itself refuses a row that points into another tenant, whatever the code does.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -54,7 +58,7 @@ customers = Table(
     created_at_column(),
     Column("metadata", JSON, nullable=False, default=dict),
     CheckConstraint("kind in ('individual', 'business')", name="kind"),
-    Index(None, "tenant_id", "id"),
+    UniqueConstraint("tenant_id", "id"),
 )
 
 ledger_accounts = Table(
@@ -62,7 +66,7 @@ ledger_accounts = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
-    Column("customer_id", Id, ForeignKey("customers.id")),
+    Column("customer_id", Id),
     Column("name", Text, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("currency_exponent", Integer, nullable=False),
@@ -93,8 +97,9 @@ ledger_accounts = Table(
         "not credits_must_not_exceed_debits or pending_credits + posted_credits <= posted_debits",
         name="credits_must_not_exceed_debits",
     ),
+    ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"]),
+    UniqueConstraint("tenant_id", "id"),
     Index(None, "customer_id", "id"),
-    Index(None, "tenant_id", "id"),
 )
 
 ledger_transactions = Table(
@@ -108,11 +113,16 @@ ledger_transactions = Table(
     Column("status", String(8), nullable=False),
     Column("effective_at", UtcDateTime(), nullable=False),
     Column("posted_at", UtcDateTime()),
-    Column("reverses_transaction_id", Id, ForeignKey("ledger_transactions.id"), unique=True),
+    Column("reverses_transaction_id", Id, unique=True),
     created_at_column(),
     Column("metadata", JSON, nullable=False, default=dict),
     CheckConstraint("status in ('pending', 'posted', 'voided')", name="status"),
+    ForeignKeyConstraint(
+        ["tenant_id", "reverses_transaction_id"],
+        ["ledger_transactions.tenant_id", "ledger_transactions.id"],
+    ),
     UniqueConstraint("tenant_id", "idempotency_key"),
+    UniqueConstraint("tenant_id", "id"),
 )
 
 ledger_entries = Table(
@@ -120,8 +130,8 @@ ledger_entries = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
-    Column("transaction_id", Id, ForeignKey("ledger_transactions.id"), nullable=False),
-    Column("account_id", Id, ForeignKey("ledger_accounts.id"), nullable=False),
+    Column("transaction_id", Id, nullable=False),
+    Column("account_id", Id, nullable=False),
     Column("direction", String(6), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
@@ -131,6 +141,13 @@ ledger_entries = Table(
     CheckConstraint("direction in ('debit', 'credit')", name="direction"),
     CheckConstraint("amount > 0", name="amount_positive"),
     CheckConstraint("status in ('pending', 'posted', 'voided')", name="status"),
+    ForeignKeyConstraint(
+        ["tenant_id", "transaction_id"],
+        ["ledger_transactions.tenant_id", "ledger_transactions.id"],
+    ),
+    ForeignKeyConstraint(
+        ["tenant_id", "account_id"], ["ledger_accounts.tenant_id", "ledger_accounts.id"]
+    ),
     Index(None, "account_id", "effective_at", "id"),
     Index(None, "transaction_id"),
     # Aggregates over a tenant's range of days (migration 0008_history).
@@ -145,17 +162,23 @@ ledger_entries = Table(
 ledger_account_versions = Table(
     "ledger_account_versions",
     metadata,
-    Column(
-        "account_id", Id, ForeignKey("ledger_accounts.id"), primary_key=True, autoincrement=False
-    ),
+    Column("account_id", Id, primary_key=True, autoincrement=False),
     Column("lock_version", BigInteger, primary_key=True, autoincrement=False),
-    Column("transaction_id", Id, ForeignKey("ledger_transactions.id"), nullable=False),
+    Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
+    Column("transaction_id", Id, nullable=False),
     Column("posted_debits", BigInteger, nullable=False),
     Column("posted_credits", BigInteger, nullable=False),
     Column("pending_debits", BigInteger, nullable=False),
     Column("pending_credits", BigInteger, nullable=False),
     Column("effective_at", UtcDateTime(), nullable=False),
     Column("recorded_at", UtcDateTime(), nullable=False, server_default=func.now()),
+    ForeignKeyConstraint(
+        ["tenant_id", "account_id"], ["ledger_accounts.tenant_id", "ledger_accounts.id"]
+    ),
+    ForeignKeyConstraint(
+        ["tenant_id", "transaction_id"],
+        ["ledger_transactions.tenant_id", "ledger_transactions.id"],
+    ),
     # History reads walk an account's rows from the index alone (migration 0008_history).
     Index(
         None,

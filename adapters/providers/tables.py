@@ -7,6 +7,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     LargeBinary,
     String,
@@ -24,7 +25,7 @@ provider_links = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("tenant_id", Id, ForeignKey("tenants.id"), nullable=False),
-    Column("customer_id", Id, ForeignKey("customers.id"), nullable=False),
+    Column("customer_id", Id, nullable=False),
     # Registered provider name ("plaid", "stripe") and its kind.
     Column("provider", String(32), nullable=False),
     Column("kind", String(16), nullable=False),
@@ -40,6 +41,9 @@ provider_links = Table(
     created_at_column(),
     CheckConstraint("kind in ('banking', 'cards')", name="kind"),
     CheckConstraint("status in ('active', 'login_required', 'revoked')", name="status"),
+    # The customer must be the link's tenant's (and bank rows name a link of their tenant).
+    ForeignKeyConstraint(["tenant_id", "customer_id"], ["customers.tenant_id", "customers.id"]),
     UniqueConstraint("tenant_id", "provider", "external_id"),
+    UniqueConstraint("tenant_id", "id"),
     Index(None, "tenant_id", "customer_id", "kind"),
 )
