@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, and_, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -52,7 +52,7 @@ from adapters.ledger.posting_requests import (
     transaction_fingerprint,
     validate_new_transaction,
 )
-from adapters.ledger.tables import ledger_entries, ledger_transactions
+from adapters.ledger.tables import ledger_accounts, ledger_entries, ledger_transactions
 from adapters.money import currency_exponent
 from adapters.records import Direction, LedgerEntry, LedgerTransaction, TransactionStatus
 
@@ -208,6 +208,14 @@ class PostingService:
                     f"{account.currency}",
                     field=f"entries.{index}.currency",
                 )
+            if account.currency_exponent != currency_exponent(entry.currency):
+                # Amounts arrive in minor units of ISO 4217's exponent; the account's amounts
+                # are read with its stored one. Never mix the two scales.
+                raise CurrencyMismatch(
+                    f"the account keeps {account.currency} with {account.currency_exponent}"
+                    " decimals, ISO 4217 now says otherwise; amounts cannot be converted",
+                    field=f"entries.{index}.currency",
+                )
         status = TransactionStatus(new.status)
         deltas: Deltas = {}
         for entry in new.entries:
@@ -254,7 +262,8 @@ class PostingService:
                 ],
             )
             await bump_data_version(connection, tenant_id)  # last: its row lock is held briefly
-            return _result(transaction, entries.all(), replayed=False)
+            exponents = {i: int(a.currency_exponent) for i, a in accounts.items()}
+            return _result(transaction, entries.all(), exponents, replayed=False)
 
     async def _settle(
         self, tenant_id: int, transaction_id: int, target: TransactionStatus
@@ -269,7 +278,8 @@ class PostingService:
                     field="transaction_id",
                 )
             deltas: Deltas = {}
-            for entry in await _entry_rows(connection, tenant_id, transaction_id):
+            rows = await _entry_rows(connection, tenant_id, transaction_id)
+            for entry in rows:
                 account_id, amount = int(entry.account_id), int(entry.amount)
                 add_change(deltas, account_id, f"pending_{entry.direction}s", -amount)
                 if target == TransactionStatus.POSTED:
@@ -302,7 +312,7 @@ class PostingService:
                 .returning(*ledger_entries.c)
             )
             await bump_data_version(connection, tenant_id)  # last: its row lock is held briefly
-            return _result(settled, entries.all(), replayed=False)
+            return _result(settled, entries.all(), _exponents(rows), replayed=False)
 
 
 async def _replay(
@@ -325,7 +335,7 @@ async def _replay(
             field="idempotency_key",
         )
     entries = await _entry_rows(connection, tenant_id, transaction.id)
-    return _result(transaction, entries, replayed=True)
+    return _result(transaction, entries, _exponents(entries), replayed=True)
 
 
 async def _lock_transaction(
@@ -364,8 +374,14 @@ async def _ensure_not_reversed(
 async def _entry_rows(
     connection: AsyncConnection, tenant_id: int, transaction_id: int
 ) -> Sequence[Row[Any]]:
+    """The transaction's entries, each with its account's stored `currency_exponent`."""
+    account = and_(
+        ledger_accounts.c.tenant_id == ledger_entries.c.tenant_id,
+        ledger_accounts.c.id == ledger_entries.c.account_id,
+    )
     result = await connection.execute(
-        select(ledger_entries)
+        select(ledger_entries, ledger_accounts.c.currency_exponent)
+        .join_from(ledger_entries, ledger_accounts, account)
         .where(
             ledger_entries.c.tenant_id == tenant_id,
             ledger_entries.c.transaction_id == transaction_id,
@@ -373,6 +389,11 @@ async def _entry_rows(
         .order_by(ledger_entries.c.id)
     )
     return result.all()
+
+
+def _exponents(entries: Sequence[Row[Any]]) -> dict[int, int]:
+    """Account id -> stored exponent, from rows of `_entry_rows`."""
+    return {int(row.account_id): int(row.currency_exponent) for row in entries}
 
 
 @asynccontextmanager
@@ -396,7 +417,14 @@ async def _translated_integrity_errors() -> AsyncIterator[None]:
         raise
 
 
-def _result(transaction: Row[Any], entries: Sequence[Row[Any]], *, replayed: bool) -> PostingResult:
+def _result(
+    transaction: Row[Any],
+    entries: Sequence[Row[Any]],
+    exponents: dict[int, int],
+    *,
+    replayed: bool,
+) -> PostingResult:
+    """`exponents`: each account's stored exponent, the scale its entries' amounts are in."""
     return PostingResult(
         transaction=LedgerTransaction(
             id=int(transaction.id),
@@ -418,7 +446,7 @@ def _result(transaction: Row[Any], entries: Sequence[Row[Any]], *, replayed: boo
                 direction=Direction(row.direction),
                 amount=int(row.amount),
                 currency=row.currency,
-                currency_exponent=currency_exponent(row.currency),
+                currency_exponent=exponents[int(row.account_id)],
                 status=TransactionStatus(row.status),
                 effective_at=row.effective_at,
                 created_at=row.created_at,

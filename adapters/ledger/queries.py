@@ -7,6 +7,10 @@ tell whether a next page exists.
 
 PostgreSQL pages each key with a LATERAL join over an array parameter (one prepared statement
 whatever the batch size); SQLite, which has no LATERAL, ranks rows with a window function.
+
+An entry's currency exponent is its account's stored `currency_exponent` (what its amounts
+were written with), joined in the same statement; the ISO 4217 table is never consulted on
+reads, so a later change to the table cannot rescale stored amounts.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from adapters.ledger.tables import (
     ledger_entries,
     ledger_transactions,
 )
-from adapters.money import currency_exponent
 from adapters.read_pool import ReadPool
 from adapters.records import (
     Customer,
@@ -102,9 +105,10 @@ def _transaction(row: Sequence[Any]) -> LedgerTransaction:
 
 
 def _entry(row: Sequence[Any]) -> LedgerEntry:
+    # The last column is the account's currency_exponent (_ENTRY_SELECT).
     return LedgerEntry(
         row[0], row[1], row[2], row[3], Direction(row[4]), row[5], row[6],
-        currency_exponent(row[6]), TransactionStatus(row[7]), row[8], row[9],
+        row[10], TransactionStatus(row[7]), row[8], row[9],
     )  # fmt: skip
 
 
@@ -142,7 +146,18 @@ def _by_ids(table: str, columns: Sequence[Any]) -> _Statement:
 _CUSTOMERS_BY_IDS = _by_ids("customers", _CUSTOMER_COLUMNS)
 _ACCOUNTS_BY_IDS = _by_ids("ledger_accounts", _ACCOUNT_COLUMNS)
 _TRANSACTIONS_BY_IDS = _by_ids("ledger_transactions", _TRANSACTION_COLUMNS)
-_ENTRIES_BY_IDS = _by_ids("ledger_entries", _ENTRY_COLUMNS)
+# Entries with their account's exponent: `e` and `a` in every entry statement.
+_ENTRY_RESULT = [*_ENTRY_COLUMNS, ledger_accounts.c.currency_exponent]
+_ENTRY_SELECT = ", ".join([*(f"e.{c.name}" for c in _ENTRY_COLUMNS), "a.currency_exponent"])
+_ENTRY_JOIN = "join ledger_accounts a on a.tenant_id = e.tenant_id and a.id = e.account_id"
+_ENTRIES_BY_IDS = _statement(
+    f"""select {_ENTRY_SELECT} from ledger_entries e {_ENTRY_JOIN}
+    where e.tenant_id = $1 and e.id = any($2::bigint[])""",
+    ("tenant_id", "ids"),
+    f"""select {_ENTRY_SELECT} from ledger_entries e {_ENTRY_JOIN}
+    where e.tenant_id = :tenant_id and e.id in :ids""",
+    _ENTRY_RESULT,
+)
 
 _CUSTOMERS_PAGE = _statement(
     f"""select {_names(_CUSTOMER_COLUMNS)} from customers
@@ -167,12 +182,12 @@ _COUNT_ACCOUNTS_BY_CUSTOMER = _statement(
     [],
 )
 _ENTRIES_BY_TRANSACTION = _statement(
-    f"""select {_names(_ENTRY_COLUMNS)} from ledger_entries
-    where tenant_id = $1 and transaction_id = any($2::bigint[]) order by id""",
+    f"""select {_ENTRY_SELECT} from ledger_entries e {_ENTRY_JOIN}
+    where e.tenant_id = $1 and e.transaction_id = any($2::bigint[]) order by e.id""",
     ("tenant_id", "ids"),
-    f"""select {_names(_ENTRY_COLUMNS)} from ledger_entries
-    where tenant_id = :tenant_id and transaction_id in :ids order by id""",
-    _ENTRY_COLUMNS,
+    f"""select {_ENTRY_SELECT} from ledger_entries e {_ENTRY_JOIN}
+    where e.tenant_id = :tenant_id and e.transaction_id in :ids order by e.id""",
+    _ENTRY_RESULT,
 )
 # PostgreSQL pages each key with one LATERAL probe on its (parent, order) index; SQLite, which
 # has no LATERAL, ranks the rows of every key with a window function.
@@ -191,20 +206,21 @@ _ACCOUNTS_BY_CUSTOMER = _statement(
     _ACCOUNT_COLUMNS,
 )
 _ENTRIES_BY_ACCOUNT = _statement(
-    f"""select e.* from unnest($2::bigint[]) as k(account_id)
+    f"""select e.*, a.currency_exponent from unnest($2::bigint[]) as k(account_id)
+    join ledger_accounts a on a.tenant_id = $1 and a.id = k.account_id
     cross join lateral (
       select {_names(_ENTRY_COLUMNS)} from ledger_entries
       where tenant_id = $1 and account_id = k.account_id and (effective_at, id) < ($3, $4)
       order by effective_at desc, id desc limit $5) as e""",
     ("tenant_id", "ids", "before_at", "before_id", "limit"),
-    f"""select {_names(_ENTRY_COLUMNS)} from (
+    f"""select {_ENTRY_SELECT} from (
       select *, row_number() over (
         partition by account_id order by effective_at desc, id desc) as position
       from ledger_entries
       where tenant_id = :tenant_id and account_id in :ids
-        and (effective_at, id) < (:before_at, :before_id))
-    where position <= :limit order by account_id, effective_at desc, id desc""",
-    _ENTRY_COLUMNS,
+        and (effective_at, id) < (:before_at, :before_id)) as e {_ENTRY_JOIN}
+    where e.position <= :limit order by e.account_id, e.effective_at desc, e.id desc""",
+    _ENTRY_RESULT,
 )
 
 _DATA_VERSION = _statement(
