@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -94,6 +95,9 @@ class Metrics:
     rate_limited_requests: Counter = field(init=False)
     operation_cost: Histogram = field(init=False)
     operation_label: BoundedLabel = field(default_factory=BoundedLabel)
+    # Labelled children by (metric name, labels): prometheus-client's .labels() takes a lock and
+    # builds a key on every call; the request path asks for the same few children again.
+    _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         registry = self.registry
@@ -167,10 +171,16 @@ class Metrics:
         self.provider_seconds.labels(call.provider, call.outcome).observe(seconds)
         record_provider_call(call)
 
+    def _child(self, metric: Histogram | Counter, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe_request(self, operation: str, client: str, outcome: str, seconds: float) -> None:
-        self.request_seconds.labels(self.operation_label(operation), client, outcome).observe(
-            seconds
-        )
+        operation = self.operation_label(operation)
+        self._child(self.request_seconds, operation, client, outcome).observe(seconds)
 
     def rate_limited(self, client: str) -> None:
         """For the rate limiter: one request refused (HTTP 429)."""
@@ -178,9 +188,9 @@ class Metrics:
 
     def observe_cost(self, client: str, *, estimated: int, actual: int | None = None) -> None:
         """For cost analysis: an operation's estimated (and, after execution, actual) cost."""
-        self.operation_cost.labels(client, "estimated").observe(estimated)
+        self._child(self.operation_cost, client, "estimated").observe(estimated)
         if actual is not None:
-            self.operation_cost.labels(client, "actual").observe(actual)
+            self._child(self.operation_cost, client, "actual").observe(actual)
 
     # -- exposition -------------------------------------------------------------------------
 
