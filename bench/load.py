@@ -129,7 +129,11 @@ def read_metrics(url: str) -> dict[str, float]:
     """The gateway's Prometheus samples from `url` (…/metrics) of the process that answered,
     summed per metric name (labels dropped: `a{x="1"} 2` and `a{x="2"} 3` give `a` 5), plus
     `pid` of that process (0 when the gateway does not say)."""
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (our loopback URL)
+    request = urllib.request.Request(url)  # noqa: S310 (our loopback URL)
+    token = os.environ.get("METRICS_TOKEN")
+    if token:  # a production-mode gateway serves /metrics to its bearer token only
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         text = response.read().decode()
     counters: dict[str, float] = {"pid": 0.0}
     for line in text.splitlines():

@@ -514,6 +514,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         runtime = prepare_peers(options.peers_dir, options.peers_work, options.database_url,
                                 say=_say)  # fmt: skip
 
+    if not options.url:
+        # /metrics of a production-mode gateway needs its bearer token (read_metrics sends it).
+        os.environ.setdefault("METRICS_TOKEN", secrets.token_urlsafe(32))
     env = {**os.environ, "DATABASE_URL": options.database_url}
     if not options.url:
         # A production-mode server with a secret of this run only (no development defaults).
