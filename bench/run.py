@@ -528,6 +528,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "GATEWAY_PORT": str(options.port),
             "LOG_LEVEL": "warning",
             "GRAPHIQL": "false",
+            # Cost analysis and rate limits stay on (every request is priced and charged) with
+            # a budget the benchmark's token cannot spend in a run.
+            "RATE_LIMIT_FIRST_PARTY": str(10**12),
             # Q4: provider sandboxes in-process, with a modelled round trip per call.
             "PROVIDERS": "sandbox",
             "SANDBOX_LATENCY_MS": f"{options.sandbox_latency_ms:g}",
