@@ -9,6 +9,8 @@
     ├── Unbalanced              UNBALANCED_TRANSACTION
     ├── CurrencyMismatch        CURRENCY_MISMATCH
     ├── InsufficientFunds       INSUFFICIENT_FUNDS (an overdraft guard refused the entries)
+    ├── DeadlineExceeded        TIMEOUT (the caller's deadline passed before the work finished)
+    ├── LockTimeout             LOCK_TIMEOUT (a row lock was not granted in time; retryable)
     └── ProviderError           a third-party provider failed (names provider and request id)
         ├── ProviderUnavailable     PROVIDER_UNAVAILABLE (5xx, timeout, connection; retryable)
         ├── ProviderRateLimited     PROVIDER_RATE_LIMITED (429; retryable after `retry_after`)
@@ -24,10 +26,12 @@ __all__ = [
     "AdapterError",
     "Conflict",
     "CurrencyMismatch",
+    "DeadlineExceeded",
     "IdempotencyMismatch",
     "InsufficientFunds",
     "InvalidInput",
     "InvalidTransition",
+    "LockTimeout",
     "NotFound",
     "ProviderError",
     "ProviderRateLimited",
@@ -79,6 +83,20 @@ class CurrencyMismatch(AdapterError):
 
 class InsufficientFunds(AdapterError):
     code = "INSUFFICIENT_FUNDS"
+
+
+class DeadlineExceeded(AdapterError):
+    """The work was cancelled at its deadline (a statement timeout, a cancelled call)."""
+
+    code = "TIMEOUT"
+    retryable = True
+
+
+class LockTimeout(AdapterError):
+    """A write waited longer than its lock timeout for a row another write holds."""
+
+    code = "LOCK_TIMEOUT"
+    retryable = True
 
 
 class ProviderError(AdapterError):

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import adapters.access.tables  # API clients and persisted documents
+import adapters.audit.tables  # the audit trail
 import adapters.banking.tables  # bank accounts and transactions
 import adapters.ledger.data_versions  # per-tenant data versions (response cache)
 import adapters.ledger.tables

@@ -46,15 +46,27 @@ class ReadPool:
                 )
         return self._pool
 
-    async def fetch(self, sql: str, *arguments: Any) -> Sequence[Sequence[Any]]:
+    async def fetch(
+        self,
+        sql: str,
+        *arguments: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 asyncpg's
+    ) -> Sequence[Sequence[Any]]:
+        """The rows of one statement. With `timeout` (seconds), asyncpg cancels the statement
+        on the server when it runs longer and raises TimeoutError."""
         pool = self._pool or await self._open()
-        rows: Sequence[Sequence[Any]] = await pool.fetch(sql, *arguments)
+        rows: Sequence[Sequence[Any]] = await pool.fetch(sql, *arguments, timeout=timeout)
         return rows
 
-    async def fetchval(self, sql: str, *arguments: Any) -> Any:
+    async def fetchval(
+        self,
+        sql: str,
+        *arguments: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 asyncpg's
+    ) -> Any:
         """The first column of the first row (one statement, outside any transaction)."""
         pool = self._pool or await self._open()
-        return await pool.fetchval(sql, *arguments)
+        return await pool.fetchval(sql, *arguments, timeout=timeout)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gateway.catch_all import CatchAllMiddleware
+from gateway.cors import cors_middleware
 from gateway.graphiql import graphiql_routes
 from gateway.http import GraphQLHandler
 from gateway.lifespan import Services, open_services
@@ -88,6 +89,8 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     ]
     if settings.graphiql:
         routes.extend(graphiql_routes(settings.graphiql_assets_dir / "assets"))
-    # Anything a route lets escape answers masked JSON with a request id (503 when the
+    # CORS answers preflights before routing (none at all unless origins are configured); then
+    # anything a route lets escape answers masked JSON with a request id (503 when the
     # database could not answer), never Starlette's plain-text 500.
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(CatchAllMiddleware)])
+    middleware = [*cors_middleware(settings.cors), Middleware(CatchAllMiddleware)]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

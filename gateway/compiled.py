@@ -54,11 +54,11 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values, get_variable_values
 
-from adapters.errors import AdapterError
+from adapters.errors import AdapterError, DeadlineExceeded
 from adapters.ledger import json_sql as sql
 from resolvers.node import decode_global_id, pk_of
 from resolvers.pagination import check_first, decode_cursor
-from resolvers.permissions import field_scope
+from resolvers.permissions import field_scope, mask_scope
 from resolvers.principal import Principal
 
 __all__ = ["CompiledOperations", "Plan"]
@@ -256,6 +256,9 @@ class Plan:
     operation: OperationDefinitionNode
     # Set when the variables and arguments are simple enough to skip graphql-core's coercion.
     simple_variables: tuple[tuple[str, tuple[type, ...], bool, bool], ...] | None
+    # Scopes that reveal a masked field the plan reads (Customer.email: pii:read). A principal
+    # holding one reads personal data unmasked: the resolvers answer, and audit the read.
+    unmask_scopes: frozenset[str] = frozenset()
 
     def parameters(self, principal: Principal, variables: _Inputs) -> list[Any]:
         values: list[Any] = [principal.tenant_id, principal.has("pii:read")]
@@ -275,6 +278,7 @@ class _Planner:
         self.next_param = sql.PII_PARAM + 1
         self.scopes: set[str] = set()
         self.readers: list[_ArgumentReader] = []
+        self.unmask_scopes: set[str] = set()
 
     # -- selections ---------------------------------------------------------------------
 
@@ -445,6 +449,9 @@ class _Planner:
             if name == "__typename":
                 fields.append((key, sql.Const(type_name)))
             elif name in scalars:
+                unmask = mask_scope(type_name, name)
+                if unmask is not None:
+                    self.unmask_scopes.add(unmask)
                 fields.append((key, sql.Value(scalars[name])))
             elif (type_name, name) == ("Customer", "ledgerAccounts"):
                 arguments = self.arguments(type_name, nodes[0])
@@ -641,14 +648,32 @@ class CompiledOperations:
         simple = _simple_variables(operation)
         if not all(reader.fast for reader in planner.readers):
             simple = None
-        return Plan(statement, tuple(planner.slots), frozenset(planner.scopes), operation, simple)
+        return Plan(
+            statement,
+            tuple(planner.slots),
+            frozenset(planner.scopes),
+            operation,
+            simple,
+            frozenset(planner.unmask_scopes),
+        )
 
     async def run(
-        self, plan: Plan, principal: Principal, raw_variables: dict[str, Any] | None
+        self,
+        plan: Plan,
+        principal: Principal,
+        raw_variables: dict[str, Any] | None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - passed to asyncpg, which cancels
     ) -> bytes | None:
-        """The response body, or None: the reference path must answer this request."""
+        """The response body, or None: the reference path must answer this request.
+
+        `timeout` (seconds) bounds the statement: past it, DeadlineExceeded propagates (the
+        request answers TIMEOUT; running the resolvers after it would only take longer).
+        """
         if not plan.scopes <= principal.scopes:
             return None
+        if plan.unmask_scopes and not plan.unmask_scopes.isdisjoint(principal.scopes):
+            return None  # an unmasked personal-data read: the resolvers record it
         raw = raw_variables or {}
         fast = None if plan.simple_variables is None else _coerce_simple(plan.simple_variables, raw)
         if fast is not None:
@@ -665,7 +690,9 @@ class CompiledOperations:
         except _Fallback:
             return None
         try:
-            text: str = await self._fetch_json(plan.sql, *parameters)
+            text: str = await self._fetch_json(plan.sql, *parameters, timeout=timeout)
+        except DeadlineExceeded:
+            raise
         except Exception:  # the reference path reports database failures
             logger.warning("compiled statement failed; answering on the reference path",
                            exc_info=True)  # fmt: skip

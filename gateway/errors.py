@@ -91,6 +91,8 @@ def _format(error: GraphQLError, request_id: str) -> dict[str, Any]:
             extensions["provider"] = original.provider
             extensions["requestId"] = original.request_id
             extensions["retryable"] = original.retryable
+        elif getattr(original, "retryable", False):  # TIMEOUT, LOCK_TIMEOUT
+            extensions["retryable"] = True
         if isinstance(original, ProviderRateLimited) and original.retry_after is not None:
             extensions["retryAfterSeconds"] = original.retry_after
         if isinstance(original, DatabaseUnavailable):

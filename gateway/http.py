@@ -2,14 +2,17 @@
 
 Order of checks for every request (README, "Order of checks"):
 authentication (401 before anything else is looked at), CSRF and media types, size cap,
-document id or APQ, parse (cached), safelist, introspection policy, validation with depth and
-alias limits (cached), cost and rate limit (`_admit`: both paths below run after it),
-authorization (the rule table of resolvers.permissions), execution.
+variables caps (gateway.limits), document id or APQ, parse (cached; token and list-literal
+caps), safelist, introspection policy, validation with depth and alias limits (cached), cost
+and rate limit (`_admit`: both paths below run after it), authorization (the rule table of
+resolvers.permissions), execution under the operation's deadline (gateway.deadlines), then
+the audit trail of the request (gateway.audit).
 A browser's GET without a query gets GraphiQL instead, when it is enabled.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -18,19 +21,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode, parse
+from graphql import DocumentNode, FieldNode, OperationDefinitionNode
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry import Schema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from adapters.audit.records import AuditBuffer
+from adapters.audit.store import AuditStore
+from adapters.errors import DeadlineExceeded
+from gateway.audit import AuditRecorder, AuditUnavailable, actor_for
 from gateway.compiled import CompiledOperations
 from gateway.cost import CostAnalyzer, CostPlan, CostTooExpensive
+from gateway.deadlines import OperationTimedOut
 from gateway.errors import format_errors
 from gateway.graphiql import render_graphiql_page
 from gateway.graphiql_examples import EXAMPLE_OPERATIONS
 from gateway.lifespan import Services
+from gateway.limits import RequestLimits
 from gateway.persisted_documents import (
     DocumentRequest,
     IntrospectionDisabled,
@@ -202,6 +211,9 @@ class GraphQLHandler:
         if services.rate_limiter is None:  # tests and embedded use: an in-process one
             services.rate_limiter = RateLimiter(settings.rate_limits)
         self._rate_limiter = services.rate_limiter
+        self._limits = RequestLimits(settings.limits)
+        self._deadlines = settings.deadlines
+        self._audit = AuditRecorder(AuditStore(services.engine))
         self._compiled: CompiledOperations | None = None
         if settings.compiled_operations and services.reader.builds_json:
             self._compiled = CompiledOperations(
@@ -268,14 +280,12 @@ class GraphQLHandler:
         )
 
     def _parse(self, text: str) -> DocumentNode | None:
-        """Parsed document, or None when it does not parse (execution then reports why)."""
+        """Parsed document, or None when it does not parse (execution then reports why).
+        Raises LimitExceeded over the token cap or with a list literal over the list cap."""
         if text in self._parsed:
             self._parsed.move_to_end(text)
             return self._parsed[text]
-        try:
-            document: DocumentNode | None = parse(text)
-        except GraphQLError:
-            document = None
+        document = self._limits.parse(text)
         self._parsed[text] = document
         if len(self._parsed) > self._max_parsed:
             self._parsed.popitem(last=False)
@@ -342,13 +352,21 @@ class GraphQLHandler:
         request_id: str,
         is_get: bool,
         admission: _Admission,
+        deadline: float,
     ) -> Response | None:
         """The answer of the operation's compiled plan, or None: the resolvers must answer."""
         document = document or self._parse(resolved.text)
         if document is None:
             return None
         plan = compiled.plan(resolved.text, document, read.operation_name)
-        body = None if plan is None else await compiled.run(plan, principal, read.variables)
+        if plan is None:
+            return None
+        timeout = deadline - asyncio.get_running_loop().time()
+        try:
+            body = await compiled.run(plan, principal, read.variables, timeout=timeout)
+        except DeadlineExceeded:
+            timed_out = OperationTimedOut("the operation ran past its deadline")
+            return self._error(timed_out, media_type, request_id)
         if body is None:
             return None
         services = self._services
@@ -424,6 +442,7 @@ class GraphQLHandler:
 
     async def _handle(self, request: Request, record: RequestRecord) -> Response:
         services = self._services
+        started = asyncio.get_running_loop().time()
         services.metrics.requests += 1
         request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
         record.request_id = request_id
@@ -436,24 +455,19 @@ class GraphQLHandler:
             record.principal = principal
             media_type = _media_type(request)
             read = await self._read(request)
+            self._limits.check_variables(read.variables)
             resolved = await resolve_document(
                 read.document, principal, services.trusted_documents, services.apq
             )
-            policy = principal.policy
             is_get = request.method == "GET"
-            document = None
-            if (
-                is_get
-                or not policy.introspection
-                or (policy.safelist_required and resolved.source != "safelist")
-            ):
-                document = self._parse(resolved.text)
+            document = self._parse(resolved.text)
             record.document(resolved.text, document, read.operation_name)
             await self._check_document(principal, resolved, document)
             admission = await self._admit(request, principal, resolved, read, document)
         except GatewayError as error:
             record.outcome = error.code
             return self._error(error, media_type, request_id)
+        deadline = self._deadlines.deadline(principal.kind, started)
 
         # A cached answer is served only after authentication, the document checks, the cost
         # check and the rate limit's charge (`_admit`): hits count toward the caller's limits.
@@ -474,7 +488,7 @@ class GraphQLHandler:
         if self._compiled is not None:
             answered = await self._run_compiled(
                 self._compiled, principal, resolved, read, document, media_type, request_id,
-                is_get, admission,
+                is_get, admission, deadline,
             )  # fmt: skip
             if answered is not None:
                 # The compiled path answers only without errors; a cost report is per request.
@@ -483,24 +497,37 @@ class GraphQLHandler:
                     answered.headers["x-cache"] = "miss"
                 return answered
         services.metrics.resolver_operations += 1
+        actor = actor_for(principal, request_id, document, read.operation_name, read.document)
         context = RequestContext(
             request_id=request_id,
             principal=principal,
-            ledger=LedgerLoaders(services.reader, principal.tenant_id),
-            posting=services.posting,
+            ledger=LedgerLoaders(services.reader.bounded(deadline), principal.tenant_id),
+            posting=services.posting.for_request(deadline=deadline, actor=actor),
             max_page_size=services.settings.max_page_size,
             providers=services.providers,
             rate_limit=None if admission.rate is None else admission.rate.status,
+            deadline=deadline,
+            audit=AuditBuffer(actor),
+            audit_store=self._audit.store,
         )
         allowed = {OperationType.QUERY} if is_get else {OperationType.QUERY, OperationType.MUTATION}
         try:
-            result = await self._schema.execute(
-                resolved.text,
-                variable_values=read.variables,
-                context_value=context,
-                operation_name=read.operation_name,
-                allowed_operation_types=allowed,
-            )
+            # Fields waiting on I/O past the deadline answer TIMEOUT with partial data; this is
+            # the backstop for work no I/O timeout sees (gateway.deadlines).
+            async with asyncio.timeout_at(deadline + self._deadlines.grace_seconds):
+                result = await self._schema.execute(
+                    resolved.text,
+                    variable_values=read.variables,
+                    context_value=context,
+                    operation_name=read.operation_name,
+                    allowed_operation_types=allowed,
+                )
+            await self._audit.flush(context.audit)
+        except TimeoutError:
+            timed_out = OperationTimedOut("the operation ran past its deadline")
+            return self._error(timed_out, media_type, request_id)
+        except AuditUnavailable as unavailable:
+            return self._error(unavailable, media_type, request_id)
         except InvalidOperationTypeError:
             record.outcome = "METHOD_NOT_ALLOWED"
             body = {"errors": [{"message": "mutations are not allowed over GET; use POST",

@@ -139,7 +139,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             engine=engine,
             metrics=metrics,
             reader=reader,
-            posting=PostingService(engine, effective_window=effective_window(settings)),
+            posting=PostingService(
+                engine,
+                effective_window=effective_window(settings),
+                lock_timeout_ms=settings.deadlines.lock_timeout_ms,
+            ),
             verifier=verifier,
             cache=cache,
             clients=clients,

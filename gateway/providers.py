@@ -84,7 +84,10 @@ class ProviderRuntime:
         return self.reads.cache
 
     def card_loaders(
-        self, tenant_id: int, on_stale: Callable[[StaleRead], None] | None = None
+        self,
+        tenant_id: int,
+        on_stale: Callable[[StaleRead], None] | None = None,
+        deadline: float | None = None,
     ) -> CardLoaders:
         return CardLoaders(
             links=self.links,
@@ -93,9 +96,10 @@ class ProviderRuntime:
             tenant_id=tenant_id,
             policy=self.card_policy,
             on_stale=on_stale,
+            deadline=deadline,
         )
 
-    def banking_loaders(self, tenant_id: int) -> BankingLoaders:
+    def banking_loaders(self, tenant_id: int, deadline: float | None = None) -> BankingLoaders:
         return BankingLoaders(
             engine=self.engine,
             reader=self.bank_reader,
@@ -103,6 +107,7 @@ class ProviderRuntime:
             providers=self.banking_providers,
             box=self.secret_box,
             tenant_id=tenant_id,
+            deadline=deadline,
         )
 
     def upstream_attempts(self) -> dict[str, int]:

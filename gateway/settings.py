@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.crypto import SecretText
+from gateway.cors import CorsSettings, load_cors_settings
 from gateway.cost import CostSettings, load_cost_settings
+from gateway.deadlines import DeadlineSettings, load_deadline_settings
+from gateway.limits import LimitSettings, load_limit_settings
 from gateway.provider_settings import ProviderSettings, load_provider_settings
 from gateway.rate_limits import RateLimitSettings, load_rate_limit_settings
 from gateway.telemetry_settings import TelemetrySettings, load_telemetry_settings
@@ -67,6 +70,9 @@ class Settings:
     cost: CostSettings = field(default_factory=CostSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
+    cors: CorsSettings = field(default_factory=CorsSettings)
 
     @property
     def is_development(self) -> bool:
@@ -196,6 +202,13 @@ def load_settings(
             ),
             10**11,
         ),
+        max_query_depth=_int(
+            env.get("MAX_QUERY_DEPTH", str(defaults.max_query_depth)), "MAX_QUERY_DEPTH", minimum=1
+        ),
+        max_aliases=_int(env.get("MAX_ALIASES", str(defaults.max_aliases)), "MAX_ALIASES"),
+        max_query_bytes=_int(
+            env.get("MAX_QUERY_BYTES", str(defaults.max_query_bytes)), "MAX_QUERY_BYTES", minimum=1
+        ),
         graphiql=_flag(
             env.get("GRAPHIQL", "true" if environment == "development" else "false"), "GRAPHIQL"
         ),
@@ -205,6 +218,9 @@ def load_settings(
         cost=load_cost_settings(env),
         rate_limits=load_rate_limit_settings(env),
         telemetry=load_telemetry_settings(env),
+        limits=load_limit_settings(env),
+        deadlines=load_deadline_settings(env),
+        cors=load_cors_settings(env),
     )
     check_settings(settings)
     return settings

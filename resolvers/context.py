@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import strawberry
 
 if TYPE_CHECKING:
+    from adapters.audit.records import AuditBuffer
+    from adapters.audit.store import AuditStore
     from adapters.ledger.posting import PostingService
     from adapters.provider_cache import StaleRead
     from resolvers.loaders import LedgerLoaders
@@ -28,10 +30,13 @@ class ProviderLoaderFactory(Protocol):
     """
 
     def card_loaders(
-        self, tenant_id: int, on_stale: Callable[[StaleRead], None] | None = None
+        self,
+        tenant_id: int,
+        on_stale: Callable[[StaleRead], None] | None = None,
+        deadline: float | None = None,
     ) -> CardLoaders: ...
 
-    def banking_loaders(self, tenant_id: int) -> BankingLoaders: ...
+    def banking_loaders(self, tenant_id: int, deadline: float | None = None) -> BankingLoaders: ...
 
 
 @dataclass(slots=True)
@@ -54,6 +59,13 @@ class RequestContext:
     # The caller's rate limit after this operation was charged (gateway.rate_limits); None
     # when rate limiting is off. Read by Query.rateLimit.
     rate_limit: RateLimitStatus | None = None
+    # When the operation must be done, on the event loop's clock (gateway.deadlines); provider
+    # loader batches are cancelled past it. None: no deadline.
+    deadline: float | None = None
+    # Unmasked personal-data reads of this request, written once at its end (gateway.audit).
+    audit: AuditBuffer | None = None
+    # The audit trail, for the auditEvents field (audit:read).
+    audit_store: AuditStore | None = None
 
     @property
     def tenant_id(self) -> int:
@@ -63,14 +75,16 @@ class RequestContext:
     def cards(self) -> CardLoaders | None:
         """This request's card-processor loaders (built on first use), or None."""
         if self._cards is None and self.providers is not None:
-            self._cards = self.providers.card_loaders(self.tenant_id, self.report_stale)
+            self._cards = self.providers.card_loaders(
+                self.tenant_id, self.report_stale, self.deadline
+            )
         return self._cards
 
     @property
     def banking(self) -> BankingLoaders | None:
         """This request's banking loaders (built on first use), or None."""
         if self._banking is None and self.providers is not None:
-            self._banking = self.providers.banking_loaders(self.tenant_id)
+            self._banking = self.providers.banking_loaders(self.tenant_id, self.deadline)
         return self._banking
 
     @property

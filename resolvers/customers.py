@@ -20,7 +20,7 @@ from resolvers.pagination import (
     encode_cursor,
     make_connection,
 )
-from resolvers.permissions import masked_email
+from resolvers.permissions import PII_READ, masked_email
 
 if TYPE_CHECKING:
     from resolvers.analytics import BankSpend, LedgerSummaryGroup
@@ -69,7 +69,11 @@ class Customer(Node):
         )
     )
     def email(self, info: Info) -> str | None:
-        return masked_email(info.context.principal, self.email_address)
+        context = info.context
+        if context.audit is not None and context.principal.has(PII_READ):
+            # An unmasked read: one audit event per customer, written at the end of the request.
+            context.audit.record("read", "Customer", self.pk, "email")
+        return masked_email(context.principal, self.email_address)
 
     @strawberry.field(
         directives=[PAGE],

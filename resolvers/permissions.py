@@ -40,6 +40,7 @@ from graphql import (
 from resolvers.principal import Principal
 
 __all__ = [
+    "AUDIT_READ",
     "FIELD_SCOPES",
     "LEDGER_READ",
     "LEDGER_WRITE",
@@ -61,6 +62,7 @@ LEDGER_READ = "ledger:read"
 LEDGER_WRITE = "ledger:write"
 PROVIDERS_READ = "providers:read"
 PII_READ = "pii:read"
+AUDIT_READ = "audit:read"
 
 # Root fields that read nothing of any tenant: a persisted query selecting only these may be
 # cached publicly on GET. Everything else is tenant-private.
@@ -102,6 +104,8 @@ TYPE_SCOPES: Mapping[str, str | None] = {
     "PaymentCard": PROVIDERS_READ,
     "CardRefund": PROVIDERS_READ,
     "CardDispute": PROVIDERS_READ,
+    # The audit trail (who read personal data unmasked, who posted)
+    **_paged("AuditEvent", AUDIT_READ),
     # Values with no scope of their own: read with their holder
     "Money": None,
     "PageInfo": None,
@@ -120,6 +124,7 @@ FIELD_SCOPES: Mapping[tuple[str, str], str | None] = {
     ("Query", "ledgerTransaction"): LEDGER_READ,
     ("Query", "ledgerSummary"): LEDGER_READ,
     ("Query", "rateLimit"): None,
+    ("Query", "auditEvents"): AUDIT_READ,
     ("Mutation", "postLedgerTransaction"): LEDGER_WRITE,
     ("Mutation", "postPendingTransaction"): LEDGER_WRITE,
     ("Mutation", "voidPendingTransaction"): LEDGER_WRITE,

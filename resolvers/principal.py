@@ -19,6 +19,7 @@ SCOPES = {
     "ledger:write": "post, confirm, void and reverse ledger transactions",
     "providers:read": "read provider data: bank accounts, bank transactions, card payments",
     "pii:read": "read personal data unmasked (customer email addresses)",
+    "audit:read": "read the tenant's audit trail (unmasked personal-data reads and postings)",
 }
 # Signed-in users (frontends, analysts): ad-hoc text and APQ allowed, introspection on.
 JWT_POLICY = OperationPolicy(

@@ -20,6 +20,7 @@ from strawberry.types import ExecutionContext
 
 from adapters.errors import InvalidInput
 from resolvers.analytics import AnalyticsQuery
+from resolvers.audit import AuditQuery
 from resolvers.context import Info
 from resolvers.cost_directives import ListSize
 from resolvers.customers import Customer, CustomerQuery
@@ -83,6 +84,7 @@ class Query(
     LedgerTransactionQuery,
     AnalyticsQuery,
     RateLimitQuery,
+    AuditQuery,
 ):
     pass
 

@@ -12,23 +12,29 @@ InsufficientFunds, IdempotencyMismatch and InvalidTransition (both Conflict).
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, and_, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from adapters.audit.records import Actor, posting_event
+from adapters.audit.store import insert_events
 from adapters.database_errors import DatabaseUnavailable, is_transient_database_error
 from adapters.errors import (
     Conflict,
     CurrencyMismatch,
+    DeadlineExceeded,
     IdempotencyMismatch,
     InsufficientFunds,
     InvalidTransition,
+    LockTimeout,
     NotFound,
 )
 from adapters.ledger.data_versions import bump_data_version
@@ -95,11 +101,64 @@ class PostingService:
         *,
         clock: Callable[[], dt.datetime] = _utc_now,
         effective_window: EffectiveWindow = DEFAULT_EFFECTIVE_WINDOW,
+        lock_timeout_ms: int | None = None,
     ) -> None:
         self._engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._clock = clock
         self._effective_window = effective_window
+        self._lock_timeout_ms = lock_timeout_ms
+        self._deadline: float | None = None
+        self._actor: Actor | None = None
+
+    def for_request(self, *, deadline: float | None, actor: Actor | None) -> PostingService:
+        """A view for one request: its transactions stop at `deadline` (event-loop clock;
+        `SET LOCAL statement_timeout` on PostgreSQL) and each write records an audit event
+        for `actor` in the same transaction (adapters.audit)."""
+        view = copy.copy(self)
+        view._deadline = deadline
+        view._actor = actor
+        return view
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction, bounded by the lock timeout and the deadline.
+
+        On PostgreSQL one statement first sets both for this transaction only (`SET LOCAL`
+        through set_config): a lock wait longer than the lock timeout raises LockTimeout
+        (retryable), a statement past the deadline DeadlineExceeded; both roll back.
+        """
+        timeout: float | None = None
+        if self._deadline is not None:
+            timeout = self._deadline - asyncio.get_running_loop().time()
+            if timeout <= 0:
+                raise DeadlineExceeded("the operation's deadline passed before this write")
+        try:
+            async with asyncio.timeout(timeout), self._writer.begin() as connection:
+                if self._engine.dialect.name == "postgresql":
+                    await _set_local_timeouts(connection, self._lock_timeout_ms, timeout)
+                yield connection
+        except TimeoutError:
+            raise DeadlineExceeded("the write ran past the operation's deadline") from None
+        except DBAPIError as error:
+            state = _sqlstate(error)
+            if state == "55P03":  # lock_not_available
+                raise LockTimeout(
+                    "the accounts are locked by another write; retry", field="entries"
+                ) from error
+            if state == "57014":  # query_canceled: statement_timeout
+                raise DeadlineExceeded("the write ran past the operation's deadline") from error
+            raise
+
+    async def _audit(
+        self, connection: AsyncConnection, action: str, result: PostingResult
+    ) -> PostingResult:
+        """Record the write in audit_events inside its transaction (not replays: they write
+        nothing). A posting and its audit row commit together or not at all."""
+        if self._actor is not None and not result.replayed:
+            event = posting_event(self._actor, action, result.transaction.id, self._clock())
+            await insert_events(connection, [event])
+        return result
 
     async def post_transaction(self, tenant_id: int, new: NewTransaction) -> PostingResult:
         """Post `new` (pending or posted), or replay the earlier result for its key."""
@@ -111,7 +170,8 @@ class PostingService:
             if earlier is not None:
                 return earlier
             check_effective_at(new.effective_at, self._clock(), self._effective_window)
-            return await self._write(connection, tenant_id, new, fingerprint, None)
+            result = await self._write(connection, tenant_id, new, fingerprint, None)
+            return await self._audit(connection, "post", result)
 
         return await self._in_write_transaction(write)
 
@@ -160,7 +220,8 @@ class PostingService:
                 ),
                 description=f"Reversal of transaction {transaction_id}",
             )
-            return await self._write(connection, tenant_id, reversal, fingerprint, transaction_id)
+            result = await self._write(connection, tenant_id, reversal, fingerprint, transaction_id)
+            return await self._audit(connection, "reverse", result)
 
         return await self._in_write_transaction(write)
 
@@ -171,7 +232,7 @@ class PostingService:
         or the database failed transiently (DatabaseUnavailable when it fails again)."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
-                async with self._writer.begin() as connection:
+                async with self._transaction() as connection:
                     return await work(connection)
             except _KeyRace as race:
                 if attempt == _ATTEMPTS:
@@ -270,7 +331,7 @@ class PostingService:
     ) -> PostingResult:
         check_row_id(transaction_id, what="ledger transaction", field="transaction_id")
         verb = "posted" if target == TransactionStatus.POSTED else "voided"
-        async with self._writer.begin() as connection:
+        async with self._transaction() as connection:
             transaction = await _lock_transaction(connection, tenant_id, transaction_id)
             if transaction.status != TransactionStatus.PENDING:
                 raise InvalidTransition(
@@ -312,7 +373,35 @@ class PostingService:
                 .returning(*ledger_entries.c)
             )
             await bump_data_version(connection, tenant_id)  # last: its row lock is held briefly
-            return _result(settled, entries.all(), _exponents(rows), replayed=False)
+            action = "post_pending" if target == TransactionStatus.POSTED else "void"
+            return await self._audit(
+                connection,
+                action,
+                _result(settled, entries.all(), _exponents(rows), replayed=False),
+            )
+
+
+async def _set_local_timeouts(
+    connection: AsyncConnection, lock_timeout_ms: int | None, statement_seconds: float | None
+) -> None:
+    settings: dict[str, str] = {}
+    if lock_timeout_ms is not None:
+        settings["lock_timeout"] = f"{lock_timeout_ms}ms"
+    if statement_seconds is not None:
+        settings["statement_timeout"] = f"{max(1, int(statement_seconds * 1000))}ms"
+    if not settings:
+        return
+    calls = ", ".join(f"set_config('{name}', :{name}, true)" for name in settings)
+    await connection.execute(text(f"select {calls}"), settings)
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    """The SQLSTATE of a database error (asyncpg's, through SQLAlchemy's adaptation)."""
+    for candidate in (error.orig, getattr(error.orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str):
+            return state
+    return None
 
 
 async def _replay(

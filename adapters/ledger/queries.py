@@ -15,6 +15,8 @@ reads, so a later change to the table cannot rescale stored amounts.
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +27,7 @@ from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.db import UtcDateTime
+from adapters.errors import DeadlineExceeded
 from adapters.ledger.engine import StatementTimer
 from adapters.ledger.tables import (
     customers,
@@ -273,6 +276,25 @@ class LedgerReader:
         self._pool = ReadPool.for_engine(engine) if self._owns_pool else reads
         self._on_statement = on_statement or (lambda: None)
         self._timed = on_statement_timed
+        # Absolute time on the event loop's clock after which reads are refused (bounded()).
+        self._deadline: float | None = None
+
+    def bounded(self, deadline: float | None) -> LedgerReader:
+        """A view of this reader whose statements stop at `deadline` (event-loop clock):
+        asyncpg gets what is left as its `timeout=` and cancels the statement on the server;
+        a read that runs out raises DeadlineExceeded. Shares the pool; cheap per request."""
+        view = copy.copy(self)
+        view._owns_pool = False
+        view._deadline = deadline
+        return view
+
+    def _remaining(self) -> float | None:
+        if self._deadline is None:
+            return None
+        left = self._deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise DeadlineExceeded("the operation's deadline passed before this read")
+        return left
 
     async def aclose(self) -> None:
         """Close the read pool this reader opened itself (a shared one is its owner's)."""
@@ -280,15 +302,19 @@ class LedgerReader:
             await self._pool.close()
 
     async def _rows(self, statement: _Statement, **parameters: Any) -> Sequence[Sequence[Any]]:
-        if self._pool is not None:
-            self._on_statement()
-            arguments = [parameters[name] for name in statement.parameters]
-            if self._timed is None:
-                return await self._pool.fetch(statement.postgres, *arguments)
-            return await self._time(self._pool.fetch, statement.postgres, arguments)  # type: ignore[no-any-return]
-        async with self._engine.connect() as connection:
-            result = await connection.execute(statement.sqlite, parameters)
-            return list(result.all())
+        timeout = self._remaining()
+        try:
+            if self._pool is not None:
+                self._on_statement()
+                arguments = [parameters[name] for name in statement.parameters]
+                if self._timed is None:
+                    return await self._pool.fetch(statement.postgres, *arguments, timeout=timeout)
+                return await self._time(self._pool.fetch, statement.postgres, arguments, timeout)  # type: ignore[no-any-return]
+            async with asyncio.timeout(timeout), self._engine.connect() as connection:
+                result = await connection.execute(statement.sqlite, parameters)
+                return list(result.all())
+        except TimeoutError:
+            raise DeadlineExceeded("the read ran past the operation's deadline") from None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -300,23 +326,45 @@ class LedgerReader:
         """True on PostgreSQL, where `fetch_json` runs statements of adapters.ledger.json_sql."""
         return self._pool is not None
 
-    async def fetch_json(self, statement: str, *arguments: Any) -> str:
-        """Run one statement of adapters.ledger.json_sql: the response's JSON text."""
+    async def fetch_json(
+        self,
+        statement: str,
+        *arguments: Any,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> str:
+        """Run one statement of adapters.ledger.json_sql: the response's JSON text.
+
+        `timeout` (seconds; default: what is left of this view's deadline) cancels it on the
+        server when it runs longer, raising DeadlineExceeded.
+        """
         if self._pool is None:
             raise RuntimeError("JSON-building statements need PostgreSQL")
+        if timeout is None:
+            timeout = self._remaining()
+        elif timeout <= 0:
+            raise DeadlineExceeded("the operation's deadline passed before this read")
         self._on_statement()
-        if self._timed is None:
-            text: str = await self._pool.fetchval(statement, *arguments)
-            return text
-        return await self._time(self._pool.fetchval, statement, arguments)  # type: ignore[no-any-return]
+        try:
+            if self._timed is None:
+                text: str = await self._pool.fetchval(statement, *arguments, timeout=timeout)
+                return text
+            return await self._time(self._pool.fetchval, statement, arguments, timeout)  # type: ignore[no-any-return]
+        except TimeoutError:
+            raise DeadlineExceeded("the statement ran past the operation's deadline") from None
 
-    async def _time(self, run: Callable[..., Any], sql: str, arguments: Sequence[Any]) -> Any:
+    async def _time(
+        self,
+        run: Callable[..., Any],
+        sql: str,
+        arguments: Sequence[Any],
+        timeout: float | None,  # noqa: ASYNC109 - asyncpg's, which cancels on the server
+    ) -> Any:
         """`run(sql, *arguments)`, reported to `on_statement_timed` (failed or not)."""
         assert self._timed is not None
         started = time.time_ns()
         failed = True
         try:
-            result = await run(sql, *arguments)
+            result = await run(sql, *arguments, timeout=timeout)
             failed = False
             return result
         finally:

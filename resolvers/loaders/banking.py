@@ -26,6 +26,7 @@ from adapters.crypto import SecretBox
 from adapters.errors import ProviderError
 from adapters.providers.queries import ProviderLinkReader
 from adapters.records import Page
+from resolvers.loaders.deadline import within_deadline
 
 __all__ = ["BankingLoaders"]
 
@@ -44,7 +45,9 @@ class BankingLoaders:
         providers: Mapping[str, BankingProvider],
         box: SecretBox | None,
         tenant_id: int,
+        deadline: float | None = None,
     ) -> None:
+        self._deadline = deadline  # event-loop clock: batches are cancelled past it
         self._engine = engine
         self._reader = reader
         self._links = links
@@ -52,11 +55,12 @@ class BankingLoaders:
         self._box = box
         self._tenant_id = tenant_id
         self.bank_accounts_by_customer_id: DataLoader[int, list[BankAccount]] = DataLoader(
-            self._accounts,  # type: ignore[arg-type] # ProviderError results raise per key
+            within_deadline(self._accounts, deadline),  # type: ignore[arg-type] # ProviderError results raise per key
             max_batch_size=_MAX_BATCH,
         )
         self.bank_account_by_id: DataLoader[int, BankAccount | None] = DataLoader(
-            partial(reader.accounts_by_ids, tenant_id), max_batch_size=_MAX_BATCH
+            within_deadline(partial(reader.accounts_by_ids, tenant_id), deadline),
+            max_batch_size=_MAX_BATCH,
         )
         self._paged: dict[tuple[Any, ...], DataLoader[int, Page[BankTransaction]]] = {}
         self._spend: dict[tuple[Any, ...], DataLoader[int, list[BankSpend]]] = {}
@@ -72,15 +76,16 @@ class BankingLoaders:
         key = (first, after, since, until)
         loader = self._paged.get(key)
         if loader is None:
+            batch = partial(
+                self._reader.transactions_by_account_ids,
+                self._tenant_id,
+                first=first,
+                after=after,
+                since=since,
+                until=until,
+            )
             loader = self._paged[key] = DataLoader(
-                partial(
-                    self._reader.transactions_by_account_ids,
-                    self._tenant_id,
-                    first=first,
-                    after=after,
-                    since=since,
-                    until=until,
-                ),
+                within_deadline(batch, self._deadline),
                 max_batch_size=_MAX_BATCH,
             )
         return loader

@@ -26,6 +26,7 @@ from adapters.cards.records import CardPage, CardPayment
 from adapters.errors import ProviderError, ProviderUnavailable
 from adapters.provider_cache import CachedKind, ReadThroughCache, StaleRead
 from adapters.providers.queries import ProviderLink, ProviderLinkReader
+from resolvers.loaders.deadline import within_deadline
 
 __all__ = ["CardCachePolicy", "CardLoaders", "card_payment_kinds"]
 
@@ -79,14 +80,18 @@ class CardLoaders:
         tenant_id: int,
         policy: CardCachePolicy = CardCachePolicy(),
         on_stale: Callable[[StaleRead], None] | None = None,
+        deadline: float | None = None,
     ) -> None:
+        self._deadline = deadline  # event-loop clock: batches are cancelled past it
         self._processors = processors
         self._reads = reads
         self._tenant_id = tenant_id
         self._policy = policy
         self._on_stale = on_stale
         self.card_links_by_customer_id: DataLoader[int, list[ProviderLink]] = DataLoader(
-            partial(links.links_by_customer_ids, tenant_id, kind="cards"),
+            within_deadline(
+                partial(links.links_by_customer_ids, tenant_id, kind="cards"), deadline
+            ),
             max_batch_size=_MAX_BATCH,
         )
         self._paged: dict[tuple[int, str | None], DataLoader[int, Any]] = {}
@@ -102,7 +107,7 @@ class CardLoaders:
         loader = self._paged.get(key)
         if loader is None:
             loader = self._paged[key] = DataLoader(
-                partial(self._payments, first, after),
+                within_deadline(partial(self._payments, first, after), self._deadline),
                 max_batch_size=_MAX_BATCH,
             )
         return loader

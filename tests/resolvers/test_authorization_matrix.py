@@ -37,6 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.schema.config import StrawberryConfig
 
 from adapters.access.clients import ClientKind
+from adapters.audit.records import Actor, posting_event
+from adapters.audit.store import AuditStore
 from adapters.banking.sync import sync_bank_links
 from adapters.cache import Cache, MemoryCache
 from adapters.ledger.posting import PostingService
@@ -47,6 +49,7 @@ from gateway.settings import Settings
 from resolvers.banking import BankAccount
 from resolvers.node import encode_global_id
 from resolvers.permissions import (
+    AUDIT_READ,
     LEDGER_READ,
     LEDGER_WRITE,
     PROVIDERS_READ,
@@ -65,6 +68,7 @@ from tests.fixtures.providers import ProviderWorld
 from tests.resolvers.conftest import Caller, ProviderGateway, open_provider_gateway
 
 GRAPHQL = schema._schema
+NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 ROOTS = ("Query", "Mutation")
 EMAIL = "ada@example.com"
 MASKED_EMAIL = "a***@example.com"
@@ -79,6 +83,7 @@ ROOT_ARGUMENTS = {
     "ledgerAccount": "(id: $account)",
     "ledgerTransaction": "(id: $reversal)",
     "ledgerSummary": "",
+    "auditEvents": "(first: 1)",
     "postLedgerTransaction": "(input: {idempotencyKey: $postKey, entries: $entries})",
     "postPendingTransaction": "(id: $pending)",
     "voidPendingTransaction": "(id: $voidable)",
@@ -238,6 +243,9 @@ def _intended_scopes(target: Target) -> set[str]:
         name = edge.named_type.name
         if name.startswith(("Bank", "Card", "PaymentCard")):
             intended.add(PROVIDERS_READ)
+        elif name.startswith("Audit"):  # the audit trail needs audit:read, not ledger:read
+            intended.discard(LEDGER_READ)
+            intended.add(AUDIT_READ)
         elif name.startswith(("Customer", "Ledger", "Node")) and not name.endswith("Payload"):
             intended.add(LEDGER_READ)
     return intended
@@ -340,6 +348,9 @@ async def _world(engine: AsyncEngine, providers: ProviderWorld, tenant_id: int) 
         tenant_id, sale.transaction.id, "reverse-sale"
     )
     to_reverse = await post_transfer(engine, tenant_id, debit=cash, credit=revenue, amount=300)
+    # An event for auditEvents to reach (the matrix's own writes record more).
+    actor = Actor(tenant_id=tenant_id, subject="matrix", client_id=None, request_id="seed")
+    await AuditStore(engine).record([posting_event(actor, "post", sale.transaction.id, NOW)])
     return World(
         tenant_id=tenant_id,
         customer=encode_global_id("Customer", customer),
