@@ -56,7 +56,7 @@ async def test_a_hanging_provider_answers_timeout_while_ledger_fields_arrive(
     customer = await make_customer(engine, tenant_id, display_name="Ada")
     await make_account(engine, tenant_id, customer_id=customer, name="Wallet")
     await providers.link_card_customer(tenant_id, customer, "cus_1")
-    providers.cards.faults = CardsSandboxFaults(hang_seconds=30)
+    providers.cards.faults = CardsSandboxFaults(hang_seconds=5)
 
     hurried = _with_deadline(settings, 1.5)  # below the providers' own 2 s timeout
     wired = dataclasses.replace(services, settings=hurried)
