@@ -17,14 +17,27 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
-from graphql import DocumentNode, get_operation_ast
+from graphql import (
+    BREAK,
+    DocumentNode,
+    FieldNode,
+    GraphQLSchema,
+    TypeInfo,
+    TypeInfoVisitor,
+    Visitor,
+    get_operation_ast,
+    visit,
+)
 
 from adapters.audit.records import Actor, AuditBuffer
 from adapters.audit.store import AuditStore
 from gateway.persisted_documents import DocumentRequest
 from resolvers.errors import GatewayError
+from resolvers.permissions import MASKED_FIELDS
 from resolvers.principal import Principal
 
 __all__ = ["AuditRecorder", "AuditUnavailable", "actor_for"]
@@ -69,12 +82,59 @@ def actor_for(
     )
 
 
-class AuditRecorder:
-    """Writes the buffered events of a request, once, at its end."""
+# Scopes that reveal some masked field: only their holders can read personal data unmasked.
+_UNMASK_SCOPES = frozenset(MASKED_FIELDS.values())
 
-    def __init__(self, store: AuditStore, *, clock: Callable[[], dt.datetime] = _utc_now) -> None:
+
+class _MaskedFieldFinder(Visitor):
+    def __init__(self, type_info: TypeInfo) -> None:
+        super().__init__()
+        self._type_info = type_info
+        self.found = False
+
+    def enter_field(self, node: FieldNode, *_args: Any) -> Any:
+        parent = self._type_info.get_parent_type()
+        if parent is not None and (parent.name, node.name.value) in MASKED_FIELDS:
+            self.found = True
+            return BREAK
+        return None
+
+
+class AuditRecorder:
+    """Writes the buffered events of a request, once, at its end; tells which requests read
+    personal data unmasked (those are never answered from the response cache, whose hits run
+    no resolver and so would record nothing)."""
+
+    def __init__(
+        self,
+        store: AuditStore,
+        schema: GraphQLSchema,
+        *,
+        clock: Callable[[], dt.datetime] = _utc_now,
+        max_documents: int = 1024,
+    ) -> None:
         self.store = store
+        self._schema = schema
         self._clock = clock
+        self._masked: OrderedDict[str, bool] = OrderedDict()
+        self._max_documents = max_documents
+
+    def reads_unmasked(
+        self, principal: Principal, text: str, document: DocumentNode | None
+    ) -> bool:
+        """True when `principal` may unmask personal data and the document selects a masked
+        field (remembered per document text). Free for principals without such a scope."""
+        if document is None or _UNMASK_SCOPES.isdisjoint(principal.scopes):
+            return False
+        found = self._masked.get(text)
+        if found is None:
+            type_info = TypeInfo(self._schema)
+            finder = _MaskedFieldFinder(type_info)
+            visit(document, TypeInfoVisitor(type_info, finder))
+            found = self._masked[text] = finder.found
+            if len(self._masked) > self._max_documents:
+                self._masked.popitem(last=False)
+        return found
 
     async def flush(self, buffer: AuditBuffer | None) -> None:
         """One INSERT of every event of the request; AuditUnavailable when it fails."""

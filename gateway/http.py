@@ -213,7 +213,7 @@ class GraphQLHandler:
         self._rate_limiter = services.rate_limiter
         self._limits = RequestLimits(settings.limits)
         self._deadlines = settings.deadlines
-        self._audit = AuditRecorder(AuditStore(services.engine))
+        self._audit = AuditRecorder(AuditStore(services.engine), schema._schema)
         self._compiled: CompiledOperations | None = None
         if settings.compiled_operations and services.reader.builds_json:
             self._compiled = CompiledOperations(
@@ -471,9 +471,12 @@ class GraphQLHandler:
 
         # A cached answer is served only after authentication, the document checks, the cost
         # check and the rate limit's charge (`_admit`): hits count toward the caller's limits.
-        cache_key = await self._responses.key_for(
-            principal, resolved.text, read.operation_name, read.variables
-        )
+        cache_key = None
+        if not self._audit.reads_unmasked(principal, resolved.text, document):
+            # (an unmasked personal-data read always executes: its audit events are recorded)
+            cache_key = await self._responses.key_for(
+                principal, resolved.text, read.operation_name, read.variables
+            )
         if cache_key is not None and (cached := await self._responses.get(cache_key)):
             if resolved.register_apq is not None:
                 await services.apq.put(principal.tenant_id, resolved.register_apq, resolved.text)

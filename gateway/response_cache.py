@@ -94,6 +94,8 @@ PROVIDER_FIELDS: frozenset[tuple[str, str]] = frozenset(
 UNVERSIONED_FIELDS: frozenset[tuple[str, str]] = frozenset(
     {
         ("Query", "rateLimit"),
+        # Reads of personal data append to the audit trail without a ledger write.
+        ("Query", "auditEvents"),
         ("Query", "ledgerSummary"),
         ("Customer", "ledgerSummary"),
         ("Customer", "bankSpend"),

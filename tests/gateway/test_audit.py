@@ -243,3 +243,31 @@ async def test_the_application_role_may_only_insert_and_select_audit_events(
                 await connection.execute(text(statement))
             await savepoint.rollback()
         await connection.rollback()
+
+
+async def test_a_repeated_unmasked_read_is_recorded_again_not_served_from_the_response_cache(
+    engine: AsyncEngine, gql: GraphQLClient, tenant_id: int
+) -> None:
+    await _customers(engine, tenant_id, 2)
+    scopes = ["ledger:read", "pii:read"]
+
+    await _post(gql, EMAILS, {}, tenant_id, scopes, "req-first")
+    again = await _post(gql, EMAILS, {}, tenant_id, scopes, "req-again")
+
+    assert again.headers.get("x-cache") != "hit"
+    rows = await _events(engine, tenant_id)
+    assert sorted(row.request_id for row in rows) == ["req-again"] * 2 + ["req-first"] * 2
+
+
+async def test_audit_events_are_never_answered_from_the_response_cache(
+    engine: AsyncEngine, gql: GraphQLClient, tenant_id: int
+) -> None:
+    """Reads record events without a ledger write: the data version does not move."""
+    await _customers(engine, tenant_id, 1)
+    before = (await _post(gql, AUDIT, {}, tenant_id, ["audit:read"], "r-before")).json()
+
+    await _post(gql, EMAILS, {}, tenant_id, ["ledger:read", "pii:read"], "req-read")
+    after = (await _post(gql, AUDIT, {}, tenant_id, ["audit:read"], "r-after")).json()
+
+    assert before["data"]["auditEvents"]["edges"] == []
+    assert [e["node"]["requestId"] for e in after["data"]["auditEvents"]["edges"]] == ["req-read"]
