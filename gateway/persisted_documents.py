@@ -260,7 +260,10 @@ async def resolve_document(
     ):
         if query is not None:
             raise BadRequest("send either a document id or the query text, not both")
-        document_id = request.document_id or request.relay_doc_id
+        # An empty documentId is an id like any other (found in no list), not a missing one.
+        document_id = (
+            request.document_id if request.document_id is not None else request.relay_doc_id
+        )
         assert document_id is not None
         return await _trusted(trusted, principal, document_id)
     if request.persisted_query is not None:
