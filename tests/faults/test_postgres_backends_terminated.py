@@ -127,7 +127,7 @@ async def test_terminated_backends_lose_and_double_no_posting(
             assert _outcome(await post(key)) == "posted"
 
     async with postgres.engine.connect() as connection:
-        per_key = dict(
+        per_key: dict[str, int] = dict(
             (
                 await connection.execute(
                     select(ledger_transactions.c.idempotency_key, func.count())
