@@ -38,6 +38,10 @@ class ProviderSettings:
     max_attempts: int = 3
     backoff_base_seconds: float = 0.1
     max_concurrency: int = 16
+    # Circuit breaker per provider: opens after this many consecutive retryable failures and
+    # lets one trial call through after the cool-down.
+    breaker_failure_threshold: int = 5
+    breaker_cooldown_seconds: float = 10.0
     cache_ttl_seconds: float = 60.0
     cache_stale_seconds: float = 3600.0
     webhook_dedup_seconds: float = 7 * 24 * 3600.0
@@ -93,6 +97,22 @@ def load_provider_settings(env: Mapping[str, str], *, environment: str) -> Provi
                 env.get("PROVIDER_MAX_CONCURRENCY", str(defaults.max_concurrency)),
                 "PROVIDER_MAX_CONCURRENCY",
             )
+        ),
+        breaker_failure_threshold=max(
+            1,
+            int(
+                _float(
+                    env.get(
+                        "PROVIDER_BREAKER_FAILURE_THRESHOLD",
+                        str(defaults.breaker_failure_threshold),
+                    ),
+                    "PROVIDER_BREAKER_FAILURE_THRESHOLD",
+                )
+            ),
+        ),
+        breaker_cooldown_seconds=_float(
+            env.get("PROVIDER_BREAKER_COOLDOWN_SECONDS", str(defaults.breaker_cooldown_seconds)),
+            "PROVIDER_BREAKER_COOLDOWN_SECONDS",
         ),
         cache_ttl_seconds=_float(
             env.get("PROVIDER_CACHE_TTL_SECONDS", str(defaults.cache_ttl_seconds)),

@@ -200,6 +200,8 @@ def _policy(name: str, settings: ProviderSettings, **extra: Any) -> ProviderPoli
         max_attempts=settings.max_attempts,
         backoff_base_seconds=settings.backoff_base_seconds,
         max_concurrency=settings.max_concurrency,
+        failure_threshold=settings.breaker_failure_threshold,
+        cooldown_seconds=settings.breaker_cooldown_seconds,
         **extra,
     )
 
