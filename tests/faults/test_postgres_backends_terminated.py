@@ -29,6 +29,8 @@ from tests.fixtures.database import Database, _asyncpg_dsn
 from tests.fixtures.gateway import GraphQLClient
 from tests.gateway.test_database_outages import Admin
 
+pytestmark = pytest.mark.fault
+
 POSTINGS = 50
 POST = """mutation($input: PostLedgerTransactionInput!) {
   postLedgerTransaction(input: $input) { replayed transaction { status } }

@@ -31,6 +31,8 @@ from tests.faults.fault_proxy import FaultProxy
 from tests.fixtures.database import Database
 from tests.fixtures.providers import Clock, ProviderWorld, SandboxServer
 
+pytestmark = pytest.mark.fault
+
 QUERY = """
 query Page {
   customers(first: 2) { edges { node {

@@ -32,6 +32,8 @@ from tests.factories import make_account, make_tenant
 from tests.faults.redis_server import RedisServer
 from tests.fixtures.database import Database
 
+pytestmark = pytest.mark.fault
+
 READ = """query Read($id: ID!) {
   ledgerAccount(id: $id) { name balance { posted { amount currency } } }
 }"""
