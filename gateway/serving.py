@@ -17,6 +17,8 @@ Decided limits of several workers:
 from __future__ import annotations
 
 import logging
+import signal
+from types import FrameType
 
 from starlette.applications import Starlette
 
@@ -69,6 +71,10 @@ def app_from_environment() -> Starlette:
     return create_app(settings)
 
 
+def _exit_cleanly(_signal: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def run_uvicorn(settings: Settings, *, workers: int = 1) -> None:
     """Serve until stopped (SIGINT/SIGTERM stops the workers too, gracefully)."""
     import uvicorn
@@ -80,6 +86,10 @@ def run_uvicorn(settings: Settings, *, workers: int = 1) -> None:
         from gateway.app import create_app
 
         target = create_app(settings)
+        # uvicorn drains in-flight requests on SIGTERM, then raises the signal again with the
+        # handler that was there before it started; make that one a clean exit (status 0), as
+        # the multi-worker supervisor's is, instead of death by signal (-15).
+        signal.signal(signal.SIGTERM, _exit_cleanly)
     else:
         target = APP_FACTORY
     uvicorn.run(
