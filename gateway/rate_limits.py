@@ -67,7 +67,7 @@ class RateLimitSettings:
     enabled: bool = True
     limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
     period_seconds: int = 60
-    redis_timeout_seconds: float = 0.1
+    redis_timeout_seconds: float = 0.5
     redis_backoff_seconds: float = 5.0
 
     def limit(self, principal: Principal) -> int:
@@ -94,7 +94,7 @@ def load_rate_limit_settings(env: Mapping[str, str] | None = None) -> RateLimitS
         enabled=enabled,
         limits=limits,
         period_seconds=int(_positive(env, "RATE_LIMIT_PERIOD_SECONDS", 60)),
-        redis_timeout_seconds=_positive(env, "RATE_LIMIT_REDIS_TIMEOUT_MS", 100) / 1000,
+        redis_timeout_seconds=_positive(env, "RATE_LIMIT_REDIS_TIMEOUT_MS", 500) / 1000,
         redis_backoff_seconds=_positive(env, "RATE_LIMIT_REDIS_BACKOFF_SECONDS", 5),
     )
 
