@@ -35,7 +35,6 @@ from adapters.ledger.periods import (
     periods,
 )
 from adapters.ledger.tables import ledger_account_versions, ledger_accounts, ledger_entries
-from adapters.money import currency_exponent
 from adapters.records import Direction, LedgerEntry, Page, TransactionStatus
 
 __all__ = ["COUNTERS", "Counters", "LedgerHistory", "StatementTotals"]
@@ -243,7 +242,17 @@ class LedgerHistory:
         position = func.row_number().over(
             partition_by=e.account_id, order_by=(e.effective_at, e.id)
         )
-        ranked = select(ledger_entries, position.label("position")).where(*conditions).subquery()
+        # The exponent the amounts were written with: the account's stored one.
+        account = ledger_accounts.c
+        ranked = (
+            select(ledger_entries, account.currency_exponent, position.label("position"))
+            .join(
+                ledger_accounts,
+                and_(account.tenant_id == e.tenant_id, account.id == e.account_id),
+            )
+            .where(*conditions)
+            .subquery()
+        )
         rows = await self._rows(
             select(ranked)
             .where(ranked.c.position <= first + 1)
@@ -264,7 +273,7 @@ def _entry(row: Any) -> LedgerEntry:
         direction=Direction(row.direction),
         amount=int(row.amount),
         currency=row.currency,
-        currency_exponent=currency_exponent(row.currency),
+        currency_exponent=int(row.currency_exponent),
         status=TransactionStatus(row.status),
         effective_at=row.effective_at,
         created_at=row.created_at,

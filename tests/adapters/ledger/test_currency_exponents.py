@@ -15,6 +15,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.errors import CurrencyMismatch
+from adapters.ledger.history import LedgerHistory
 from adapters.ledger.posting import PostingService
 from adapters.ledger.queries import LedgerReader
 from adapters.ledger.tables import ledger_accounts, ledger_entries, ledger_transactions
@@ -80,13 +81,17 @@ async def test_reads_scale_entries_by_their_accounts_stored_exponent(
         entry_ids = list(entry_ids)
 
     by_ids = await reader.entries_by_ids(tenant_id, entry_ids)
+    (statement,) = await LedgerHistory(engine).statement_entries(
+        tenant_id, [debit], AT.date(), AT.date(), first=10, after=None
+    )
     (by_transaction,) = await reader.entries_by_transaction_ids(tenant_id, [transaction_id])
     (page,) = await reader.entries_by_account_ids(tenant_id, [debit], first=10, before=None)
     (account,) = await reader.accounts_by_ids(tenant_id, [debit])
 
     assert account is not None
     assert account.currency_exponent == STORED
-    for entry in [*by_ids, *by_transaction, *page.items]:
+    assert len(statement.items) == 1
+    for entry in [*by_ids, *by_transaction, *page.items, *statement.items]:
         assert entry is not None
         assert entry.currency_exponent == STORED, entry
 
