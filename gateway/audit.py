@@ -19,22 +19,16 @@ import datetime as dt
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
 
 from graphql import (
-    BREAK,
     DocumentNode,
-    FieldNode,
     GraphQLSchema,
-    TypeInfo,
-    TypeInfoVisitor,
-    Visitor,
     get_operation_ast,
-    visit,
 )
 
 from adapters.audit.records import Actor, AuditBuffer
 from adapters.audit.store import AuditStore
+from gateway.document_fields import selects_any
 from gateway.persisted_documents import DocumentRequest
 from resolvers.errors import GatewayError
 from resolvers.permissions import MASKED_FIELDS
@@ -86,20 +80,6 @@ def actor_for(
 _UNMASK_SCOPES = frozenset(MASKED_FIELDS.values())
 
 
-class _MaskedFieldFinder(Visitor):
-    def __init__(self, type_info: TypeInfo) -> None:
-        super().__init__()
-        self._type_info = type_info
-        self.found = False
-
-    def enter_field(self, node: FieldNode, *_args: Any) -> Any:
-        parent = self._type_info.get_parent_type()
-        if parent is not None and (parent.name, node.name.value) in MASKED_FIELDS:
-            self.found = True
-            return BREAK
-        return None
-
-
 class AuditRecorder:
     """Writes the buffered events of a request, once, at its end; tells which requests read
     personal data unmasked (those are never answered from the response cache, whose hits run
@@ -128,10 +108,7 @@ class AuditRecorder:
             return False
         found = self._masked.get(text)
         if found is None:
-            type_info = TypeInfo(self._schema)
-            finder = _MaskedFieldFinder(type_info)
-            visit(document, TypeInfoVisitor(type_info, finder))
-            found = self._masked[text] = finder.found
+            found = self._masked[text] = selects_any(self._schema, document, MASKED_FIELDS)
             if len(self._masked) > self._max_documents:
                 self._masked.popitem(last=False)
         return found

@@ -53,22 +53,17 @@ from typing import Any, Protocol
 
 import orjson
 from graphql import (
-    BREAK,
     DocumentNode,
-    FieldNode,
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
-    TypeInfo,
-    TypeInfoVisitor,
-    Visitor,
     parse,
     print_schema,
-    visit,
 )
 
 from adapters.cache import Cache, MemoryCache, cache_key
+from gateway.document_fields import selects_any
 from gateway.metrics import Metrics
 from gateway.persisted_documents import normalized_sha256
 from gateway.settings import Settings
@@ -126,27 +121,10 @@ class ResponseKey:
     version: int
 
 
-class _FieldFinder(Visitor):
-    def __init__(self, type_info: TypeInfo) -> None:
-        super().__init__()
-        self._type_info = type_info
-        self.found = False
-
-    def enter_field(self, node: FieldNode, *_args: Any) -> Any:
-        parent = self._type_info.get_parent_type()
-        if parent is not None and (parent.name, node.name.value) in _UNCACHED_FIELDS:
-            self.found = True
-            return BREAK
-        return None
-
-
 def selects_uncached_fields(schema: GraphQLSchema, document: DocumentNode) -> bool:
     """True when any field of the document (every operation and fragment) is provider-backed
     or answers differently without a write (PROVIDER_FIELDS, UNVERSIONED_FIELDS)."""
-    type_info = TypeInfo(schema)
-    finder = _FieldFinder(type_info)
-    visit(document, TypeInfoVisitor(type_info, finder))
-    return finder.found
+    return selects_any(schema, document, _UNCACHED_FIELDS)
 
 
 def _cacheable_digest(schema: GraphQLSchema, text: str, operation_name: str | None) -> str | None:
