@@ -7,7 +7,6 @@ accounts of one query level that ask the same question share one SQL statement.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -18,10 +17,9 @@ from adapters.ledger.history import LedgerHistory, StatementCursor
 from adapters.ledger.periods import Interval
 from adapters.ledger.summary import LedgerSummaryReader, SummaryFilter, SummaryGroup
 from adapters.records import Page
+from resolvers.loaders.batching import KeyedLoaders
 
 __all__ = ["AnalyticsLoaders"]
-
-_MAX_BATCH = 1000
 
 
 class AnalyticsLoaders:
@@ -31,19 +29,11 @@ class AnalyticsLoaders:
         self._history = LedgerHistory(engine)
         self._summary = LedgerSummaryReader(engine)
         self._tenant_id = tenant_id
-        self._loaders: dict[tuple[Any, ...], DataLoader[Any, Any]] = {}
-
-    def _loader(
-        self, key: tuple[Any, ...], fn: Callable[[list[Any]], Awaitable[list[Any]]]
-    ) -> DataLoader[Any, Any]:
-        loader = self._loaders.get(key)
-        if loader is None:
-            loader = self._loaders[key] = DataLoader(fn, max_batch_size=_MAX_BATCH)  # type: ignore[arg-type]
-        return loader
+        self._loaders = KeyedLoaders()
 
     def counters_as_of(self, at: dt.datetime) -> DataLoader[Any, Any]:
         """Loads Counters | None per account id: the changes effective at or before `at`."""
-        return self._loader(
+        return self._loaders.get(
             ("as_of", at), partial(self._history.counters_as_of, self._tenant_id, at=at)
         )
 
@@ -51,7 +41,7 @@ class AnalyticsLoaders:
         self, first: dt.date, last: dt.date, interval: Interval
     ) -> DataLoader[Any, Any]:
         """Loads [(Period, Counters)] | None per account id."""
-        return self._loader(
+        return self._loaders.get(
             ("history", first, last, interval),
             partial(
                 self._history.balance_history,
@@ -64,7 +54,7 @@ class AnalyticsLoaders:
 
     def statement_totals(self, first: dt.date, last: dt.date) -> DataLoader[Any, Any]:
         """Loads StatementTotals | None per account id."""
-        return self._loader(
+        return self._loaders.get(
             ("totals", first, last),
             partial(self._history.statement_totals, self._tenant_id, first=first, last=last),
         )
@@ -73,7 +63,7 @@ class AnalyticsLoaders:
         self, first_day: dt.date, last_day: dt.date, first: int, after: StatementCursor | None
     ) -> DataLoader[Any, Any]:
         """Loads Page[LedgerEntry] per account id (oldest first, after the cursor)."""
-        return self._loader(
+        return self._loaders.get(
             ("entries", first_day, last_day, first, after),
             partial(
                 self._history.statement_entries,
@@ -89,7 +79,7 @@ class AnalyticsLoaders:
         self, which: SummaryFilter, first: int, offset: int
     ) -> DataLoader[Any, Any]:
         """Loads Page[SummaryGroup] per customer id."""
-        return self._loader(
+        return self._loaders.get(
             ("summary", which, first, offset),
             partial(
                 self._summary.summaries_by_customer_ids,

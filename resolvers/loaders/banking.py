@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import Any
 
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,11 +25,9 @@ from adapters.crypto import SecretBox
 from adapters.errors import ProviderError
 from adapters.providers.queries import ProviderLinkReader
 from adapters.records import Page
-from resolvers.loaders.deadline import within_deadline
+from resolvers.loaders.batching import KeyedLoaders, batch_loader
 
 __all__ = ["BankingLoaders"]
-
-_MAX_BATCH = 1000
 
 
 class BankingLoaders:
@@ -47,23 +44,21 @@ class BankingLoaders:
         tenant_id: int,
         deadline: float | None = None,
     ) -> None:
-        self._deadline = deadline  # event-loop clock: batches are cancelled past it
         self._engine = engine
         self._reader = reader
         self._links = links
         self._providers = providers
         self._box = box
         self._tenant_id = tenant_id
-        self.bank_accounts_by_customer_id: DataLoader[int, list[BankAccount]] = DataLoader(
-            within_deadline(self._accounts, deadline),  # type: ignore[arg-type] # ProviderError results raise per key
-            max_batch_size=_MAX_BATCH,
+        # ProviderError results raise per key
+        self.bank_accounts_by_customer_id: DataLoader[int, list[BankAccount]] = batch_loader(
+            self._accounts, deadline
         )
-        self.bank_account_by_id: DataLoader[int, BankAccount | None] = DataLoader(
-            within_deadline(partial(reader.accounts_by_ids, tenant_id), deadline),
-            max_batch_size=_MAX_BATCH,
+        self.bank_account_by_id: DataLoader[int, BankAccount | None] = batch_loader(
+            partial(reader.accounts_by_ids, tenant_id), deadline
         )
-        self._paged: dict[tuple[Any, ...], DataLoader[int, Page[BankTransaction]]] = {}
-        self._spend: dict[tuple[Any, ...], DataLoader[int, list[BankSpend]]] = {}
+        self._paged = KeyedLoaders(deadline)
+        self._spend = KeyedLoaders()
 
     def bank_transactions_by_account_id(
         self,
@@ -73,40 +68,27 @@ class BankingLoaders:
         until: dt.date | None,
     ) -> DataLoader[int, Page[BankTransaction]]:
         """Loads a Page of each account's transactions (newest first) within [since, until]."""
-        key = (first, after, since, until)
-        loader = self._paged.get(key)
-        if loader is None:
-            batch = partial(
-                self._reader.transactions_by_account_ids,
-                self._tenant_id,
-                first=first,
-                after=after,
-                since=since,
-                until=until,
-            )
-            loader = self._paged[key] = DataLoader(
-                within_deadline(batch, self._deadline),
-                max_batch_size=_MAX_BATCH,
-            )
-        return loader
+        batch = partial(
+            self._reader.transactions_by_account_ids,
+            self._tenant_id,
+            first=first,
+            after=after,
+            since=since,
+            until=until,
+        )
+        return self._paged.get((first, after, since, until), batch)
 
     def bank_spend_by_customer_id(
         self, first: dt.date, last: dt.date
     ) -> DataLoader[int, list[BankSpend]]:
         """Loads each customer's spend on days first..last, by month and category."""
-        key = ("spend", first, last)
-        loader = self._spend.get(key)
-        if loader is None:
-            loader = self._spend[key] = DataLoader(
-                partial(
-                    BankSpendReader(self._engine).spend_by_customer_ids,
-                    self._tenant_id,
-                    first=first,
-                    last=last,
-                ),
-                max_batch_size=_MAX_BATCH,
-            )
-        return loader
+        batch = partial(
+            BankSpendReader(self._engine).spend_by_customer_ids,
+            self._tenant_id,
+            first=first,
+            last=last,
+        )
+        return self._spend.get((first, last), batch)
 
     async def _accounts(
         self, customer_ids: Sequence[int]

@@ -26,11 +26,10 @@ from adapters.cards.records import CardPage, CardPayment
 from adapters.errors import ProviderError, ProviderUnavailable
 from adapters.provider_cache import CachedKind, ReadThroughCache, StaleRead
 from adapters.providers.queries import ProviderLink, ProviderLinkReader
-from resolvers.loaders.deadline import within_deadline
+from resolvers.loaders.batching import KeyedLoaders, batch_loader
 
 __all__ = ["CardCachePolicy", "CardLoaders", "card_payment_kinds"]
 
-_MAX_BATCH = 1000
 _CONCURRENT_PAGE_CALLS = 8
 _EMPTY: CardPage[CardPayment] = CardPage(items=(), has_more=False, next_cursor=None)
 
@@ -82,19 +81,15 @@ class CardLoaders:
         on_stale: Callable[[StaleRead], None] | None = None,
         deadline: float | None = None,
     ) -> None:
-        self._deadline = deadline  # event-loop clock: batches are cancelled past it
         self._processors = processors
         self._reads = reads
         self._tenant_id = tenant_id
         self._policy = policy
         self._on_stale = on_stale
-        self.card_links_by_customer_id: DataLoader[int, list[ProviderLink]] = DataLoader(
-            within_deadline(
-                partial(links.links_by_customer_ids, tenant_id, kind="cards"), deadline
-            ),
-            max_batch_size=_MAX_BATCH,
+        self.card_links_by_customer_id: DataLoader[int, list[ProviderLink]] = batch_loader(
+            partial(links.links_by_customer_ids, tenant_id, kind="cards"), deadline
         )
-        self._paged: dict[tuple[int, str | None], DataLoader[int, Any]] = {}
+        self._paged = KeyedLoaders(deadline)
 
     def card_payments_by_customer_id(
         self, first: int, after: str | None
@@ -103,14 +98,7 @@ class CardLoaders:
 
         A customer without a card link gets an empty page.
         """
-        key = (first, after)
-        loader = self._paged.get(key)
-        if loader is None:
-            loader = self._paged[key] = DataLoader(
-                within_deadline(partial(self._payments, first, after), self._deadline),
-                max_batch_size=_MAX_BATCH,
-            )
-        return loader
+        return self._paged.get((first, after), partial(self._payments, first, after))
 
     async def _payments(
         self, first: int, after: str | None, customer_ids: Sequence[int]

@@ -7,7 +7,6 @@ pair, since those are part of the statement.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from functools import cached_property, partial
 from typing import Any
 
@@ -16,15 +15,9 @@ from aiodataloader import DataLoader
 from adapters.ledger.queries import EntryCursor, LedgerReader
 from adapters.records import Customer, Page
 from resolvers.loaders.analytics import AnalyticsLoaders
+from resolvers.loaders.batching import KeyedLoaders, batch_loader
 
 __all__ = ["LedgerLoaders"]
-
-# Bounds the size of one IN (...) / array parameter.
-_MAX_BATCH = 1000
-
-
-def _loader(fn: Callable[[list[Any]], Awaitable[list[Any]]]) -> DataLoader[Any, Any]:
-    return DataLoader(fn, max_batch_size=_MAX_BATCH)  # type: ignore[arg-type]
 
 
 class LedgerLoaders:
@@ -33,49 +26,38 @@ class LedgerLoaders:
     def __init__(self, reader: LedgerReader, tenant_id: int) -> None:
         self._reader = reader
         self._tenant_id = tenant_id
-        self._paged: dict[tuple[Any, ...], DataLoader[Any, Any]] = {}
+        self._paged = KeyedLoaders()
 
     # Each loader is built on first use: most requests need one or two of them.
 
     @cached_property
     def customer_by_id(self) -> DataLoader[Any, Any]:
-        return _loader(partial(self._reader.customers_by_ids, self._tenant_id))
+        return batch_loader(partial(self._reader.customers_by_ids, self._tenant_id))
 
     @cached_property
     def ledger_account_by_id(self) -> DataLoader[Any, Any]:
-        return _loader(partial(self._reader.accounts_by_ids, self._tenant_id))
+        return batch_loader(partial(self._reader.accounts_by_ids, self._tenant_id))
 
     @cached_property
     def ledger_transaction_by_id(self) -> DataLoader[Any, Any]:
-        return _loader(partial(self._reader.transactions_by_ids, self._tenant_id))
+        return batch_loader(partial(self._reader.transactions_by_ids, self._tenant_id))
 
     @cached_property
     def ledger_entry_by_id(self) -> DataLoader[Any, Any]:
-        return _loader(partial(self._reader.entries_by_ids, self._tenant_id))
+        return batch_loader(partial(self._reader.entries_by_ids, self._tenant_id))
 
     @cached_property
     def ledger_entries_by_transaction_id(self) -> DataLoader[Any, Any]:
-        return _loader(partial(self._reader.entries_by_transaction_ids, self._tenant_id))
+        return batch_loader(partial(self._reader.entries_by_transaction_ids, self._tenant_id))
 
     @cached_property
     def ledger_account_count_by_customer_id(self) -> DataLoader[Any, Any]:
-        return _loader(partial(self._reader.count_accounts_by_customer_ids, self._tenant_id))
-
-    def _paged_loader(
-        self, name: str, first: int, cursor: Any, fn: Callable[..., Awaitable[list[Any]]]
-    ) -> DataLoader[Any, Any]:
-        key = (name, first, cursor)
-        loader = self._paged.get(key)
-        if loader is None:
-            loader = self._paged[key] = _loader(fn)
-        return loader
+        return batch_loader(partial(self._reader.count_accounts_by_customer_ids, self._tenant_id))
 
     def ledger_accounts_by_customer_id(self, first: int, after_id: int) -> DataLoader[Any, Any]:
         """Loads Page[LedgerAccount] per customer id (ascending id, after `after_id`)."""
-        return self._paged_loader(
-            "accounts",
-            first,
-            after_id,
+        return self._paged.get(
+            ("accounts", first, after_id),
             partial(
                 self._reader.accounts_by_customer_ids,
                 self._tenant_id,
@@ -88,10 +70,8 @@ class LedgerLoaders:
         self, first: int, before: EntryCursor | None
     ) -> DataLoader[Any, Any]:
         """Loads Page[LedgerEntry] per account id (newest first, after the cursor)."""
-        return self._paged_loader(
-            "entries",
-            first,
-            before,
+        return self._paged.get(
+            ("entries", first, before),
             partial(
                 self._reader.entries_by_account_ids, self._tenant_id, first=first, before=before
             ),
