@@ -59,15 +59,7 @@ __all__ = ["main"]
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/finance_gateway_bench"
-# ../shared/peers from the main checkout; from a worktree under /work/wt, two levels up.
-DEFAULT_PEERS_DIR = next(
-    (
-        folder
-        for folder in (REPO.parent / "shared" / "peers", REPO.parent.parent / "shared" / "peers")
-        if folder.is_dir()
-    ),
-    REPO.parent / "shared" / "peers",
-)
+DEFAULT_PEERS_DIR = REPO.parent / "shared" / "peers"
 DEFAULT_PEERS_WORK = REPO / "var" / "peers"
 RATIO_QUERIES = ("q1", "q2", "q3")  # what the peers serve
 
