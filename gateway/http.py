@@ -348,14 +348,10 @@ class GraphQLHandler:
         resolved: ResolvedDocument,
         read: _Request,
         document: DocumentNode | None,
-        media_type: str,
-        request_id: str,
-        is_get: bool,
-        admission: _Admission,
         deadline: float,
-    ) -> Response | None:
-        """The answer of the operation's compiled plan, or None: the resolvers must answer."""
-        document = document or self._parse(resolved.text)
+    ) -> bytes | None:
+        """The body the operation's compiled plan answers, or None: the resolvers must answer.
+        OperationTimedOut past the deadline."""
         if document is None:
             return None
         plan = compiled.plan(resolved.text, document, read.operation_name)
@@ -365,22 +361,35 @@ class GraphQLHandler:
         try:
             body = await compiled.run(plan, principal, read.variables, timeout=timeout)
         except DeadlineExceeded:
-            timed_out = OperationTimedOut("the operation ran past its deadline")
-            return self._error(timed_out, media_type, request_id)
-        if body is None:
-            return None
-        services = self._services
-        services.metrics.compiled_operations += 1
+            raise OperationTimedOut("the operation ran past its deadline") from None
+        if body is not None:
+            self._services.metrics.compiled_operations += 1
+        return body
+
+    async def _answer(
+        self,
+        body: bytes,
+        principal: Principal,
+        resolved: ResolvedDocument,
+        read: _Request,
+        document: DocumentNode | None,
+        admission: _Admission,
+        is_get: bool,
+        media_type: str,
+        request_id: str,
+        response_cache: str | None,
+    ) -> Response:
+        """A successful answer built without the resolvers (a cached or a compiled body): the
+        APQ registration, the caller's cost report and the headers the resolver path gives."""
         if resolved.register_apq is not None:
-            await services.apq.put(principal.tenant_id, resolved.register_apq, resolved.text)
-        public = is_get and resolved.is_persisted and _is_public(document, read.operation_name)
-        cache_control = f"public, max-age={_PUBLIC_MAX_AGE}" if public else "no-store"
-        headers = {"x-request-id": request_id, "cache-control": cache_control, "vary": "Accept"}
-        if admission.report_cost:  # actual: counted on the JSON that PostgreSQL built
+            await self._services.apq.put(principal.tenant_id, resolved.register_apq, resolved.text)
+        if admission.report_cost:  # actual: counted on the JSON answered
             answer = orjson.loads(body)
             answer.setdefault("extensions", {})["cost"] = admission.cost(answer.get("data"))
             body = orjson.dumps(answer)
-        return Response(body, media_type=media_type, headers={**headers, **admission.headers})
+        public = _publicly_cacheable(is_get, resolved, document, read.operation_name)
+        extra = _headers(public, response_cache) | admission.headers
+        return _bytes(body, 200, media_type, request_id, **extra)
 
     async def _admit(
         self,
@@ -399,7 +408,6 @@ class GraphQLHandler:
         """
         settings = self._services.settings
         plan = None
-        document = document or self._parse(resolved.text)
         if document is not None:
             plan = self._cost.plan(resolved.text, document, read.operation_name)
         estimated = plan.estimate(read.variables or {}) if plan is not None else 1
@@ -478,27 +486,25 @@ class GraphQLHandler:
                 principal, resolved.text, read.operation_name, read.variables
             )
         if cache_key is not None and (cached := await self._responses.get(cache_key)):
-            if resolved.register_apq is not None:
-                await services.apq.put(principal.tenant_id, resolved.register_apq, resolved.text)
-            if admission.report_cost:
-                answer = orjson.loads(cached)
-                answer.setdefault("extensions", {})["cost"] = admission.cost(answer.get("data"))
-                cached = orjson.dumps(answer)
-            public = _publicly_cacheable(is_get, resolved, document, read.operation_name)
-            extra = _headers(public, "hit") | admission.headers
-            return _bytes(cached, 200, media_type, request_id, **extra)
+            return await self._answer(
+                cached, principal, resolved, read, document, admission, is_get, media_type,
+                request_id, "hit",
+            )  # fmt: skip
 
         if self._compiled is not None:
-            answered = await self._run_compiled(
-                self._compiled, principal, resolved, read, document, media_type, request_id,
-                is_get, admission, deadline,
-            )  # fmt: skip
-            if answered is not None:
-                # The compiled path answers only without errors; a cost report is per request.
-                if cache_key is not None and not admission.report_cost:
-                    await self._responses.put(cache_key, bytes(answered.body))
-                    answered.headers["x-cache"] = "miss"
-                return answered
+            try:
+                compiled = await self._run_compiled(
+                    self._compiled, principal, resolved, read, document, deadline
+                )
+            except OperationTimedOut as late:
+                return self._error(late, media_type, request_id)
+            if compiled is not None:  # the compiled path answers only without errors
+                if cache_key is not None:
+                    await self._responses.put(cache_key, compiled)
+                return await self._answer(
+                    compiled, principal, resolved, read, document, admission, is_get, media_type,
+                    request_id, None if cache_key is None else "miss",
+                )  # fmt: skip
         services.metrics.resolver_operations += 1
         actor = actor_for(principal, request_id, document, read.operation_name, read.document)
         context = RequestContext(
