@@ -18,7 +18,6 @@ answers exactly what the resolvers would (the differential test holds the two eq
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -56,8 +55,9 @@ from graphql.execution.values import VariableValues, get_argument_values, get_va
 
 from adapters.errors import AdapterError, DeadlineExceeded
 from adapters.ledger import json_sql as sql
+from adapters.ledger.queries import ENTRIES_START
 from resolvers.node import decode_global_id, pk_of
-from resolvers.pagination import check_first, decode_cursor
+from resolvers.pagination import check_first, decode_cursor, decode_time_cursor
 from resolvers.permissions import field_scope, mask_scope
 from resolvers.principal import Principal
 
@@ -526,25 +526,20 @@ class _Planner:
 
         def slot(variables: _Inputs) -> list[Any]:
             values = arguments(variables)
-            try:
+            cursor = values.get("after")
+            try:  # the resolvers' own checks; they answer BAD_USER_INPUT on the reference path
                 first = check_first(values["first"], max_page_size)
-                cursor = values.get("after")
-                if cursor is None:
-                    numbers = [0] if cursor_size == 1 else None
-                else:
-                    numbers = decode_cursor(cursor_kind, cursor, cursor_size)
+                if cursor_size == 1:
+                    return [
+                        first,
+                        0 if cursor is None else decode_cursor(cursor_kind, cursor, 1)[0],
+                    ]
+                at, pk = (
+                    ENTRIES_START if cursor is None else decode_time_cursor(cursor_kind, cursor)
+                )
             except AdapterError:
                 raise _Fallback from None
-            if cursor_size == 1:
-                assert numbers is not None
-                return [first, numbers[0]]
-            if numbers is None:  # newest first: from the end of time
-                return [first, _END_OF_TIME, 2**63 - 1]
-            try:
-                at = _EPOCH + dt.timedelta(microseconds=numbers[0])
-            except OverflowError:
-                raise _Fallback from None
-            return [first, at, numbers[1]]
+            return [first, at, pk]
 
         self.slots.append(slot)
         connection_type = {"customers": "CustomerConnection",
@@ -590,10 +585,6 @@ class _Planner:
             else:
                 raise _NotCompilable(f"{connection_type}.{field}")
         return sql.Connection(name, limit, after, tuple(fields), tuple(edge), tuple(page_info))
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_END_OF_TIME = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 
 
 class CompiledOperations:

@@ -47,7 +47,7 @@ from adapters.records import (
     TransactionStatus,
 )
 
-__all__ = ["EntryCursor", "LedgerReader"]
+__all__ = ["ENTRIES_START", "EntryCursor", "LedgerReader"]
 
 R = TypeVar("R")
 # Entries are listed newest first; a cursor is the (effective_at, id) of the last one seen.
@@ -233,9 +233,8 @@ _DATA_VERSION = _statement(
     [],
 )
 
-# Later than any stored effective_at: the start of a newest-first listing.
-_END_OF_TIME = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
-_BIGGEST_ID = 2**63 - 1
+# Later than any stored entry: the position before the first of a newest-first listing.
+ENTRIES_START: EntryCursor = (dt.datetime(9999, 12, 31, tzinfo=dt.UTC), 2**63 - 1)
 
 
 def _in_key_order(ids: Sequence[int], rows: Sequence[R], key: Callable[[R], int]) -> list[R | None]:
@@ -456,7 +455,7 @@ class LedgerReader:
         before: EntryCursor | None,
     ) -> list[Page[LedgerEntry]]:
         """Each account's entries, newest first (effective_at, then id), after `before`."""
-        before_at, before_id = before or (_END_OF_TIME, _BIGGEST_ID)
+        before_at, before_id = before or ENTRIES_START
         rows = await self._rows(
             _ENTRIES_BY_ACCOUNT,
             tenant_id=tenant_id, ids=list(account_ids), before_at=before_at,
