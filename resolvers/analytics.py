@@ -24,16 +24,16 @@ from adapters.ledger.periods import periods
 from adapters.ledger.summary import SummaryFilter, SummaryGroup
 from resolvers.analytics_enums import Dimension, Interval
 from resolvers.context import Info
-from resolvers.ledger_accounts import _EPOCH as EPOCH
 from resolvers.ledger_accounts import LedgerBalance
-from resolvers.ledger_accounts import _entry_time_us as entry_time_us
 from resolvers.money import Money
 from resolvers.node import pk_of
 from resolvers.pagination import (
     Connection,
     check_first,
     decode_cursor,
+    decode_time_cursor,
     encode_cursor,
+    encode_time_cursor,
     make_connection,
 )
 
@@ -217,17 +217,14 @@ class LedgerStatement:
 
         context = info.context
         limit = check_first(first, context.max_page_size)
-        cursor = None
-        if after is not None:
-            micros, entry_id = decode_cursor("se", after, 2)
-            cursor = (EPOCH + dt.timedelta(microseconds=micros), entry_id)
+        cursor = None if after is None else decode_time_cursor("se", after)
         loader = context.ledger.analytics.statement_entries(self.first, self.last, limit, cursor)
         page = await loader.load(self._account.id)
         return make_connection(
             page.items,
             page.has_next_page,
             LedgerEntry.from_record,
-            lambda entry: encode_cursor("se", entry_time_us(entry.effective_at), entry.id),
+            lambda entry: encode_time_cursor("se", entry.effective_at, entry.id),
         )
 
 

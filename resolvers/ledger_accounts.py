@@ -64,13 +64,6 @@ class LedgerBalance:
         return Money.of(account.available_balance, account.currency, account.currency_exponent)
 
 
-def _entry_time_us(at: dt.datetime) -> int:
-    return (at - _EPOCH) // dt.timedelta(microseconds=1)
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
 @strawberry.type(description="An account of the double-entry ledger, in one currency.")
 class LedgerAccount(Node):
     record: strawberry.Private[records.LedgerAccount]
