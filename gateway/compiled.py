@@ -118,8 +118,8 @@ _ARGUMENTS: dict[tuple[str, str], frozenset[str]] = {
     ("Customer", "ledgerAccounts"): frozenset({"first", "after"}),
     ("LedgerAccount", "entries"): frozenset({"first", "after"}),
 }
-# Root fields the planner knows.
-_ROOTS = frozenset({"customer", "customers", "ledgerAccount", "ledgerTransaction", "node", "nodes"})
+# Root fields the planner knows: every root field it reads arguments of.
+_ROOTS = frozenset(name for parent, name in _ARGUMENTS if parent == "Query")
 
 
 @dataclass(frozen=True, slots=True)
