@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from prometheus_client import generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -117,10 +116,6 @@ class ProviderRuntime:
     def collector(self) -> Collector:
         """Prometheus collector of the provider transports and the read-through cache."""
         return _ProviderCollector(self)
-
-    def render_metrics(self) -> str:
-        """Prometheus text: upstream calls, retries, breaker state and cache counters."""
-        return generate_latest(self.collector()).decode()
 
     def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         """Run `work` after the response (webhook follow-ups); failures are logged, not lost."""
