@@ -109,10 +109,6 @@ class ProviderRuntime:
             deadline=deadline,
         )
 
-    def upstream_attempts(self) -> dict[str, int]:
-        """HTTP attempts made to each provider so far (retries included)."""
-        return {name: transport_of(c).stats.attempts for name, c in self.http_clients.items()}
-
     def collector(self) -> Collector:
         """Prometheus collector of the provider transports and the read-through cache."""
         return _ProviderCollector(self)
