@@ -10,14 +10,18 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from gateway.catch_all import CatchAllMiddleware
 from gateway.cors import cors_middleware
 from gateway.graphiql import graphiql_routes
+from gateway.graphql_sse import serve_graphql_sse
+from gateway.graphql_ws import serve_graphql_ws
 from gateway.http import GraphQLHandler
 from gateway.lifespan import Services, open_services
 from gateway.settings import Settings
+from gateway.subscriptions import SubscriptionHub, close_subscriptions_on_exit_signal
 from gateway.telemetry import metrics_endpoint, metrics_server
 from gateway.webhooks import WebhookHandlers
 from resolvers.schema import build_schema
@@ -40,6 +44,20 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         if handler is None:
             handler = GraphQLHandler(schema, current())
         return await handler(request)
+
+    hub: SubscriptionHub | None = None
+
+    def subscriptions() -> SubscriptionHub:
+        nonlocal hub
+        if hub is None:
+            hub = SubscriptionHub(schema, current())
+        return hub
+
+    async def graphql_ws(websocket: WebSocket) -> None:
+        await serve_graphql_ws(subscriptions(), websocket)
+
+    async def graphql_stream(request: Request) -> Response:
+        return await serve_graphql_sse(subscriptions(), request)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -71,8 +89,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if services is not None:
             state["services"] = services
-            async with metrics_server(settings, current):
-                yield
+            try:
+                async with metrics_server(settings, current):
+                    yield
+            finally:
+                if hub is not None:
+                    hub.close()
             return
         async with open_services(settings) as opened, metrics_server(settings, current):
             state["services"] = opened
@@ -81,12 +103,20 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             # is what made the long latency tail (a pause of tens of ms every few seconds).
             gc.collect()
             gc.freeze()
-            yield
+            # Open SSE streams would hold uvicorn's graceful shutdown: end them on the signal.
+            close_subscriptions_on_exit_signal(lambda: hub)
+            try:
+                yield
+            finally:
+                if hub is not None:
+                    hub.close()
 
     if services is not None:
         state["services"] = services
     routes: list[BaseRoute] = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql_ws),
+        Route("/graphql/stream", graphql_stream, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint(settings, current), methods=["GET"]),

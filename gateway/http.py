@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from graphql import DocumentNode, FieldNode, OperationDefinitionNode
+from graphql import DocumentNode, FieldNode, OperationDefinitionNode, get_operation_ast
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry import Schema
@@ -45,6 +45,7 @@ from gateway.persisted_documents import (
     IntrospectionDisabled,
     QueryNotInSafelist,
     ResolvedDocument,
+    TrustedDocuments,
     normalized_sha256,
     resolve_document,
     uses_introspection,
@@ -60,7 +61,7 @@ from resolvers.permissions import PUBLIC_ROOT_FIELDS
 from resolvers.principal import Principal
 from resolvers.schema import limit_rules
 
-__all__ = ["GraphQLHandler"]
+__all__ = ["GraphQLHandler", "GraphQLRequest", "check_document_policy", "read_payload"]
 
 logger = logging.getLogger("gateway.http")
 
@@ -111,7 +112,9 @@ class _Admission:
 
 
 @dataclass(frozen=True, slots=True)
-class _Request:
+class GraphQLRequest:
+    """A request's document selection, variables and operation name, as sent."""
+
     document: DocumentRequest
     variables: dict[str, Any] | None
     operation_name: str | None
@@ -156,6 +159,19 @@ def _optional_str(value: Any, name: str) -> str | None:
     return value
 
 
+_SUBSCRIPTIONS_ELSEWHERE = (
+    "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql and over "
+    "Server-Sent Events at POST /graphql/stream, not over plain HTTP"
+)
+
+
+def _is_subscription(document: DocumentNode | None, operation_name: str | None) -> bool:
+    if document is None:
+        return False
+    operation = get_operation_ast(document, operation_name)
+    return operation is not None and operation.operation.value == "subscription"
+
+
 def _is_public(document: DocumentNode, operation_name: str | None) -> bool:
     """True when the operation selects only root fields that read no tenant data."""
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
@@ -185,6 +201,58 @@ def _headers(public: bool, response_cache: str | None) -> dict[str, str]:
     if response_cache is not None:
         headers["x-cache"] = response_cache
     return headers
+
+
+def read_payload(payload: Any, max_bytes: int) -> GraphQLRequest:
+    """The request parts of a GraphQL-over-HTTP payload (also a graphql-transport-ws
+    `subscribe` payload); BadRequest for wrong types or a query over `max_bytes`."""
+    if not isinstance(payload, dict):
+        raise BadRequest("the request body must be a JSON object")
+    query = _optional_str(payload.get("query"), "query")
+    if query is not None and not query.strip():
+        query = None
+    # Size cap before any hashing or parsing; characters <= bytes, so check both cheaply.
+    if query is not None and (len(query) > max_bytes or len(query.encode()) > max_bytes):
+        raise BadRequest(f"the query is larger than {max_bytes} bytes")
+    variables = payload.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise BadRequest("variables must be a JSON object")
+    extensions = payload.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        raise BadRequest("extensions must be a JSON object")
+    return GraphQLRequest(
+        document=DocumentRequest(
+            query=query,
+            document_id=_optional_str(payload.get("documentId"), "documentId"),
+            persisted_query=(extensions or {}).get("persistedQuery"),
+            relay_doc_id=_optional_str(payload.get("doc_id"), "doc_id"),
+        ),
+        variables=variables,
+        operation_name=_optional_str(payload.get("operationName"), "operationName"),
+    )
+
+
+async def check_document_policy(
+    trusted_documents: TrustedDocuments,
+    principal: Principal,
+    resolved: ResolvedDocument,
+    document: DocumentNode | None,
+) -> None:
+    """Safelist and introspection policy; a document that does not parse passes through
+    to execution, which reports the syntax error."""
+    if document is None:
+        return
+    policy = principal.policy
+    if policy.safelist_required and resolved.source != "safelist":
+        found = None
+        if principal.client_id is not None:
+            found = await trusted_documents.by_normalized_hash(
+                principal.client_id, normalized_sha256(document)
+            )
+        if found is None:
+            raise QueryNotInSafelist("the query matches no document registered for you")
+    if not policy.introspection and uses_introspection(document):
+        raise IntrospectionDisabled("introspection is disabled for this client")
 
 
 class GraphQLHandler:
@@ -227,7 +295,7 @@ class GraphQLHandler:
             services.cache, services.reader, schema._schema, services.settings, services.metrics
         )
 
-    async def _read(self, request: Request) -> _Request:
+    async def _read(self, request: Request) -> GraphQLRequest:
         if request.method == "GET":
             if not any(name in request.headers for name in _PREFLIGHT_HEADERS):
                 raise PreflightRequired(
@@ -252,32 +320,7 @@ class GraphQLHandler:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError:
                 raise BadRequest("the request body is not valid JSON") from None
-            if not isinstance(payload, dict):
-                raise BadRequest("the request body must be a JSON object")
-        query = _optional_str(payload.get("query"), "query")
-        if query is not None and not query.strip():
-            query = None
-        # Size cap before any hashing or parsing; characters <= bytes, so check both cheaply.
-        if query is not None and (
-            len(query) > self._max_bytes or len(query.encode()) > self._max_bytes
-        ):
-            raise BadRequest(f"the query is larger than {self._max_bytes} bytes")
-        variables = payload.get("variables")
-        if variables is not None and not isinstance(variables, dict):
-            raise BadRequest("variables must be a JSON object")
-        extensions = payload.get("extensions")
-        if extensions is not None and not isinstance(extensions, dict):
-            raise BadRequest("extensions must be a JSON object")
-        return _Request(
-            document=DocumentRequest(
-                query=query,
-                document_id=_optional_str(payload.get("documentId"), "documentId"),
-                persisted_query=(extensions or {}).get("persistedQuery"),
-                relay_doc_id=_optional_str(payload.get("doc_id"), "doc_id"),
-            ),
-            variables=variables,
-            operation_name=_optional_str(payload.get("operationName"), "operationName"),
-        )
+        return read_payload(payload, self._max_bytes)
 
     def _parse(self, text: str) -> DocumentNode | None:
         """Parsed document, or None when it does not parse (execution then reports why).
@@ -294,21 +337,7 @@ class GraphQLHandler:
     async def _check_document(
         self, principal: Principal, resolved: ResolvedDocument, document: DocumentNode | None
     ) -> None:
-        """Safelist and introspection policy; a document that does not parse passes through
-        to execution, which reports the syntax error."""
-        if document is None:
-            return
-        policy = principal.policy
-        if policy.safelist_required and resolved.source != "safelist":
-            found = None
-            if principal.client_id is not None:
-                found = await self._services.trusted_documents.by_normalized_hash(
-                    principal.client_id, normalized_sha256(document)
-                )
-            if found is None:
-                raise QueryNotInSafelist("the query matches no document registered for you")
-        if not policy.introspection and uses_introspection(document):
-            raise IntrospectionDisabled("introspection is disabled for this client")
+        await check_document_policy(self._services.trusted_documents, principal, resolved, document)
 
     def _wants_graphiql(self, request: Request) -> bool:
         return (
@@ -346,7 +375,7 @@ class GraphQLHandler:
         compiled: CompiledOperations,
         principal: Principal,
         resolved: ResolvedDocument,
-        read: _Request,
+        read: GraphQLRequest,
         document: DocumentNode | None,
         deadline: float,
     ) -> bytes | None:
@@ -371,7 +400,7 @@ class GraphQLHandler:
         body: bytes,
         principal: Principal,
         resolved: ResolvedDocument,
-        read: _Request,
+        read: GraphQLRequest,
         document: DocumentNode | None,
         admission: _Admission,
         is_get: bool,
@@ -396,7 +425,7 @@ class GraphQLHandler:
         request: Request,
         principal: Principal,
         resolved: ResolvedDocument,
-        read: _Request,
+        read: GraphQLRequest,
         document: DocumentNode | None,
     ) -> _Admission:
         """Cost, then rate limit: the one place both are enforced, before either path runs.
@@ -538,6 +567,11 @@ class GraphQLHandler:
         except AuditUnavailable as unavailable:
             return self._error(unavailable, media_type, request_id)
         except InvalidOperationTypeError:
+            if _is_subscription(document, read.operation_name):
+                record.outcome = "BAD_REQUEST"
+                body = {"errors": [{"message": _SUBSCRIPTIONS_ELSEWHERE,
+                                    "extensions": {"code": "BAD_REQUEST"}}]}  # fmt: skip
+                return _json(body, 400, media_type, request_id, **admission.headers)
             record.outcome = "METHOD_NOT_ALLOWED"
             body = {"errors": [{"message": "mutations are not allowed over GET; use POST",
                                 "extensions": {"code": "METHOD_NOT_ALLOWED"}}]}  # fmt: skip

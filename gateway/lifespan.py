@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.access.clients import ClientStore
 from adapters.access.documents import SqlDocumentStore
 from adapters.cache import Cache, MemoryCache, RedisCache
+from adapters.events import EventBroker, MemoryEventBroker, RedisEventBroker
 from adapters.ledger.engine import create_ledger_engine
 from adapters.ledger.posting import PostingService
 from adapters.ledger.posting_requests import EffectiveWindow
@@ -28,7 +29,7 @@ from gateway.settings import Settings, check_settings
 from gateway.tracing import Tracing
 from resolvers.principal import SCOPES
 
-__all__ = ["Services", "effective_window", "open_cache", "open_services"]
+__all__ = ["Services", "effective_window", "open_cache", "open_event_broker", "open_services"]
 
 
 @dataclass(slots=True)
@@ -54,6 +55,9 @@ class Services:
     # Cost-weighted rate limits (Redis when configured); None: the handler keeps an
     # in-process one.
     rate_limiter: RateLimiter | None = None
+    # Committed ledger writes, published by the posting service and delivered to this
+    # process's subscriptions (adapters.events; Redis pub/sub when REDIS_URL is set).
+    events: EventBroker = field(default_factory=MemoryEventBroker)
 
     async def database_is_ready(self) -> bool:
         try:
@@ -83,6 +87,13 @@ def open_cache(settings: Settings) -> Cache:
     if settings.redis_url:
         return RedisCache(settings.redis_url, prefix=settings.redis_key_prefix)
     return MemoryCache()
+
+
+def open_event_broker(settings: Settings) -> EventBroker:
+    """Redis pub/sub when REDIS_URL is set (every process sees every posting), else in-process."""
+    if settings.redis_url:
+        return RedisEventBroker(settings.redis_url, prefix=settings.redis_key_prefix)
+    return MemoryEventBroker()
 
 
 @asynccontextmanager
@@ -134,6 +145,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         rate_limiter = open_rate_limiter(settings.rate_limits, settings.redis_url)
         stack.push_async_callback(rate_limiter.close)
+        events = open_event_broker(settings)
+        stack.push_async_callback(events.close)
+        await events.start()
         yield Services(
             settings=settings,
             engine=engine,
@@ -143,6 +157,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 engine,
                 effective_window=effective_window(settings),
                 lock_timeout_ms=settings.deadlines.lock_timeout_ms,
+                events=events,
             ),
             verifier=verifier,
             cache=cache,
@@ -156,6 +171,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             providers=providers,
             tracing=tracing,
             rate_limiter=rate_limiter,
+            events=events,
         )
     finally:
         tracing.shutdown()

@@ -83,6 +83,12 @@ class Metrics:
     response_cache_hits: int = 0
     response_cache_misses: int = 0
     response_cache_stores: int = 0
+    # Live updates (gateway.subscriptions): subscriptions started, results sent, subscribers
+    # disconnected for falling behind, connections refused over the per-client cap.
+    subscriptions_started: int = 0
+    subscription_events: int = 0
+    subscribers_too_slow: int = 0
+    subscription_connections_refused: int = 0
     _current: ContextVar[StatementTally | None] = field(
         default_factory=lambda: ContextVar("statement_tally", default=None)
     )

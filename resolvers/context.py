@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -11,6 +11,7 @@ import strawberry
 if TYPE_CHECKING:
     from adapters.audit.records import AuditBuffer
     from adapters.audit.store import AuditStore
+    from adapters.events import LedgerEvent
     from adapters.ledger.posting import PostingService
     from adapters.provider_cache import StaleRead
     from resolvers.loaders import LedgerLoaders
@@ -19,7 +20,13 @@ if TYPE_CHECKING:
     from resolvers.principal import Principal
     from resolvers.rate_limit import RateLimitStatus
 
-__all__ = ["Info", "ProviderLoaderFactory", "RequestContext", "attach_providers"]
+__all__ = [
+    "Info",
+    "LedgerEventSource",
+    "ProviderLoaderFactory",
+    "RequestContext",
+    "attach_providers",
+]
 
 
 class ProviderLoaderFactory(Protocol):
@@ -37,6 +44,19 @@ class ProviderLoaderFactory(Protocol):
     ) -> CardLoaders: ...
 
     def banking_loaders(self, tenant_id: int, deadline: float | None = None) -> BankingLoaders: ...
+
+
+class LedgerEventSource(Protocol):
+    """What a subscription needs of its transport (gateway.subscriptions): the caller's
+    tenant's committed ledger writes, and fresh loaders to read what each one changed."""
+
+    def listen(self) -> AsyncIterator[LedgerEvent]:
+        """The tenant's events from now on, until the subscription ends (or is too slow)."""
+        ...
+
+    def fresh_loaders(self) -> LedgerLoaders:
+        """Loaders with nothing cached: they read past every event received so far."""
+        ...
 
 
 @dataclass(slots=True)
@@ -66,6 +86,8 @@ class RequestContext:
     audit: AuditBuffer | None = None
     # The audit trail, for the auditEvents field (audit:read).
     audit_store: AuditStore | None = None
+    # Subscriptions only (over WebSocket or SSE): where the tenant's ledger events come from.
+    events: LedgerEventSource | None = None
 
     @property
     def tenant_id(self) -> int:

@@ -48,7 +48,7 @@ def _direct_resolver(field: GraphQLField) -> Callable[..., Any] | None:
     definition = field.extensions.get("strawberry-definition")
     if not isinstance(definition, StrawberryField):
         return None
-    if definition.extensions or definition.permission_classes:
+    if definition.extensions or definition.permission_classes or definition.is_subscription:
         return None
     if getattr(field.resolve, "scope_checked", False):  # resolvers.permissions put it there
         return None

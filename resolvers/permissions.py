@@ -28,7 +28,6 @@ from typing import Any
 
 import strawberry
 from graphql import (
-    GraphQLField,
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLResolveInfo,
@@ -68,7 +67,7 @@ AUDIT_READ = "audit:read"
 # cached publicly on GET. Everything else is tenant-private.
 PUBLIC_ROOT_FIELDS: frozenset[str] = frozenset({"__typename"})
 
-ROOT_TYPES: frozenset[str] = frozenset({"Query", "Mutation"})
+ROOT_TYPES: frozenset[str] = frozenset({"Query", "Mutation", "Subscription"})
 
 
 def _paged(node_type: str, scope: str) -> dict[str, str | None]:
@@ -129,6 +128,9 @@ FIELD_SCOPES: Mapping[tuple[str, str], str | None] = {
     ("Mutation", "postPendingTransaction"): LEDGER_WRITE,
     ("Mutation", "voidPendingTransaction"): LEDGER_WRITE,
     ("Mutation", "reverseLedgerTransaction"): LEDGER_WRITE,
+    # Live updates: checked when subscribing and again for every event delivered
+    ("Subscription", "ledgerAccountBalanceChanged"): LEDGER_READ,
+    ("Subscription", "ledgerTransactionPosted"): LEDGER_READ,
     # Ledger -> provider data
     ("Customer", "bankAccounts"): PROVIDERS_READ,
     ("Customer", "cardPayments"): PROVIDERS_READ,
@@ -240,8 +242,7 @@ def entry_edges(schema: strawberry.Schema) -> dict[tuple[str, str], str]:
     return edges
 
 
-def _checked(field: GraphQLField, scope: str) -> Callable[..., Any]:
-    resolve: Callable[..., Any] = field.resolve or default_field_resolver
+def _checked(resolve: Callable[..., Any], scope: str) -> Callable[..., Any]:
 
     def resolve_in_scope(source: Any, info: GraphQLResolveInfo[Any], **arguments: Any) -> Any:
         principal: Principal = info.context.principal
@@ -268,5 +269,7 @@ def install_scope_checks(schema: strawberry.Schema) -> int:
         graphql_type = type_map[type_name]
         assert isinstance(graphql_type, GraphQLObjectType)
         field = graphql_type.fields[field_name]
-        field.resolve = _checked(field, scope)
+        field.resolve = _checked(field.resolve or default_field_resolver, scope)
+        if field.subscribe is not None:  # a subscription: checked when it starts, and per event
+            field.subscribe = _checked(field.subscribe, scope)
     return len(edges)

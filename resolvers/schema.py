@@ -33,6 +33,7 @@ from resolvers.permissions import install_scope_checks
 from resolvers.rate_limit import RateLimit, RateLimitQuery
 from resolvers.scalars import SCALARS
 from resolvers.selection_sets import refusing_empty_selection_sets
+from resolvers.subscriptions import Subscription
 
 __all__ = ["build_schema", "limit_rules", "schema"]
 
@@ -126,6 +127,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.Sc
     schema = _Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         types=[Customer, LedgerAccount, LedgerTransaction, LedgerEntry, RateLimit],
         config=StrawberryConfig(scalar_map=SCALARS),
         extensions=extensions,

@@ -8,12 +8,16 @@ account) and one version row per touched account are written together. Every met
 
 Raises (adapters.errors): InvalidInput, NotFound, Unbalanced, CurrencyMismatch,
 InsufficientFunds, IdempotencyMismatch and InvalidTransition (both Conflict).
+
+After a write commits (never before, never for a replay or a refused write) one LedgerEvent is
+published to the service's EventPublisher, if it has one (adapters/events.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -37,6 +41,7 @@ from adapters.errors import (
     LockTimeout,
     NotFound,
 )
+from adapters.events import EventPublisher, LedgerEvent
 from adapters.ledger.data_versions import bump_data_version
 from adapters.ledger.engine import WRITE_OPTION
 from adapters.ledger.posting_balances import (
@@ -76,12 +81,14 @@ class PostingResult:
     """The transaction and its entries (in request order) after a call.
 
     `replayed` is True when an earlier request with the same idempotency key and body is
-    answered again; the transaction is then returned as it is now.
+    answered again; the transaction is then returned as it is now. `account_versions`: each
+    account this call changed, with its lock_version after the change (empty for a replay).
     """
 
     transaction: LedgerTransaction
     entries: tuple[LedgerEntry, ...]
     replayed: bool
+    account_versions: tuple[tuple[int, int], ...] = ()
 
 
 def _utc_now() -> dt.datetime:
@@ -102,8 +109,11 @@ class PostingService:
         clock: Callable[[], dt.datetime] = _utc_now,
         effective_window: EffectiveWindow = DEFAULT_EFFECTIVE_WINDOW,
         lock_timeout_ms: int | None = None,
+        events: EventPublisher | None = None,
     ) -> None:
+        """`events`: where committed writes are announced (None: nowhere)."""
         self._engine = engine
+        self._events = events
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._clock = clock
         self._effective_window = effective_window
@@ -173,7 +183,7 @@ class PostingService:
             result = await self._write(connection, tenant_id, new, fingerprint, None)
             return await self._audit(connection, "post", result)
 
-        return await self._in_write_transaction(write)
+        return await self._announce(tenant_id, "post", await self._in_write_transaction(write))
 
     async def post_pending(self, tenant_id: int, transaction_id: int) -> PostingResult:
         """Move a pending transaction's amounts to the posted counters (pending -> posted)."""
@@ -223,7 +233,15 @@ class PostingService:
             result = await self._write(connection, tenant_id, reversal, fingerprint, transaction_id)
             return await self._audit(connection, "reverse", result)
 
-        return await self._in_write_transaction(write)
+        return await self._announce(tenant_id, "reverse", await self._in_write_transaction(write))
+
+    async def _announce(self, tenant_id: int, action: str, result: PostingResult) -> PostingResult:
+        """Publish a committed write (called after its transaction ended); replays are not
+        writes and publish nothing."""
+        if self._events is not None and not result.replayed and result.account_versions:
+            event = LedgerEvent(tenant_id, result.transaction.id, action, result.account_versions)
+            await self._events.publish(event)
+        return result
 
     async def _in_write_transaction(
         self, work: Callable[[AsyncConnection], Awaitable[PostingResult]]
@@ -303,7 +321,7 @@ class PostingService:
                     .returning(*ledger_transactions.c)
                 )
             ).one()
-            await apply_changes(
+            versions = await apply_changes(
                 connection, tenant_id, deltas, int(transaction.id), transaction.effective_at
             )
             entries = await connection.execute(
@@ -324,13 +342,15 @@ class PostingService:
             )
             await bump_data_version(connection, tenant_id)  # last: its row lock is held briefly
             exponents = {i: int(a.currency_exponent) for i, a in accounts.items()}
-            return _result(transaction, entries.all(), exponents, replayed=False)
+            result = _result(transaction, entries.all(), exponents, replayed=False)
+            return dataclasses.replace(result, account_versions=versions)
 
     async def _settle(
         self, tenant_id: int, transaction_id: int, target: TransactionStatus
     ) -> PostingResult:
         check_row_id(transaction_id, what="ledger transaction", field="transaction_id")
         verb = "posted" if target == TransactionStatus.POSTED else "voided"
+        action = "post_pending" if target == TransactionStatus.POSTED else "void"
         async with self._transaction() as connection:
             transaction = await _lock_transaction(connection, tenant_id, transaction_id)
             if transaction.status != TransactionStatus.PENDING:
@@ -346,7 +366,7 @@ class PostingService:
                 if target == TransactionStatus.POSTED:
                     add_change(deltas, account_id, f"posted_{entry.direction}s", amount)
             async with _translated_integrity_errors():
-                await apply_changes(
+                versions = await apply_changes(
                     connection, tenant_id, deltas, transaction_id, transaction.effective_at
                 )
             settled = (
@@ -373,12 +393,14 @@ class PostingService:
                 .returning(*ledger_entries.c)
             )
             await bump_data_version(connection, tenant_id)  # last: its row lock is held briefly
-            action = "post_pending" if target == TransactionStatus.POSTED else "void"
-            return await self._audit(
+            result = await self._audit(
                 connection,
                 action,
                 _result(settled, entries.all(), _exponents(rows), replayed=False),
             )
+        return await self._announce(
+            tenant_id, action, dataclasses.replace(result, account_versions=versions)
+        )
 
 
 async def _set_local_timeouts(

@@ -95,8 +95,10 @@ async def apply_changes(
     deltas: Deltas,
     transaction_id: int,
     effective_at: dt.datetime,
-) -> None:
-    """Change the counters of each touched account (ascending id), +1 lock_version, version row."""
+) -> tuple[tuple[int, int], ...]:
+    """Change the counters of each touched account (ascending id), +1 lock_version, version row.
+
+    Returns each touched account id with its new lock_version, in ascending id order."""
     versions: list[dict[str, Any]] = []
     columns = ledger_accounts.c
     for account_id, changes in sorted(deltas.items()):
@@ -121,3 +123,4 @@ async def apply_changes(
             }
         )
     await connection.execute(insert(ledger_account_versions), versions)
+    return tuple((int(row["account_id"]), int(row["lock_version"])) for row in versions)

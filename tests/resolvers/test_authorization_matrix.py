@@ -44,9 +44,12 @@ from adapters.cache import Cache, MemoryCache
 from adapters.ledger.posting import PostingService
 from adapters.ledger.tables import customers
 from adapters.records import TransactionStatus
+from gateway.errors import format_errors
 from gateway.lifespan import Services
 from gateway.settings import Settings
 from resolvers.banking import BankAccount
+from resolvers.context import RequestContext
+from resolvers.loaders import LedgerLoaders
 from resolvers.node import encode_global_id
 from resolvers.permissions import (
     AUDIT_READ,
@@ -59,7 +62,7 @@ from resolvers.permissions import (
     mask_scope,
     rule_problems,
 )
-from resolvers.principal import SCOPES
+from resolvers.principal import SCOPES, Principal
 from resolvers.scalars import SCALARS
 from resolvers.schema import schema
 from tests.factories import make_account, make_customer, post_transfer
@@ -69,7 +72,7 @@ from tests.resolvers.conftest import Caller, ProviderGateway, open_provider_gate
 
 GRAPHQL = schema._schema
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
-ROOTS = ("Query", "Mutation")
+ROOTS = ("Query", "Mutation", "Subscription")
 EMAIL = "ada@example.com"
 MASKED_EMAIL = "a***@example.com"
 CARD_CUSTOMER = "cus_14"  # its sandbox payments include a card, refund, dispute, fee, failure
@@ -89,6 +92,8 @@ ROOT_ARGUMENTS = {
     "voidPendingTransaction": "(id: $voidable)",
     "reverseLedgerTransaction": "(id: $posted, idempotencyKey: $reverseKey)",
     "rateLimit": "",
+    "ledgerAccountBalanceChanged": "(accountIds: [$account])",
+    "ledgerTransactionPosted": "",
 }
 VARIABLE_TYPES = {
     "customer": "ID!", "account": "ID!", "reversal": "ID!", "entries": "[LedgerEntryInput!]!",
@@ -226,19 +231,23 @@ def _documents() -> list[Document]:
             shared.append(target)
     documents = [Document("Reads", "query", tuple(shared))]
     for root, targets in alone.items():
-        operation = "mutation" if root.type_name == "Mutation" else "query"
+        operation = root.type_name.lower()
         documents.append(Document(f"Root_{root.field_name}", operation, tuple(targets)))
     return documents
 
 
-DOCUMENTS = _documents()
+# Subscriptions run over WebSocket or SSE, not the HTTP requests of the matrix: their root
+# fields are checked below by subscribing through the schema; the types they return are
+# reached from Query in the matrix.
+DOCUMENTS = [d for d in _documents() if d.operation != "subscription"]
+SUBSCRIPTIONS = [d for d in _documents() if d.operation == "subscription"]
 
 
 # The policy in words, independently of the rule table: which scopes reaching each type takes.
 def _intended_scopes(target: Target) -> set[str]:
     if target.root.field_name == "rateLimit":
         return set()  # the caller's own rate limit: no tenant data
-    intended = {LEDGER_READ} if target.root.type_name == "Query" else {LEDGER_WRITE}
+    intended = {LEDGER_WRITE} if target.root.type_name == "Mutation" else {LEDGER_READ}
     for edge in target.route:
         name = edge.named_type.name
         if name.startswith(("Bank", "Card", "PaymentCard")):
@@ -476,3 +485,35 @@ async def test_every_field_is_readable_exactly_when_the_rules_say_so(
 
     results = await asyncio.gather(*(limited(kind, scopes) for kind, scopes in CALLERS))
     assert [failure for failures in results for failure in failures] == []
+
+
+@pytest.mark.parametrize("scopes", EDGE_SETS, ids=lambda scopes: "+".join(sorted(scopes)) or "none")
+@pytest.mark.parametrize("document", SUBSCRIPTIONS, ids=lambda document: document.name)
+async def test_a_subscription_starts_exactly_when_its_root_field_scope_is_held(
+    document: Document, scopes: frozenset[str], services: Services, tenant_id: int
+) -> None:
+    """Subscribing checks the root field's scope before any event (the per-event check and
+    delivery are tested in tests/gateway/test_subscriptions.py). Here the context has no event
+    source: a subscription that passed the check ends with SUBSCRIPTIONS_UNAVAILABLE."""
+    (target,) = document.targets
+    (scope,) = target.scopes()
+    account = await make_account(services.engine, tenant_id)
+    context = RequestContext(
+        request_id="matrix",
+        principal=Principal(subject="matrix", tenant_id=tenant_id, scopes=scopes),
+        ledger=LedgerLoaders(services.reader, tenant_id),
+        posting=services.posting,
+        max_page_size=100,
+    )
+    variables = {"account": encode_global_id("LedgerAccount", account)}
+    results = await schema.subscribe(document.text, variables, context_value=context)
+    first = await anext(results)
+    await results.aclose()
+
+    assert first.errors is not None
+    (error,) = format_errors(first.errors, "matrix")
+    if scope in scopes:
+        assert error["extensions"] == {"code": "SUBSCRIPTIONS_UNAVAILABLE"}
+    else:
+        assert error["extensions"] == {"code": "FORBIDDEN", "scope": scope}
+        assert error["path"] == [target.alias]
