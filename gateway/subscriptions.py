@@ -22,7 +22,7 @@ import asyncio
 import logging
 import signal
 import uuid
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,6 +54,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("gateway.subscriptions")
+
+# Recent events whose loaders are kept for subscribers still working through them.
+_SHARED_EVENTS = 256
 
 # WebSocket close codes of our own choosing (README, "Live updates"); the protocol's own
 # (4400, 4401, 4403, 4406, 4408, 4409) are in gateway.graphql_ws.
@@ -124,8 +127,8 @@ class _Events:
             queue.close()
             connection._queues.discard(queue)
 
-    def fresh_loaders(self) -> LedgerLoaders:
-        return LedgerLoaders(self._hub.services.reader, self._connection.principal.tenant_id)
+    def loaders_for(self, event: LedgerEvent) -> LedgerLoaders:
+        return self._hub.loaders_for(event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,8 @@ class SubscriptionHub:
         self._per_client: Counter[str] = Counter()
         self._connections: set[Connection] = set()
         self._closed = False
+        # Per recent event: the loaders its subscribers read through (one read serves all).
+        self._event_loaders: OrderedDict[LedgerEvent, LedgerLoaders] = OrderedDict()
 
     async def authenticate(self, authorization: str | None, api_key: str | None) -> Principal:
         """As /graphql does (Unauthenticated when the credential is missing or refused)."""
@@ -196,6 +201,18 @@ class SubscriptionHub:
             yield connection
         finally:
             self.release(connection)
+
+    def loaders_for(self, event: LedgerEvent) -> LedgerLoaders:
+        """The loaders of `event`'s tenant for reading what it changed, shared by every
+        subscription of this process that receives it (they are bound to that tenant, and
+        loaded after the event's commit). The most recent events' are kept."""
+        loaders = self._event_loaders.get(event)
+        if loaders is None:
+            loaders = LedgerLoaders(self.services.reader, event.tenant_id)
+            self._event_loaders[event] = loaders
+            if len(self._event_loaders) > _SHARED_EVENTS:
+                self._event_loaders.popitem(last=False)
+        return loaders
 
     def too_slow(self, connection: Connection) -> None:
         """A subscription's queue overflowed: end its connection (the others go on)."""

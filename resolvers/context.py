@@ -54,8 +54,10 @@ class LedgerEventSource(Protocol):
         """The tenant's events from now on, until the subscription ends (or is too slow)."""
         ...
 
-    def fresh_loaders(self) -> LedgerLoaders:
-        """Loaders with nothing cached: they read past every event received so far."""
+    def loaders_for(self, event: LedgerEvent) -> LedgerLoaders:
+        """Loaders to read what `event` changed: new for that event (nothing cached from
+        before it), and shared by the process's subscriptions of the tenant that receive it,
+        so one read serves them all."""
         ...
 
 

@@ -77,7 +77,7 @@ class Subscription:
             changed = sorted(wanted & event.account_ids)
             if not changed or not _own(info, event):
                 continue
-            ledger = info.context.ledger = source.fresh_loaders()
+            ledger = info.context.ledger = source.loaders_for(event)
             for account in await ledger.ledger_account_by_id.load_many(changed):
                 if account is not None:
                     yield LedgerAccount.from_record(account)
@@ -96,7 +96,7 @@ class Subscription:
         async for event in source.listen():
             if not _own(info, event):
                 continue
-            ledger = info.context.ledger = source.fresh_loaders()
+            ledger = info.context.ledger = source.loaders_for(event)
             transaction = await ledger.ledger_transaction_by_id.load(event.transaction_id)
             if transaction is not None:
                 yield LedgerTransaction.from_record(transaction)
