@@ -256,6 +256,7 @@ class RedisEventBroker:
         self._prefix = f"{prefix}:ledger-events:"
         self._reconnect = reconnect_seconds
         self._task: asyncio.Task[None] | None = None
+        self._pubsub: redis_asyncio.client.PubSub | None = None
 
     def channel(self, tenant_id: int) -> str:
         return f"{self._prefix}{tenant_id}"
@@ -271,12 +272,23 @@ class RedisEventBroker:
             )
 
     async def start(self) -> None:
-        pubsub = self._listening.pubsub(ignore_subscribe_messages=True)
-        await pubsub.psubscribe(self._prefix + "*")
+        """Listening when this returns, or (Redis unreachable: logged) retrying every
+        `reconnect_seconds` in the background; a gateway starts either way."""
+        pubsub = self._pubsub = self._listening.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.psubscribe(self._prefix + "*")
+        except (RedisError, OSError) as error:
+            logger.warning("ledger events listener cannot reach Redis (%s); retrying",
+                           type(error).__name__)  # fmt: skip
         self._task = asyncio.create_task(self._listen(pubsub), name="ledger-events")
+
+    @property
+    def is_listening(self) -> bool:
+        return self._pubsub is not None and self._pubsub.subscribed
 
     async def _listen(self, pubsub: redis_asyncio.client.PubSub) -> None:
         while True:
+            self._pubsub = pubsub
             try:
                 async for message in pubsub.listen():
                     if message.get("type") != "pmessage":
