@@ -32,7 +32,10 @@ from graphql import DocumentNode, get_operation_ast
 from strawberry import Schema
 from strawberry.types.execution import PreExecutionError
 
+from adapters.audit.records import Actor, AuditBuffer
+from adapters.audit.store import AuditStore
 from adapters.events import EventQueue, Fanout, LedgerEvent
+from gateway.audit import AuditRecorder, AuditUnavailable, actor_for
 from gateway.errors import format_errors
 from gateway.http import check_document_policy, read_payload
 from gateway.lifespan import Services
@@ -151,6 +154,7 @@ class SubscriptionHub:
         self.queue_size = settings.subscriptions.queue_size
         self.fanout: Fanout = services.events.fanout
         self._limits = RequestLimits(settings.limits)
+        self._audit = AuditRecorder(AuditStore(services.engine), schema._schema)
         self._max_bytes = settings.max_query_bytes
         self._per_client: Counter[str] = Counter()
         self._connections: set[Connection] = set()
@@ -233,8 +237,11 @@ class SubscriptionHub:
         for connection in list(self._connections):
             connection.end(CLOSE_GOING_AWAY, "the server is shutting down")
 
-    async def _document(self, principal: Principal, payload: Any) -> tuple[str, Any, str | None]:
-        """The checks /graphql makes before running a document; GatewayError when refused."""
+    async def _document(
+        self, principal: Principal, payload: Any, request_id: str
+    ) -> tuple[str, Any, str | None, Actor]:
+        """The checks /graphql makes before running a document; GatewayError when refused.
+        Returns the text, variables and operation name to run, and who runs it (audit)."""
         read = read_payload(payload, self._max_bytes)
         self._limits.check_variables(read.variables)
         services = self.services
@@ -250,14 +257,17 @@ class SubscriptionHub:
                     "only subscriptions are served here; send queries and mutations to "
                     "POST /graphql"
                 )
-        return resolved.text, read.variables, read.operation_name
+        actor = actor_for(principal, request_id, document, read.operation_name, read.document)
+        return resolved.text, read.variables, read.operation_name, actor
 
     async def run(self, connection: Connection, payload: Any) -> AsyncIterator[Message]:
         """The messages of one operation: one `error` when it is refused before it starts,
         else a `next` per result until the subscription ends."""
         principal = connection.principal
         try:
-            text, variables, operation_name = await self._document(principal, payload)
+            text, variables, operation_name, actor = await self._document(
+                principal, payload, connection.request_id
+            )
         except GatewayError as error:
             yield Message("error", [{"message": error.message, "extensions": _extensions(error)}])
             return
@@ -270,6 +280,8 @@ class SubscriptionHub:
             max_page_size=services.settings.max_page_size,
             providers=services.providers,
             events=_Events(self, connection),
+            audit=AuditBuffer(actor),
+            audit_store=self._audit.store,
         )
         results = await self._schema.subscribe(
             text,
@@ -283,6 +295,16 @@ class SubscriptionHub:
                 if isinstance(result, PreExecutionError):
                     yield Message("error", errors)
                     return
+                # Unmasked personal data read for this event is recorded before it is sent;
+                # without the audit trail it is not sent at all, and the subscription ends.
+                try:
+                    await self._audit.flush(context.audit)
+                except AuditUnavailable as unavailable:
+                    refusal = {"message": unavailable.message,
+                               "extensions": _extensions(unavailable)}  # fmt: skip
+                    yield Message("next", {"data": None, "errors": [refusal]})
+                    return
+                context.audit = AuditBuffer(actor)
                 body: dict[str, Any] = {"data": result.data}
                 if errors:
                     body["errors"] = errors

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.settings import DEV_JWT_SECRET, Settings, load_settings
+from gateway.subscription_settings import SubscriptionSettings
 
 
 def test_the_embedded_default_needs_no_configuration() -> None:
@@ -89,3 +90,22 @@ def test_the_response_cache_is_on_by_default_and_can_be_switched_off() -> None:
     )  # fmt: skip
     with pytest.raises(ValueError, match="RESPONSE_CACHE must be a boolean"):
         load_settings({"RESPONSE_CACHE": "sometimes"})
+
+
+def test_subscription_limits_are_read_and_bad_ones_refused() -> None:
+    settings = load_settings(
+        {
+            "SUBSCRIPTION_QUEUE_SIZE": "5",
+            "SUBSCRIPTION_MAX_CONNECTIONS_PER_CLIENT": "3",
+            "SUBSCRIPTION_MAX_OPERATIONS_PER_CONNECTION": "2",
+            "SUBSCRIPTION_INIT_TIMEOUT_SECONDS": "4",
+        }
+    )
+    assert settings.subscriptions == SubscriptionSettings(
+        queue_size=5, max_connections_per_client=3, max_operations_per_connection=2,
+        init_timeout_seconds=4.0,
+    )  # fmt: skip
+    assert load_settings({}).subscriptions == SubscriptionSettings()
+    for name in ("SUBSCRIPTION_QUEUE_SIZE", "SUBSCRIPTION_MAX_CONNECTIONS_PER_CLIENT"):
+        with pytest.raises(ValueError, match=name):
+            load_settings({name: "0"})

@@ -310,6 +310,27 @@ async def test_a_client_that_never_sends_connection_init_is_closed_4408(
         assert await client.closed_with() == (4408, "Connection initialisation timeout")
 
 
+async def test_subscriptions_over_the_per_connection_limit_are_refused_one_by_one(
+    settings: Settings, services: Services, tenant_id: int
+) -> None:
+    one = dataclasses.replace(
+        settings, subscriptions=SubscriptionSettings(max_operations_per_connection=1)
+    )
+    async with serving(one, services) as live, open_ws(live.ws_url) as client:
+        await _ready(client, live.token(tenant_id))
+        await client.subscribe("first", TRANSACTIONS)
+        await live.subscribers(tenant_id, 1)
+        await client.subscribe("second", TRANSACTIONS)
+        assert await client.receive() == {"id": "second", "type": "error", "payload": [{
+            "message": "at most 1 subscriptions per connection",
+            "extensions": {"code": "TOO_MANY_SUBSCRIPTIONS"},
+        }]}  # fmt: skip
+        await client.send({"id": "first", "type": "complete"})
+        await live.subscribers(tenant_id, 0)
+        await client.subscribe("third", TRANSACTIONS)  # room again
+        await live.subscribers(tenant_id, 1)
+
+
 async def test_queries_mutations_and_bad_documents_are_refused_with_an_error_message(
     live: Live, tenant_id: int
 ) -> None:
