@@ -36,15 +36,18 @@ from adapters.audit.records import Actor, AuditBuffer
 from adapters.audit.store import AuditStore
 from adapters.events import EventQueue, Fanout, LedgerEvent
 from gateway.audit import AuditRecorder, AuditUnavailable, actor_for
+from gateway.cost import CostAnalyzer, CostTooExpensive
 from gateway.errors import format_errors
 from gateway.http import check_document_policy, read_payload
 from gateway.lifespan import Services
 from gateway.limits import RequestLimits
 from gateway.persisted_documents import resolve_document
+from gateway.rate_limits import RateLimited
 from resolvers.context import RequestContext
 from resolvers.errors import BadRequest, GatewayError
 from resolvers.loaders import LedgerLoaders
 from resolvers.principal import Principal
+from resolvers.schema import limit_rules
 
 __all__ = [
     "CLOSE_GOING_AWAY",
@@ -155,6 +158,10 @@ class SubscriptionHub:
         self.fanout: Fanout = services.events.fanout
         self._limits = RequestLimits(settings.limits)
         self._audit = AuditRecorder(AuditStore(services.engine), schema._schema)
+        rules = limit_rules(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases)
+        self._cost = CostAnalyzer(
+            schema._schema, settings.cost, max_page_size=settings.max_page_size, rules=rules
+        )
         self._max_bytes = settings.max_query_bytes
         self._per_client: Counter[str] = Counter()
         self._connections: set[Connection] = set()
@@ -257,8 +264,39 @@ class SubscriptionHub:
                     "only subscriptions are served here; send queries and mutations to "
                     "POST /graphql"
                 )
+        await self._admit(principal, resolved.text, document, read.operation_name, read.variables)
         actor = actor_for(principal, request_id, document, read.operation_name, read.document)
         return resolved.text, read.variables, read.operation_name, actor
+
+    async def _admit(
+        self,
+        principal: Principal,
+        text: str,
+        document: DocumentNode | None,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+    ) -> None:
+        """Cost and rate limit, as /graphql applies them: the selection's estimated cost (what
+        each event will cost to answer) must fit the caller's budget, and starting the
+        subscription is charged that estimate once."""
+        settings = self.services.settings
+        plan = None if document is None else self._cost.plan(text, document, operation_name)
+        estimated = plan.estimate(variables or {}) if plan is not None else 1
+        budget = settings.cost.budget(principal)
+        if settings.cost.enabled and estimated > budget:
+            raise CostTooExpensive(
+                f"the operation's estimated cost {estimated} is over your budget of {budget}",
+                cost={"estimated": estimated, "maxCost": budget},
+            )
+        limiter = self.services.rate_limiter
+        if settings.rate_limits.enabled and limiter is not None:
+            decision = await limiter.charge(principal, estimated)
+            if not decision.allowed:
+                raise RateLimited(
+                    "rate limit exceeded; retry after the Retry-After header's seconds",
+                    decision.headers,
+                    retryAfterSeconds=int(decision.headers["retry-after"]),
+                )
 
     async def run(self, connection: Connection, payload: Any) -> AsyncIterator[Message]:
         """The messages of one operation: one `error` when it is refused before it starts,

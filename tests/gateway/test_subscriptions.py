@@ -29,6 +29,7 @@ from adapters.ledger.posting import PostingService
 from gateway.app import create_app
 from gateway.auth import mint_token
 from gateway.compiled import CompiledOperations
+from gateway.cost import CostSettings
 from gateway.lifespan import Services
 from gateway.persisted_documents import parse_manifest
 from gateway.response_cache import _cacheable_digest
@@ -329,6 +330,28 @@ async def test_subscriptions_over_the_per_connection_limit_are_refused_one_by_on
         await live.subscribers(tenant_id, 0)
         await client.subscribe("third", TRANSACTIONS)  # room again
         await live.subscribers(tenant_id, 1)
+
+
+async def test_a_subscription_whose_events_would_cost_more_than_the_budget_is_refused(
+    settings: Settings, services: Services, tenant_id: int
+) -> None:
+    """The selection is priced as a query's (gateway.cost): each event costs that much to
+    answer, so a subscription over the caller's budget never starts."""
+    frugal = dataclasses.replace(
+        settings, cost=CostSettings(max_cost={"first_party": 5}, report_to_analysts=False)
+    )
+    query = """subscription { ledgerTransactionPosted {
+      id entries { amount { amount } } } }"""
+    async with serving(frugal, services) as live, open_ws(live.ws_url) as client:
+        await _ready(client, live.token(tenant_id))
+        await client.subscribe("cheap", "subscription { ledgerTransactionPosted { id } }")
+        await live.subscribers(tenant_id, 1)
+        await client.subscribe("dear", query)
+        refused = await client.receive()
+        assert refused["id"] == "dear"
+        assert refused["type"] == "error"
+        assert refused["payload"][0]["extensions"]["code"] == "COST_ESTIMATED_TOO_EXPENSIVE"
+        assert live.broker.fanout.subscriber_count(tenant_id) == 1
 
 
 async def test_queries_mutations_and_bad_documents_are_refused_with_an_error_message(
