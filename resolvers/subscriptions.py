@@ -64,7 +64,6 @@ class Subscription:
     async def ledger_account_balance_changed(
         self, info: Info, account_ids: list[strawberry.ID]
     ) -> AsyncGenerator[LedgerAccount, None]:
-        source = _source(info)
         if not account_ids:
             raise InvalidInput("name at least one account", field="accountIds")
         if len(account_ids) > info.context.max_page_size:
@@ -73,6 +72,7 @@ class Subscription:
         found = await info.context.ledger.ledger_account_by_id.load_many(sorted(wanted))
         if any(account is None for account in found):
             raise NotFound("ledger account not found", field="accountIds")
+        source = _source(info)
         async for event in source.listen():
             changed = sorted(wanted & event.account_ids)
             if not changed or not _own(info, event):

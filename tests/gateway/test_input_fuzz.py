@@ -44,9 +44,13 @@ from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.app import create_app
+from gateway.errors import format_errors
 from gateway.lifespan import Services
 from gateway.settings import Settings
+from resolvers.context import RequestContext
+from resolvers.loaders import LedgerLoaders
 from resolvers.node import encode_global_id
+from resolvers.principal import SCOPES, Principal
 from resolvers.schema import schema as strawberry_schema
 from tests.factories import make_account, make_customer, post_transfer
 from tests.fixtures.gateway import GraphQLClient
@@ -68,7 +72,7 @@ FUZZ = settings(
 class Target:
     """A field with arguments, and how a document reaches it from its root."""
 
-    operation: str  # "query" or "mutation"
+    operation: str  # "query", "mutation" or "subscription"
     path: tuple[str, ...]  # selections from the root down to the field's parent, fragments too
     field: str
     arguments: tuple[tuple[str, GraphQLArgument], ...]
@@ -105,7 +109,11 @@ def walk_schema(schema: GraphQLSchema) -> tuple[list[Target], set[tuple[str, str
     }
     targets: list[Target] = []
     reached: set[tuple[str, str]] = set()
-    roots = [("query", schema.query_type), ("mutation", schema.mutation_type)]
+    roots = [
+        ("query", schema.query_type),
+        ("mutation", schema.mutation_type),
+        ("subscription", schema.subscription_type),
+    ]
     for operation, root in roots:
         if root is None:
             continue
@@ -120,8 +128,8 @@ def walk_schema(schema: GraphQLSchema) -> tuple[list[Target], set[tuple[str, str
                     targets.append(
                         Target(operation, path, name, tuple(field.args.items()), _selection(named))
                     )
-                if operation == "mutation" or (field.args and not _all_optional(field.args)):
-                    continue  # mutations are roots only; required arguments stop the walk
+                if operation != "query" or (field.args and not _all_optional(field.args)):
+                    continue  # mutations, subscriptions: roots only; required arguments stop
                 for child in _possible(schema, named):
                     if child.name in seen:
                         continue
@@ -138,7 +146,11 @@ def test_the_walk_reaches_every_field_that_takes_arguments() -> None:
     assert {(t.path, t.field) for t in TARGETS}, "the walk found nothing"
     reached = set()
     for target in TARGETS:
-        parent: Any = SCHEMA.query_type if target.operation == "query" else SCHEMA.mutation_type
+        parent: Any = {
+            "query": SCHEMA.query_type,
+            "mutation": SCHEMA.mutation_type,
+            "subscription": SCHEMA.subscription_type,
+        }[target.operation]
         for step in target.path:
             if step.startswith("... on "):
                 parent = SCHEMA.type_map[step.removeprefix("... on ")]
@@ -281,6 +293,21 @@ class FuzzWorld:
     http: httpx.AsyncClient
     headers: dict[str, str]
     ids: list[str]
+    context: RequestContext
+
+
+async def _subscribe_once(world: FuzzWorld, document: str, variables: dict[str, Any]) -> None:
+    """A subscription's first answer, through the schema (the transports' own checks are in
+    tests/gateway/test_subscriptions.py). Without an event source, one whose arguments pass
+    ends with SUBSCRIPTIONS_UNAVAILABLE; none may end with an internal error."""
+    results = await strawberry_schema.subscribe(document, variables, context_value=world.context)
+    try:
+        first = await anext(results)
+    finally:
+        await results.aclose()
+    codes = [e["extensions"]["code"] for e in format_errors(first.errors or [], "fuzz")]
+    assert codes, document
+    assert "INTERNAL_SERVER_ERROR" not in codes, (document, variables, first.errors)
 
 
 @pytest.fixture
@@ -309,7 +336,15 @@ async def world(
     app = create_app(settings, dataclasses.replace(services, providers=providers.runtime))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as http:
-        yield FuzzWorld(http, {"authorization": f"Bearer {gql.token(tenant_id)}"}, ids)
+        context = RequestContext(
+            request_id="fuzz",
+            principal=Principal(subject="fuzz", tenant_id=tenant_id, scopes=frozenset(SCOPES)),
+            ledger=LedgerLoaders(services.reader, tenant_id),
+            posting=services.posting,
+            max_page_size=settings.max_page_size,
+        )
+        headers = {"authorization": f"Bearer {gql.token(tenant_id)}"}
+        yield FuzzWorld(http, headers, ids, context)
 
 
 def _check(response: httpx.Response) -> None:
@@ -353,6 +388,9 @@ async def test_random_arguments_and_variables_are_never_internal_errors(
     world: FuzzWorld, data: st.DataObject
 ) -> None:
     document, variables = data.draw(graphql_requests(world.ids))
+    if document.startswith("subscription"):
+        await _subscribe_once(world, document, variables)
+        return
     response = await world.http.post(
         "/graphql", json={"query": document, "variables": variables}, headers=world.headers
     )
