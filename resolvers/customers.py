@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from resolvers.banking import BankAccount
     from resolvers.cards import CardPayment
     from resolvers.ledger_accounts import LedgerAccount
+    from resolvers.risk import CardRiskSummary
 
 __all__ = ["Customer", "CustomerQuery"]
 
@@ -41,6 +42,7 @@ _BANK_ACCOUNT = Annotated["BankAccount", strawberry.lazy("resolvers.banking")]
 _CARD_PAYMENT = Annotated["CardPayment", strawberry.lazy("resolvers.cards")]
 _SUMMARY_GROUP = Annotated["LedgerSummaryGroup", strawberry.lazy("resolvers.analytics")]
 _BANK_SPEND = Annotated["BankSpend", strawberry.lazy("resolvers.analytics")]
+_RISK_SUMMARY = Annotated["CardRiskSummary", strawberry.lazy("resolvers.risk")]
 
 
 @strawberry.type(description="A customer of the tenant: a person or a business.")
@@ -175,6 +177,18 @@ class Customer(Node):
         from resolvers.analytics import bank_spend
 
         return await bank_spend(info, self.pk, first_day, last_day)
+
+    @strawberry.field(
+        description=(
+            "The customer's card payments over the last `windowDays` days (1-365) as the risk "
+            "rules saw them when each was recorded: counts, declines, disputes and the rules "
+            "that fired. Needs the providers:read scope (else null with FORBIDDEN)."
+        )
+    )
+    async def risk_summary(self, info: Info, window_days: int = 30) -> _RISK_SUMMARY | None:
+        from resolvers.risk import customer_risk_summary
+
+        return await customer_risk_summary(info, self.pk, window_days)
 
 
 @strawberry.type
