@@ -105,10 +105,11 @@ class Customer(Node):
     @strawberry.field(
         directives=[BANK_ACCOUNTS_COST, ListSize(assumed_size=5)],
         description=(
-            "The customer's accounts at their banks (banking provider), as last synced; needs "
-            "the providers:read scope (else null with FORBIDDEN). Null, with an error naming "
-            "the provider (extensions.code, provider, retryable), when the provider failed; "
-            "the rest of the response still arrives."
+            "The customer's accounts at their banks, from every banking provider, as last "
+            "synced; needs the providers:read scope (else null with FORBIDDEN). Null, with an "
+            "error naming the provider (extensions.code, provider, retryable), when the "
+            "provider failed, or PROVIDER_REAUTH_REQUIRED when a first sync found the customer "
+            "must log in or renew their consent; the rest of the response still arrives."
         ),
     )
     async def bank_accounts(self, info: Info) -> list[_BANK_ACCOUNT] | None:
