@@ -392,6 +392,7 @@ def _fetched(raw: Mapping[str, Any], ranks: dict[str, int]) -> _Fetched | None:
         category=category,
         is_pending=status == "PDNG",
         pending_transaction_id=None,
+        reference=str(reference) if reference else None,
     )
     seen = _Seen(
         account_id=account_id,

@@ -72,6 +72,20 @@ async def test_a_first_sync_fills_the_shared_tables_paged_by_links(
         sign = 1 if transaction.credit else -1
         assert stored[str(transaction.transaction_id)][0] == sign * int(transaction.amount * 100)
     async with engine.connect() as connection:
+        references = dict(
+            (
+                await connection.execute(
+                    select(
+                        bank_transactions.c.provider_transaction_id, bank_transactions.c.reference
+                    ).where(bank_transactions.c.provider_link_id == link.id)
+                )
+            ).all()
+        )
+    assert references == {
+        t.transaction_id: t.reference for t in obuk_sandbox.consent(consent_id).transactions
+    }
+    assert all(references.values())  # the sandbox gives every generated one a reference
+    async with engine.connect() as connection:
         rows = (
             await connection.execute(
                 select(
@@ -120,6 +134,8 @@ async def test_resync_is_idempotent_and_pending_booked_replaces_not_duplicates(
     (page,) = await reader.transactions_by_account_ids(tenant_id, [current.id or 0], first=50)
     visible = [(t.provider_transaction_id, t.pending_transaction_id) for t in page.items]
     assert (booked, pending) in visible
+    read_back = next(t for t in page.items if t.provider_transaction_id == booked)
+    assert read_back.reference == "FP-9"  # what reconciliation matches payouts by
     assert all(tid != pending for tid, _ in visible)  # the pending row is gone from reads
     assert len(visible) == len({tid for tid, _ in visible})
 
