@@ -311,7 +311,8 @@ class _Seen:
     def load(cls, values: Sequence[Any]) -> _Seen:
         account_id, digest, pending, booked_at, amount, reference = values
         parsed = _datetime(booked_at)
-        assert parsed is not None
+        if parsed is None:
+            raise ValueError("a remembered transaction without a booking time")
         return cls(str(account_id), str(digest), bool(pending), parsed, int(amount), reference)
 
 
@@ -329,21 +330,22 @@ class _State:
 
     @classmethod
     def parse(cls, cursor: str | None) -> _State:
+        """The cursor's state; an unreadable one (another version) starts from the beginning,
+        which is safe: the sync upserts by provider id, so nothing is duplicated."""
         if not cursor:
             return cls(None, None, {})
         try:
             values = json.loads(cursor)
             if values.get("v") != _CURSOR_VERSION:
-                raise ValueError
+                raise ValueError(f"cursor version {values.get('v')!r}")
             return cls(
                 _datetime(values.get("from")),
                 _datetime(values.get("watermark")),
                 {tid: _Seen.load(seen) for tid, seen in values["seen"].items()},
             )
-        except (ValueError, KeyError, TypeError, AttributeError, AssertionError):
-            raise ProviderRejected(
-                "the stored Open Banking sync cursor is malformed", provider=_PROVIDER
-            ) from None
+        except (ValueError, KeyError, TypeError, AttributeError, ProviderError):
+            logger.warning("unreadable Open Banking sync cursor; syncing from the beginning")
+            return cls(None, None, {})
 
     def dump(self) -> str:
         return json.dumps(
@@ -387,7 +389,7 @@ def _fetched(raw: Mapping[str, Any], ranks: dict[str, int]) -> _Fetched | None:
         exponent=exponent,
         date=booked_at.date(),
         authorized_date=None,
-        name=information or merchant or "",
+        name=information or merchant or reference or "",
         merchant_name=merchant,
         category=category,
         is_pending=status == "PDNG",

@@ -204,6 +204,17 @@ async def test_a_resync_over_the_same_data_is_an_empty_delta(
     assert cursor["from"] is not None  # a watermark, asked with an overlap
 
 
+async def test_an_unreadable_cursor_syncs_from_the_beginning(
+    obuk: OpenBankingProvider, obuk_sandbox: OpenBankingSandbox
+) -> None:
+    secret = _secret(obuk_sandbox, "c-badcur", transactions=4)
+
+    updates = await obuk.sync_transactions(secret, "cursor-12")  # e.g. not ours
+
+    assert len(updates.added) == 4
+    assert json.loads(updates.next_cursor)["v"] == 1
+
+
 async def test_the_watermark_asks_only_recent_history_with_an_overlap(
     obuk: OpenBankingProvider, obuk_sandbox: OpenBankingSandbox
 ) -> None:
