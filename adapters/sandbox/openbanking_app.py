@@ -7,9 +7,11 @@ Answers, errors included, follow `OBReadConsentResponse1`, `OBReadAccount6`, `OB
 `OBReadTransaction6` and `OBErrorResponse1`; the contract tests check every exchange against the
 published spec.
 
-Every consent ``consent-…`` has the access token ``ob-access-<consent id>`` and data derived
-from the consent id alone (a current account and a credit card, booked transactions, balances
-of several types). Tests add, book and reject transactions through methods.
+Every consent has the access token ``ob-access-<consent id>`` and data derived from the consent
+id alone (a current account and a credit card, booked transactions, balances of several types),
+so, as in the Plaid-shaped sandbox, any consent id (up to 35 characters) is valid and links
+made by another process work without state; an unknown one is authorised for 90 days from its
+first use. Tests add, book and reject transactions through methods.
 
 Knobs: `page_size` (transactions per page), `expire_consent` (ExpirationDateTime in the past:
 resource calls then answer 403), `revoke_consent` (Status CANC, 403 too), `faults` (the same
@@ -254,6 +256,8 @@ class OpenBankingSandbox:
         return consent
 
     def consent(self, consent_id: str) -> _Consent:
+        if consent_id not in self._consents:
+            self.create_consent(consent_id)
         return self._consents[consent_id]
 
     def expire_consent(self, consent_id: str) -> None:
@@ -384,9 +388,10 @@ class OpenBankingSandbox:
 
     def _psu_consent(self, request: Request) -> _Consent:
         token = self._bearer(request)
-        consent = self._consents.get(token.removeprefix(OB_ACCESS_TOKEN_PREFIX))
-        if not token.startswith(OB_ACCESS_TOKEN_PREFIX) or consent is None:
+        consent_id = token.removeprefix(OB_ACCESS_TOKEN_PREFIX)
+        if not token.startswith(OB_ACCESS_TOKEN_PREFIX) or not 0 < len(consent_id) <= 35:
             raise _OBFault(401)
+        consent = self.consent(consent_id)
         now = dt.datetime.now(dt.UTC)
         if consent.status != "AUTH" or (consent.expires_at and consent.expires_at <= now):
             raise _OBFault(403, "U028", "The consent is no longer authorised")
@@ -407,9 +412,10 @@ class OpenBankingSandbox:
     def _consent(self, request: Request) -> dict[str, Any]:
         if self._bearer(request) != self.client_token:
             raise _OBFault(401)
-        consent = self._consents.get(request.path_params["consent_id"])
-        if consent is None:
+        consent_id = request.path_params["consent_id"]
+        if not 0 < len(consent_id) <= 35:
             raise _OBFault(400, "U002", "Unknown ConsentId")
+        consent = self.consent(consent_id)
         data: dict[str, Any] = {
             "ConsentId": consent.consent_id,
             "CreationDateTime": _timestamp(consent.created_at),

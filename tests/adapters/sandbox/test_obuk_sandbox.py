@@ -88,9 +88,12 @@ async def test_queued_faults_and_rate_limits_carry_retry_after() -> None:
     assert sandbox.calls[f"{OB_BASE_PATH}/accounts"] == 3
 
 
-def test_a_consents_data_derives_from_its_id() -> None:
+async def test_a_consents_data_derives_from_its_id_so_any_process_can_serve_it() -> None:
     first, second = OpenBankingSandbox(), OpenBankingSandbox()
     first.create_consent("c-same")
-    second.create_consent("c-same")
     assert first.consent("c-same").transactions == second.consent("c-same").transactions
     assert first.consent("c-same").balances == second.consent("c-same").balances
+    async with _client(OpenBankingSandbox(), ob_access_token("c-never-created")) as psu:
+        assert (await psu.get("accounts")).status_code == 200
+    async with _client(OpenBankingSandbox(), ob_access_token("c" * 36)) as psu:
+        assert (await psu.get("accounts")).status_code == 401
