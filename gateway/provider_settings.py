@@ -2,8 +2,8 @@
 
 Two modes (PROVIDERS): `sandbox` (the embedded default: the Stripe-, Plaid- and Open
 Banking-shaped sandboxes served in-process, no credentials) and `live` (base URLs and
-credentials from the environment; a provider without credentials is left out, and its fields answer
-PROVIDER_UNAVAILABLE). Every secret is a SecretText: it never prints.
+credentials from the environment; a provider without credentials is left out, and its fields
+answer PROVIDER_UNAVAILABLE). Every secret is a SecretText: it never prints.
 """
 
 from __future__ import annotations

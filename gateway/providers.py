@@ -2,11 +2,10 @@
 
 Opened by the lifespan next to the engine and the cache, closed on shutdown. In `sandbox` mode
 (the embedded default) the Stripe-, Plaid- and Open Banking-shaped sandboxes are served
-in-process through
-`httpx.ASGITransport`; in `live` mode each provider with credentials gets a pooled client to
-its base URL; tests pass their own transports (sandboxes as real HTTP servers, or faults).
-Every client goes through `adapters.http_client.ResilientTransport` (timeouts, retries,
-concurrency cap, circuit breaker).
+in-process through `httpx.ASGITransport`; in `live` mode each provider with credentials gets a
+pooled client to its base URL; tests pass their own transports (sandboxes as real HTTP
+servers, or faults). Every client goes through `adapters.http_client.ResilientTransport`
+(timeouts, retries, concurrency cap, circuit breaker).
 """
 
 from __future__ import annotations
