@@ -13,7 +13,9 @@ so, as in the Plaid-shaped sandbox, any consent id (up to 35 characters) is vali
 made by another process work without state; an unknown one is authorised for 90 days from its
 first use. Tests add, book and reject transactions through methods.
 
-Knobs: `page_size` (transactions per page), `expire_consent` (ExpirationDateTime in the past:
+Knobs: `page_size` (transactions per page), `forbidden_accounts` (account ids whose calls
+answer 403 while the consent stays authorised, as for a permission the consent lacks),
+`expire_consent` (ExpirationDateTime in the past:
 resource calls then answer 403), `revoke_consent` (Status CANC, 403 too), `faults` (the same
 `BankingFaults` as the Plaid-shaped sandbox: latency, 5xx, 429 with Retry-After, hangs, queued
 failures by path), `calls` counts requests by path (query strings left out).
@@ -137,6 +139,7 @@ class OpenBankingSandbox:
         self.page_size = page_size
         self.faults = faults or BankingFaults()
         self.calls: Counter[str] = Counter()
+        self.forbidden_accounts: set[str] = set()
         self._consents: dict[str, _Consent] = {}
         base = OB_BASE_PATH
         self.app = Starlette(
@@ -440,6 +443,8 @@ class OpenBankingSandbox:
         account_id = request.path_params["account_id"]
         if account_id not in consent.balances:
             raise _OBFault(400, "U002", "Unknown AccountId")
+        if account_id in self.forbidden_accounts:
+            raise _OBFault(403, "U009", "The consent does not cover this resource")
         return consent, account_id
 
     def _balances(self, request: Request) -> dict[str, Any]:

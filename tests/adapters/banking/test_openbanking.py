@@ -367,6 +367,21 @@ async def test_our_client_token_refused_is_rejected_not_the_customers_problem(
         await provider.sync_transactions(secret, None)
 
 
+async def test_a_403_while_the_consent_is_authorised_is_rejected_not_reauth(
+    obuk: OpenBankingProvider, obuk_sandbox: OpenBankingSandbox, obuk_spec: ObukSpec
+) -> None:
+    secret = _secret(obuk_sandbox, "c-403")
+    obuk_sandbox.forbidden_accounts.add("c-403-card")
+
+    with pytest.raises(ProviderRejected) as raised:
+        await obuk.get_accounts(secret)
+
+    assert raised.value.provider_code == "U009"
+    # the consent was read again to tell a withdrawn consent from a missing permission
+    assert obuk_sandbox.calls[f"{OB_BASE_PATH}/account-access-consents/c-403"] == 1
+    assert (f"{OB_BASE_PATH}/accounts/c-403-card/balances", 403) in obuk_spec.checked
+
+
 async def test_5xx_and_429_map_to_unavailable_and_rate_limited(
     obuk: OpenBankingProvider, obuk_sandbox: OpenBankingSandbox
 ) -> None:
