@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from adapters.cache import Cache
 from adapters.cards.adyen_checkout import AdyenCheckout
 from adapters.cards.adyen_store import AdyenStore
 from adapters.cards.adyen_tables import adyen_notifications, adyen_payments
@@ -33,7 +34,11 @@ from adapters.sandbox.adyen_app import (
     AdyenSandbox,
     AdyenSandboxFaults,
 )
+from gateway.app import create_app
+from gateway.lifespan import Services
+from gateway.provider_settings import load_provider_settings
 from gateway.providers import AdyenWiring
+from gateway.settings import Settings
 from gateway.webhooks import WebhookHandlers
 from tests.factories import make_tenant
 from tests.fixtures.adyen_spec import check_checkout_exchange, check_notification_body
@@ -290,3 +295,50 @@ async def test_card_details_missing_from_notifications_come_from_the_checkout_ap
     assert adyen.checkout_exchanges == ["GET /v72/storedPaymentMethods"] * 3
     # captures later change nothing about the card and ask nothing more
     assert all(p["status"] == "succeeded" for p in payments)
+
+
+def test_settings_fail_closed_outside_development() -> None:
+    accounts = {"ADYEN_MERCHANT_ACCOUNTS": f"{SANDBOX_MERCHANT_ACCOUNT}=1"}
+    with pytest.raises(ValueError, match="ADYEN_HMAC_KEYS"):
+        load_provider_settings(accounts, environment="production")
+    with pytest.raises(ValueError, match="hexadecimal"):
+        load_provider_settings({"ADYEN_HMAC_KEYS": "xyz"}, environment="production")
+    with pytest.raises(ValueError, match="MerchantAccount=tenant_id"):
+        load_provider_settings({"ADYEN_MERCHANT_ACCOUNTS": "NoTenant"}, environment="production")
+    settings = load_provider_settings(
+        {**accounts, "ADYEN_HMAC_KEYS": f"{NEW_KEY}, {SANDBOX_HMAC_KEY}",
+         "ADYEN_WEBHOOK_USERNAME": "u", "ADYEN_WEBHOOK_PASSWORD": "p"},
+        environment="production",
+    )  # fmt: skip
+    assert settings.adyen_merchant_accounts == ((SANDBOX_MERCHANT_ACCOUNT, 1),)
+    assert len(settings.adyen_hmac_keys) == 2
+    assert NEW_KEY not in repr(settings)  # secrets never print
+
+
+async def test_the_app_serves_the_route_and_answers_404_without_adyen(
+    settings: Settings, services: Services, providers: ProviderWorld, cache: Cache
+) -> None:
+    app = create_app(settings, dataclasses.replace(services, providers=providers.runtime,
+                                                   cache=cache))  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
+    ) as client:
+        _, items = AdyenSandbox().payment("shopper-1")
+        missing = await AdyenSandbox().deliver(client, URL, items)
+        assert [r.status_code for r in missing] == [404]
+
+
+async def test_the_apps_route_accepts_a_delivery_end_to_end(
+    settings: Settings, services: Services, providers: ProviderWorld, cache: Cache,
+    adyen: AdyenWorld,
+) -> None:  # fmt: skip
+    app = create_app(settings, dataclasses.replace(services, providers=providers.runtime,
+                                                   cache=cache))  # fmt: skip
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
+    ) as client:
+        _, items = adyen.sandbox.payment("shopper-1")
+        responses = await adyen.sandbox.deliver(client, URL, items)
+    assert [(r.status_code, r.text) for r in responses] == [(200, "[accepted]")]
+    assert responses[0].headers["content-type"].startswith("text/plain")
+    assert await adyen.event_count() == 2
