@@ -42,6 +42,8 @@ class ProviderSettings:
     adyen_merchant_accounts: tuple[tuple[str, int], ...] = ()
     adyen_api_key: SecretText | None = None
     adyen_checkout_url: str = _ADYEN_CHECKOUT_URL
+    # Notification deliveries stored concurrently per process (others queue).
+    adyen_ingest_concurrency: int = 4
     plaid_base_url: str = "https://production.plaid.com"
     plaid_client_id: str | None = None
     plaid_secret: SecretText | None = None
@@ -112,6 +114,9 @@ def _adyen(env: Mapping[str, str], environment: str) -> dict[str, object]:
         "adyen_merchant_accounts": accounts,
         "adyen_api_key": _secret(env.get("ADYEN_API_KEY")),
         "adyen_checkout_url": env.get("ADYEN_CHECKOUT_URL", _ADYEN_CHECKOUT_URL),
+        "adyen_ingest_concurrency": max(
+            1, int(_float(env.get("ADYEN_INGEST_CONCURRENCY", "4"), "ADYEN_INGEST_CONCURRENCY"))
+        ),
     }
 
 

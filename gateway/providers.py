@@ -72,6 +72,9 @@ class AdyenWiring:
     password: str | None
     merchant_tenants: Mapping[str, int]
     checkout: AdyenCheckout | None
+    # Deliveries stored at once by this process; the rest wait their turn (Adyen allows 10 s),
+    # so a burst never takes every database connection from the reads.
+    ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
 
 
 @dataclass(slots=True)
@@ -309,6 +312,7 @@ async def open_providers(
             password=adyen_auth[1],
             merchant_tenants=adyen_accounts,
             checkout=checkout,
+            ingest_slots=asyncio.Semaphore(settings.adyen_ingest_concurrency),
         )
     keys = None
     if plaid is not None:

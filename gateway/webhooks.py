@@ -216,7 +216,8 @@ class WebhookHandlers:
                 logger.warning("adyen notification for an unconfigured merchant account dropped")
                 continue
             accepted.append((tenant_id, notification))
-        result = await wiring.store.ingest(accepted)
+        async with wiring.ingest_slots:
+            result = await wiring.store.ingest(accepted)
         if result.backfills and wiring.checkout is not None:
             self._runtime.spawn(self._backfill(wiring, result.backfills), name="adyen-backfill")
         return PlainTextResponse("[accepted]")

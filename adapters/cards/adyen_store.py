@@ -2,10 +2,10 @@
 
 Ingest (`AdyenStore.ingest`) is one database transaction per delivery:
 
-1. make sure a row exists for every payment the delivery touches (INSERT ... ON CONFLICT DO
-   NOTHING, in key order) and lock those rows (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite
-   serialises writers from the first INSERT), so two deliveries about one payment recompute
-   it one after the other and neither loses the other's event;
+1. make sure a row exists for every payment the delivery touches and lock it, in key order,
+   with one INSERT ... ON CONFLICT DO UPDATE (a no-op update, which locks the existing row on
+   PostgreSQL; SQLite serialises writers from that first write), so two deliveries about one
+   payment recompute it one after the other and neither loses the other's event;
 2. append the items to `adyen_notifications`; a (tenant, pspReference, eventCode, success)
    already there is a duplicate and is skipped (ON CONFLICT DO NOTHING ... RETURNING tells
    which rows are new);
@@ -427,19 +427,15 @@ class AdyenStore:
             )
         async with self._engine.begin() as connection:
             dialect = _dialect(connection)
+            # A no-op update on conflict: the row is locked either way (a fresh insert, or the
+            # existing row), in key order, until commit. One statement, no SELECT ... FOR UPDATE.
+            placeholder = dialect.insert(adyen_payments).values([placeholders[k] for k in keys])
             await connection.execute(
-                dialect.insert(adyen_payments)
-                .values([placeholders[key] for key in keys])
-                .on_conflict_do_nothing(index_elements=["tenant_id", "psp_reference"])
-            )
-            payment_key = tuple_(adyen_payments.c.tenant_id, adyen_payments.c.psp_reference)
-            if connection.dialect.name == "postgresql":
-                await connection.execute(
-                    select(adyen_payments.c.psp_reference)
-                    .where(payment_key.in_(keys))
-                    .order_by(adyen_payments.c.tenant_id, adyen_payments.c.psp_reference)
-                    .with_for_update()
+                placeholder.on_conflict_do_update(
+                    index_elements=["tenant_id", "psp_reference"],
+                    set_={"event_count": adyen_payments.c.event_count},
                 )
+            )
             inserted = (
                 await connection.execute(
                     dialect.insert(adyen_notifications)
