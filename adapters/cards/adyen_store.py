@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ from adapters.cards.records import (
     Refund,
     RefundStatus,
 )
+from adapters.ledger.engine import WRITE_OPTION
 from adapters.money import _exponent_or_none
 
 __all__ = [
@@ -407,6 +409,14 @@ class AdyenStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (on SQLite it takes the write lock at BEGIN: writers queue)."""
+        async with self._engine.connect() as connection:
+            writer = await connection.execution_options(**{WRITE_OPTION: True})
+            async with writer.begin():
+                yield writer
+
     async def ingest(
         self, items: Sequence[tuple[int, Notification]], *, now: dt.datetime | None = None
     ) -> IngestResult:
@@ -425,7 +435,7 @@ class AdyenStore:
                 (tenant_id, event.payment_reference),
                 fold_payment(tenant_id, event.payment_reference, [event], now),
             )
-        async with self._engine.begin() as connection:
+        async with self._writing() as connection:
             dialect = _dialect(connection)
             # A no-op update on conflict: the row is locked either way (a fresh insert, or the
             # existing row), in key order, until commit. One statement, no SELECT ... FOR UPDATE.
@@ -511,7 +521,7 @@ class AdyenStore:
     ) -> None:
         """Complete a payment's card from the Checkout API; fields already known are kept."""
         table = adyen_payments
-        async with self._engine.begin() as connection:
+        async with self._writing() as connection:
             await connection.execute(
                 table.update()
                 .where(

@@ -78,7 +78,7 @@ class AdyenSandbox:
     delivered: list[dict[str, Any]] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)
     _stored: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
-    _sequence: int = 0
+    sequence: int = 0  # pspReferences count up from here
 
     def __post_init__(self) -> None:
         self.app = Starlette(
@@ -91,8 +91,8 @@ class AdyenSandbox:
     # -- notifications ---------------------------------------------------------------------
 
     def _psp(self) -> str:
-        self._sequence += 1
-        return f"SBX{self._sequence:013d}"
+        self.sequence += 1
+        return f"SBX{self.sequence:013d}"
 
     def _item(
         self,
@@ -147,7 +147,7 @@ class AdyenSandbox:
         """
         when = created or dt.datetime.now(dt.UTC).replace(microsecond=0)
         payment_psp = self._psp()
-        method = method or _METHODS[self._sequence % len(_METHODS)]
+        method = method or _METHODS[self.sequence % len(_METHODS)]
         reference = f"order-{payment_psp[-6:]}"
         month, year = expiry
         detail = f"RD{payment_psp[3:]}"
