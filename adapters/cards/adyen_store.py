@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import RowMapping, and_, func, or_, select, tuple_
@@ -329,8 +330,33 @@ def _event(row: RowMapping) -> Notification:
     return Notification(**{name: row[name] for name in _EVENT_FIELDS})
 
 
-def _dialect(connection: AsyncConnection) -> Any:
-    return postgresql if connection.dialect.name == "postgresql" else sqlite
+@cache
+def _statements(dialect_name: str) -> tuple[Any, Any, Any]:
+    """The ingest's three writes for a dialect, built once so that SQLAlchemy compiles each
+    once (rows go as executemany parameters, not as literal VALUES lists): lock the payments,
+    append the events (returning the new ones), store the recomputed payments."""
+    dialect: Any = postgresql if dialect_name == "postgresql" else sqlite
+    payment_key = ["tenant_id", "psp_reference"]
+    lock = dialect.insert(adyen_payments).on_conflict_do_update(
+        index_elements=payment_key, set_={"event_count": adyen_payments.c.event_count}
+    )
+    append = (
+        dialect.insert(adyen_notifications)
+        .on_conflict_do_nothing(
+            index_elements=["tenant_id", "psp_reference", "event_code", "success"]
+        )
+        .returning(adyen_notifications.c.tenant_id, adyen_notifications.c.payment_reference)
+    )
+    upsert = dialect.insert(adyen_payments)
+    store = upsert.on_conflict_do_update(
+        index_elements=payment_key,
+        set_={
+            column.name: upsert.excluded[column.name]
+            for column in adyen_payments.columns
+            if column.name not in payment_key
+        },
+    )
+    return lock, append, store
 
 
 def _enum_or_none(kind: Any, value: str | None) -> Any:
@@ -436,27 +462,12 @@ class AdyenStore:
                 fold_payment(tenant_id, event.payment_reference, [event], now),
             )
         async with self._writing() as connection:
-            dialect = _dialect(connection)
+            lock, append, store = _statements(connection.dialect.name)
             # A no-op update on conflict: the row is locked either way (a fresh insert, or the
-            # existing row), in key order, until commit. One statement, no SELECT ... FOR UPDATE.
-            placeholder = dialect.insert(adyen_payments).values([placeholders[k] for k in keys])
-            await connection.execute(
-                placeholder.on_conflict_do_update(
-                    index_elements=["tenant_id", "psp_reference"],
-                    set_={"event_count": adyen_payments.c.event_count},
-                )
-            )
+            # existing row), in key order, until commit. No SELECT ... FOR UPDATE needed.
+            await connection.execute(lock, [placeholders[k] for k in keys])
             inserted = (
-                await connection.execute(
-                    dialect.insert(adyen_notifications)
-                    .values([_event_row(t, e) for t, e in unique.values()])
-                    .on_conflict_do_nothing(
-                        index_elements=["tenant_id", "psp_reference", "event_code", "success"]
-                    )
-                    .returning(
-                        adyen_notifications.c.tenant_id, adyen_notifications.c.payment_reference
-                    )
-                )
+                await connection.execute(append, [_event_row(t, e) for t, e in unique.values()])
             ).all()
             changed = sorted({(int(t), str(p)) for t, p in inserted})
             backfills: list[CardBackfill] = []
@@ -476,17 +487,7 @@ class AdyenStore:
                 for row in rows:
                     events[(int(row["tenant_id"]), row["payment_reference"])].append(_event(row))
                 folded = [fold_payment(t, p, events[(t, p)], now) for t, p in changed]
-                statement = dialect.insert(adyen_payments).values(folded)
-                await connection.execute(
-                    statement.on_conflict_do_update(
-                        index_elements=["tenant_id", "psp_reference"],
-                        set_={
-                            name: statement.excluded[name]
-                            for name in folded[0]
-                            if name not in ("tenant_id", "psp_reference")
-                        },
-                    )
-                )
+                await connection.execute(store, folded)
                 backfills = [
                     CardBackfill(
                         tenant_id=row["tenant_id"],
