@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -59,7 +60,7 @@ from adapters.banking.webhooks import (
     verify_plaid_webhook,
 )
 from adapters.cache import cache_key
-from adapters.cards.adyen_store import CardBackfill
+from adapters.cards.adyen_store import CardBackfill, adyen_risk_fact
 from adapters.cards.adyen_webhooks import (
     MalformedNotification,
     Notification,
@@ -67,10 +68,12 @@ from adapters.cards.adyen_webhooks import (
     parse_item,
     verify_item,
 )
+from adapters.cards.records import CardPayment
 from adapters.cards.risk import RiskStore
 from adapters.cards.stripe_mapping import charge_risk_fact
 from adapters.cards.webhooks import WebhookSignatureError, verify_stripe_signature
 from adapters.errors import NotFound, ProviderError
+from adapters.providers.queries import ProviderLink
 from gateway.providers import AdyenWiring, ProviderRuntime
 from gateway.request_body import error_body, read_capped_body
 from resolvers.errors import GatewayError
@@ -244,7 +247,25 @@ class WebhookHandlers:
             result = await wiring.store.ingest(accepted)
         if result.backfills and wiring.checkout is not None:
             self._runtime.spawn(self._backfill(wiring, result.backfills), name="adyen-backfill")
+        if result.changed:
+            self._runtime.spawn(self._adyen_risk(result.changed), name="adyen-risk")
         return PlainTextResponse("[accepted]")
+
+    async def _adyen_risk(self, changed: tuple[tuple[int, CardPayment], ...]) -> None:
+        """Each changed Adyen payment whose shopper is linked becomes a risk fact."""
+        links: dict[str, list[ProviderLink]] = {}
+        for tenant_id, payment in changed:
+            fact = adyen_risk_fact(payment, customer_id=None)
+            shopper = payment.customer_external_id
+            if fact is None or shopper is None:
+                continue
+            if shopper not in links:
+                links[shopper] = await self._runtime.links.links_by_external_id("adyen", shopper)
+            for link in links[shopper]:
+                if link.tenant_id == tenant_id and link.kind == "cards":
+                    fact = dataclasses.replace(fact, customer_id=link.customer_id)
+                    await self._risk.observe(tenant_id, fact)
+                    break
 
     async def _backfill(self, wiring: AdyenWiring, backfills: tuple[CardBackfill, ...]) -> None:
         checkout = wiring.checkout

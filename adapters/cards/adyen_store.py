@@ -48,6 +48,7 @@ from adapters.cards.records import (
     Refund,
     RefundStatus,
 )
+from adapters.cards.risk_rules import PaymentFact, RiskOutcome
 from adapters.ledger.engine import WRITE_OPTION
 from adapters.money import _exponent_or_none
 
@@ -57,6 +58,7 @@ __all__ = [
     "CardBackfill",
     "IngestResult",
     "PagePosition",
+    "adyen_risk_fact",
     "fold_payment",
 ]
 
@@ -135,6 +137,8 @@ class IngestResult:
     duplicates: int
     payments: int
     backfills: tuple[CardBackfill, ...]
+    # (tenant id, payment) of every payment the delivery changed, as now stored
+    changed: tuple[tuple[int, CardPayment], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,6 +433,34 @@ def payment_record(row: RowMapping | Mapping[str, Any]) -> CardPayment:
     )
 
 
+_RISK_OUTCOMES = {
+    PaymentStatus.SUCCEEDED: RiskOutcome.SUCCEEDED,
+    PaymentStatus.REQUIRES_CAPTURE: RiskOutcome.SUCCEEDED,
+    PaymentStatus.FAILED: RiskOutcome.DECLINED,
+    PaymentStatus.PROCESSING: RiskOutcome.PENDING,
+}
+
+
+def adyen_risk_fact(payment: CardPayment, *, customer_id: int | None) -> PaymentFact | None:
+    """What risk keeps of an Adyen payment (adapters.cards.risk), or None for one that is not
+    an attempt risk weighs (cancelled before capture). Adyen's notifications carry no card
+    fingerprint: card rules (CARD_SHARED, CARD_VELOCITY, NEW_CARD) do not fire for them."""
+    outcome = _RISK_OUTCOMES.get(payment.status)
+    if outcome is None:
+        return None
+    return PaymentFact(
+        provider=PROVIDER,
+        payment_id=payment.id,
+        customer_id=customer_id,
+        fingerprint=None,
+        amount=payment.amount,
+        currency=payment.currency,
+        outcome=outcome,
+        disputed=payment.dispute is not None,
+        created=payment.created,
+    )
+
+
 class AdyenStore:
     """Writes and reads of the Adyen tables; every statement names the tenant."""
 
@@ -449,6 +481,7 @@ class AdyenStore:
         """Store a delivery's verified items (tenant, notification) and recompute payments."""
         if not items:
             return IngestResult(0, 0, 0, ())
+        folded: list[dict[str, Any]] = []
         now = now or dt.datetime.now(dt.UTC)
         unique: dict[tuple[int, str, str, bool], tuple[int, Notification]] = {}
         for tenant_id, event in items:
@@ -509,6 +542,7 @@ class AdyenStore:
             duplicates=len(items) - len(inserted),
             payments=len(changed),
             backfills=tuple(backfills),
+            changed=tuple((int(row["tenant_id"]), payment_record(row)) for row in folded),
         )
 
     async def fill_card(

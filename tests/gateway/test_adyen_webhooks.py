@@ -24,6 +24,7 @@ from adapters.cards.adyen_checkout import AdyenCheckout
 from adapters.cards.adyen_store import AdyenStore
 from adapters.cards.adyen_tables import adyen_notifications, adyen_payments
 from adapters.cards.adyen_webhooks import decode_hmac_key
+from adapters.providers.tables import provider_links
 from adapters.sandbox.adyen_app import (
     SANDBOX_API_KEY,
     SANDBOX_CHECKOUT_URL,
@@ -342,3 +343,33 @@ async def test_the_apps_route_accepts_a_delivery_end_to_end(
     assert [(r.status_code, r.text) for r in responses] == [(200, "[accepted]")]
     assert responses[0].headers["content-type"].startswith("text/plain")
     assert await adyen.event_count() == 2
+
+
+async def test_linked_shoppers_payments_become_risk_facts_after_the_answer(
+    adyen: AdyenWorld,
+) -> None:
+    from adapters.cards.risk import card_risk_facts
+    from tests.factories import make_customer
+
+    customer = await make_customer(adyen.engine, adyen.tenant_id)
+    async with adyen.engine.begin() as connection:
+        await connection.execute(
+            provider_links.insert().values(
+                tenant_id=adyen.tenant_id, customer_id=customer, provider="adyen",
+                kind="cards", external_id="shopper-risk",
+            )
+        )  # fmt: skip
+    disputed, items = adyen.sandbox.payment("shopper-risk", events=LIFE)
+    refused, more = adyen.sandbox.payment("shopper-risk", refused_reason="Refused")
+    _, unlinked = adyen.sandbox.payment("shopper-nobody")
+
+    await adyen.deliver(items + more + unlinked)
+
+    query = select(card_risk_facts).where(card_risk_facts.c.tenant_id == adyen.tenant_id)
+    async with adyen.engine.connect() as connection:
+        facts = {r["payment_id"]: r for r in (await connection.execute(query)).mappings()}
+    assert set(facts) == {disputed, refused}
+    assert facts[disputed]["provider"] == "adyen"
+    assert facts[disputed]["customer_id"] == customer
+    assert (facts[disputed]["outcome"], facts[disputed]["disputed"]) == ("succeeded", True)
+    assert facts[refused]["outcome"] == "declined"
