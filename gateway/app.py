@@ -79,6 +79,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             return JSONResponse({"error": "providers are not configured"}, status_code=404)
         return await handlers.stripe(request)
 
+    async def adyen_webhook(request: Request) -> Response:
+        handlers = webhooks()
+        if handlers is None:
+            return JSONResponse({"error": "providers are not configured"}, status_code=404)
+        return await handlers.adyen(request)
+
     async def plaid_webhook(request: Request) -> Response:
         handlers = webhooks()
         if handlers is None:
@@ -122,6 +128,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         Route("/metrics", metrics_endpoint(settings, current), methods=["GET"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/webhooks/plaid", plaid_webhook, methods=["POST"]),
+        Route("/webhooks/adyen", adyen_webhook, methods=["POST"]),
     ]
     if settings.graphiql:
         routes.extend(graphiql_routes(settings.graphiql_assets_dir / "assets"))

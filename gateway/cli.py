@@ -75,13 +75,18 @@ _MAX_SEEDED_BANK_LINKS = 1000
 async def _link_sandbox_providers(settings: Settings, engine: AsyncEngine, tenant_id: int) -> None:
     """Link the seeded customers to the provider sandboxes (card customers, bank items)."""
     from adapters.banking.sandbox_seed import link_seeded_customers
-    from adapters.cards.sandbox_seed import link_seeded_card_customers
+    from adapters.cards.sandbox_seed import (
+        link_seeded_card_customers,
+        seed_adyen_sandbox_payments,
+    )
     from adapters.crypto import SecretBox
 
     cards = await link_seeded_card_customers(engine, tenant_id)
+    adyen = await seed_adyen_sandbox_payments(engine, tenant_id)
     box = SecretBox.from_keyring(settings.providers.secret_keyring.reveal())
     banks = await link_seeded_customers(engine, tenant_id, box, limit=_MAX_SEEDED_BANK_LINKS)
-    logger.info("linked %d card customers and %d bank items to the sandboxes", cards, banks)
+    logger.info("linked %d card customers (%d also at Adyen) and %d bank items to the sandboxes",
+                cards, adyen, banks)  # fmt: skip
 
 
 async def _sync_bank(settings: Settings, tenant: int | None, customer: int | None) -> int:

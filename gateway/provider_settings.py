@@ -1,6 +1,6 @@
 """Provider settings: which card processor and banking provider to call, how, and with what.
 
-Two modes (PROVIDERS): `sandbox` (the embedded default: the Stripe-, Plaid- and Open
+Two modes (PROVIDERS): `sandbox` (the embedded default: the Stripe-, Adyen-, Plaid- and Open
 Banking-shaped sandboxes served in-process, no credentials) and `live` (base URLs and
 credentials from the environment; a provider without credentials is left out, and its fields
 answer PROVIDER_UNAVAILABLE). Every secret is a SecretText: it never prints.
@@ -11,9 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from adapters.cards.adyen_webhooks import decode_hmac_key
 from adapters.crypto import DEV_SECRET_KEYRING, SecretText
 
 __all__ = ["ProviderSettings", "load_provider_settings"]
+
+
+_ADYEN_CHECKOUT_URL = "https://checkout-test.adyen.com/v72"
 
 
 def _secret(value: str | None) -> SecretText | None:
@@ -29,6 +33,17 @@ class ProviderSettings:
     stripe_api_key: SecretText | None = None
     # Every accepted endpoint secret (old and new while rotating).
     stripe_webhook_secrets: tuple[SecretText, ...] = ()
+    # Adyen (webhook-sourced): HMAC keys (hex; several while rotating), the Basic auth the
+    # webhook endpoint demands, which merchant account belongs to which tenant, and the
+    # Checkout API (used only for card details a notification lacks).
+    adyen_hmac_keys: tuple[SecretText, ...] = ()
+    adyen_webhook_username: str | None = None
+    adyen_webhook_password: SecretText | None = None
+    adyen_merchant_accounts: tuple[tuple[str, int], ...] = ()
+    adyen_api_key: SecretText | None = None
+    adyen_checkout_url: str = _ADYEN_CHECKOUT_URL
+    # Notification deliveries stored concurrently per process (others queue).
+    adyen_ingest_concurrency: int = 4
     plaid_base_url: str = "https://production.plaid.com"
     plaid_client_id: str | None = None
     plaid_secret: SecretText | None = None
@@ -71,6 +86,46 @@ def _float(value: str, name: str) -> float:
     return number
 
 
+def _merchant_accounts(value: str) -> tuple[tuple[str, int], ...]:
+    """`Account=tenant,Other=tenant` as pairs; ValueError naming the variable otherwise."""
+    pairs = []
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        account, separator, tenant = part.rpartition("=")
+        if not separator or not account.strip() or not tenant.strip().isdigit():
+            raise ValueError("ADYEN_MERCHANT_ACCOUNTS must be 'MerchantAccount=tenant_id,...'")
+        pairs.append((account.strip(), int(tenant)))
+    return tuple(pairs)
+
+
+def _adyen(env: Mapping[str, str], environment: str) -> dict[str, object]:
+    """The Adyen settings; outside development, a merchant account without HMAC keys or
+    webhook credentials is refused (notifications would be unverifiable)."""
+    keys = tuple(
+        SecretText(k.strip()) for k in env.get("ADYEN_HMAC_KEYS", "").split(",") if k.strip()
+    )
+    for key in keys:
+        decode_hmac_key(key.reveal())  # ValueError: not hex, too short
+    accounts = _merchant_accounts(env.get("ADYEN_MERCHANT_ACCOUNTS", ""))
+    username = env.get("ADYEN_WEBHOOK_USERNAME") or None
+    password = _secret(env.get("ADYEN_WEBHOOK_PASSWORD"))
+    if environment != "development" and accounts and not (keys and username and password):
+        raise ValueError(
+            "ADYEN_MERCHANT_ACCOUNTS needs ADYEN_HMAC_KEYS, ADYEN_WEBHOOK_USERNAME and "
+            "ADYEN_WEBHOOK_PASSWORD outside development"
+        )
+    return {
+        "adyen_hmac_keys": keys,
+        "adyen_webhook_username": username,
+        "adyen_webhook_password": password,
+        "adyen_merchant_accounts": accounts,
+        "adyen_api_key": _secret(env.get("ADYEN_API_KEY")),
+        "adyen_checkout_url": env.get("ADYEN_CHECKOUT_URL", _ADYEN_CHECKOUT_URL),
+        "adyen_ingest_concurrency": max(
+            1, int(_float(env.get("ADYEN_INGEST_CONCURRENCY", "4"), "ADYEN_INGEST_CONCURRENCY"))
+        ),
+    }
+
+
 def load_provider_settings(env: Mapping[str, str], *, environment: str) -> ProviderSettings:
     """Read PROVIDERS and the provider variables; outside development `live` is the default,
     and a banking provider needs its own SECRET_KEYRING (the development one is refused)."""
@@ -90,6 +145,7 @@ def load_provider_settings(env: Mapping[str, str], *, environment: str) -> Provi
         stripe_webhook_secrets=tuple(
             SecretText(part.strip()) for part in webhook_secrets.split(",") if part.strip()
         ),
+        **_adyen(env, environment),  # type: ignore[arg-type]
         plaid_base_url=env.get("PLAID_BASE_URL", defaults.plaid_base_url),
         plaid_client_id=env.get("PLAID_CLIENT_ID") or None,
         plaid_secret=_secret(env.get("PLAID_SECRET")),

@@ -27,6 +27,9 @@ from adapters.banking.openbanking import OpenBankingProvider
 from adapters.banking.queries import BankReader
 from adapters.banking.webhooks import WebhookKeyCache
 from adapters.cache import Cache
+from adapters.cards.adyen_checkout import AdyenCheckout
+from adapters.cards.adyen_store import AdyenStore
+from adapters.cards.adyen_webhooks import decode_hmac_key
 from adapters.cards.protocol import CardProcessor
 from adapters.cards.stripe import StripeCardProcessor
 from adapters.crypto import SecretBox, SecretText
@@ -43,7 +46,7 @@ from gateway.provider_settings import ProviderSettings
 from resolvers.loaders.banking import BankingLoaders
 from resolvers.loaders.cards import CardCachePolicy, CardLoaders
 
-__all__ = ["PLAID_READ_PATHS", "ProviderRuntime", "open_providers"]
+__all__ = ["PLAID_READ_PATHS", "AdyenWiring", "ProviderRuntime", "open_providers"]
 
 logger = logging.getLogger("gateway.providers")
 
@@ -59,6 +62,21 @@ PLAID_READ_PATHS = frozenset(
 )
 _SANDBOX_PLAID_URL = "http://banking.sandbox"
 _SANDBOX_OBUK_HOST = "http://obuk.sandbox"
+
+
+@dataclass(frozen=True, slots=True)
+class AdyenWiring:
+    """The Adyen processor: its tables, how its notifications are checked and whose they are."""
+
+    store: AdyenStore
+    hmac_keys: tuple[bytes, ...]
+    username: str | None
+    password: str | None
+    merchant_tenants: Mapping[str, int]
+    checkout: AdyenCheckout | None
+    # Deliveries stored at once by this process; the rest wait their turn (Adyen allows 10 s),
+    # so a burst never takes every database connection from the reads.
+    ingest_slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(4))
 
 
 @dataclass(slots=True)
@@ -77,6 +95,7 @@ class ProviderRuntime:
     http_clients: dict[str, httpx.AsyncClient]
     stripe_webhook_secrets: tuple[str, ...] = ()
     plaid_webhook_keys: WebhookKeyCache | None = None
+    adyen: AdyenWiring | None = None
     sandboxes: dict[str, Any] = field(default_factory=dict)
     _background: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -93,6 +112,7 @@ class ProviderRuntime:
         return CardLoaders(
             links=self.links,
             processors=self.card_processors,
+            adyen=None if self.adyen is None else self.adyen.store,
             reads=self.reads,
             tenant_id=tenant_id,
             policy=self.card_policy,
@@ -220,6 +240,11 @@ async def open_providers(
     sandboxes: dict[str, Any] = {}
     stripe_secrets: tuple[str, ...] = tuple(s.reveal() for s in settings.stripe_webhook_secrets)
     stripe_key = settings.stripe_api_key.reveal() if settings.stripe_api_key else None
+    adyen_keys = tuple(key.reveal() for key in settings.adyen_hmac_keys)
+    adyen_accounts = dict(settings.adyen_merchant_accounts)
+    password = settings.adyen_webhook_password
+    adyen_auth = (settings.adyen_webhook_username, password.reveal() if password else None)
+    adyen_api_key = settings.adyen_api_key.reveal() if settings.adyen_api_key else None
     plaid: tuple[str, SecretText] | None = None
     if settings.plaid_client_id and settings.plaid_secret:
         plaid = (settings.plaid_client_id, settings.plaid_secret)
@@ -227,6 +252,15 @@ async def open_providers(
     if settings.obuk_financial_id and settings.obuk_client_token and settings.obuk_base_url:
         obuk = (settings.obuk_financial_id, settings.obuk_client_token)
     if settings.is_sandbox:
+        from adapters.sandbox.adyen_app import (
+            SANDBOX_API_KEY,
+            SANDBOX_CHECKOUT_URL,
+            SANDBOX_HMAC_KEY,
+            SANDBOX_MERCHANT_ACCOUNT,
+            SANDBOX_WEBHOOK_PASSWORD,
+            SANDBOX_WEBHOOK_USERNAME,
+            AdyenSandbox,
+        )
         from adapters.sandbox.banking_app import SANDBOX_CLIENT_ID, SANDBOX_SECRET, BankingSandbox
         from adapters.sandbox.cards_app import (
             DEFAULT_SECRET_KEY,
@@ -242,11 +276,21 @@ async def open_providers(
         )
 
         cards_sandbox, banking_sandbox = CardsSandbox(), BankingSandbox()
+        adyen_sandbox = AdyenSandbox()
         obuk_sandbox = OpenBankingSandbox()
         cards_sandbox.faults.latency_seconds = settings.sandbox_latency_seconds
         banking_sandbox.faults.latency = settings.sandbox_latency_seconds
         obuk_sandbox.faults.latency = settings.sandbox_latency_seconds
-        sandboxes = {"stripe": cards_sandbox, "plaid": banking_sandbox, "obuk": obuk_sandbox}
+        sandboxes = {"stripe": cards_sandbox, "plaid": banking_sandbox, "obuk": obuk_sandbox,
+                     "adyen": adyen_sandbox}  # fmt: skip
+        transports.setdefault("adyen", adyen_sandbox.transport())
+        base_urls.setdefault("adyen", SANDBOX_CHECKOUT_URL)
+        adyen_keys = adyen_keys or (SANDBOX_HMAC_KEY,)
+        adyen_accounts = adyen_accounts or {SANDBOX_MERCHANT_ACCOUNT: 1}
+        adyen_auth = (
+            adyen_auth if adyen_auth[0] else (SANDBOX_WEBHOOK_USERNAME, SANDBOX_WEBHOOK_PASSWORD)
+        )
+        adyen_api_key = adyen_api_key or SANDBOX_API_KEY
         transports.setdefault("stripe", cards_sandbox.transport())
         transports.setdefault("plaid", httpx.ASGITransport(app=banking_sandbox.app))
         transports.setdefault("obuk", httpx.ASGITransport(app=obuk_sandbox.app))
@@ -265,6 +309,27 @@ async def open_providers(
             api_key=stripe_key,
             base_url=base_urls.get("stripe", settings.stripe_base_url),
             client=clients["stripe"],
+        )
+    adyen = None
+    if adyen_accounts or adyen_keys:
+        checkout = None
+        if adyen_api_key is not None:
+            clients["adyen"] = provider_http_client(
+                _policy("adyen", settings), transport=transports.get("adyen"), on_call=on_call
+            )
+            checkout = AdyenCheckout(
+                client=clients["adyen"],
+                base_url=base_urls.get("adyen", settings.adyen_checkout_url),
+                api_key=adyen_api_key,
+            )
+        adyen = AdyenWiring(
+            store=AdyenStore(engine),
+            hmac_keys=tuple(decode_hmac_key(key) for key in adyen_keys),
+            username=adyen_auth[0],
+            password=adyen_auth[1],
+            merchant_tenants=adyen_accounts,
+            checkout=checkout,
+            ingest_slots=asyncio.Semaphore(settings.adyen_ingest_concurrency),
         )
     keys = None
     if plaid is not None:
@@ -308,6 +373,7 @@ async def open_providers(
         http_clients=clients,
         stripe_webhook_secrets=stripe_secrets,
         plaid_webhook_keys=keys,
+        adyen=adyen,
         sandboxes=sandboxes,
     )
     try:

@@ -5,6 +5,16 @@ by adapters.cards.webhooks; a payment, charge or dispute event drops the cached 
 customer it concerns, in every tenant linked to that customer; a charge's outcome or a dispute
 is recorded as a risk fact there too (adapters.cards.risk).
 
+`POST /webhooks/adyen`: Basic auth (the credentials set on Adyen's webhook), then each batched
+notification item's HMAC signature (adapters.cards.adyen_webhooks; any configured key, several
+while rotating). A delivery with a wrong password or any unverifiable item is refused (401)
+and nothing of it is stored: Adyen retries refused deliveries, so nothing is lost while a key
+is being fixed. Verified items are stored (adapters.cards.adyen_store: append-only log,
+deduplicated by pspReference, eventCode and success, payment state recomputed from all its
+events) *before* the answer, `[accepted]`; a database failure answers 500 and Adyen retries.
+Items of a merchant account no tenant is configured for are acknowledged and dropped. Card
+details a notification lacks are asked of the Checkout API after the answer.
+
 `POST /webhooks/plaid`: Plaid-Verification (an ES256 JWT over the body's SHA-256) checked by
 adapters.banking.webhooks; SYNC_UPDATES_AVAILABLE syncs the item's links, ITEM_LOGIN_REQUIRED
 marks them LOGIN_REQUIRED.
@@ -24,8 +34,12 @@ its 2xx before the work starts (it retries slow endpoints).
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
 import datetime as dt
 import hashlib
+import hmac
 import logging
 import re
 import time
@@ -33,8 +47,9 @@ from collections.abc import Callable
 from typing import Any
 
 import jwt
+import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from adapters.banking.links import bank_links_for_item, set_link_status
 from adapters.banking.records import ConnectionStatus
@@ -45,11 +60,21 @@ from adapters.banking.webhooks import (
     verify_plaid_webhook,
 )
 from adapters.cache import cache_key
+from adapters.cards.adyen_store import CardBackfill, adyen_risk_fact
+from adapters.cards.adyen_webhooks import (
+    MalformedNotification,
+    Notification,
+    notification_items,
+    parse_item,
+    verify_item,
+)
+from adapters.cards.records import CardPayment
 from adapters.cards.risk import RiskStore
 from adapters.cards.stripe_mapping import charge_risk_fact
 from adapters.cards.webhooks import WebhookSignatureError, verify_stripe_signature
 from adapters.errors import NotFound, ProviderError
-from gateway.providers import ProviderRuntime
+from adapters.providers.queries import ProviderLink
+from gateway.providers import AdyenWiring, ProviderRuntime
 from gateway.request_body import error_body, read_capped_body
 from resolvers.errors import GatewayError
 from resolvers.loaders.cards import card_payment_kinds
@@ -79,6 +104,23 @@ def _id_of(value: Any) -> str | None:
     if isinstance(value, dict):
         value = value.get("id")
     return value if isinstance(value, str) and _STRIPE_ID.fullmatch(value) else None
+
+
+def _basic_auth_ok(header: str | None, wiring: AdyenWiring) -> bool:
+    """Basic credentials match the configured ones (constant time); none configured: refused
+    unless neither is set at all (development without credentials)."""
+    if wiring.username is None and wiring.password is None:
+        return True
+    scheme, _, encoded = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user, separator, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return False
+    user_ok = hmac.compare_digest(user.encode(), (wiring.username or "").encode())
+    password_ok = hmac.compare_digest(password.encode(), (wiring.password or "").encode())
+    return bool(separator) and user_ok and password_ok
 
 
 class WebhookHandlers:
@@ -171,6 +213,82 @@ class WebhookHandlers:
         except (NotFound, ProviderError) as error:
             logger.warning("dispute webhook: payment lookup failed (%s)", type(error).__name__)
             return None
+
+    async def adyen(self, request: Request) -> Response:
+        wiring = self._runtime.adyen
+        if wiring is None:
+            return _refused("adyen is not configured", 404)
+        try:
+            body = await read_capped_body(request, self._max_body_bytes)
+        except GatewayError as error:
+            return JSONResponse(error_body(error), status_code=error.status_code)
+        if not _basic_auth_ok(request.headers.get("authorization"), wiring):
+            return Response(status_code=401, headers={"WWW-Authenticate": 'Basic realm="adyen"'})
+        try:
+            items = notification_items(orjson.loads(body))
+        except (orjson.JSONDecodeError, MalformedNotification):
+            return _refused("not an Adyen notification")
+        accepted: list[tuple[int, Notification]] = []
+        for item in items:
+            if not verify_item(item, wiring.hmac_keys):
+                logger.info("adyen notification refused: HMAC signature does not verify")
+                return _refused("signature verification failed", 401)
+            try:
+                notification = parse_item(item)
+            except MalformedNotification as error:
+                logger.info("adyen notification refused: %s", error)
+                return _refused("malformed notification item")
+            tenant_id = wiring.merchant_tenants.get(notification.merchant_account)
+            if tenant_id is None:
+                logger.warning("adyen notification for an unconfigured merchant account dropped")
+                continue
+            accepted.append((tenant_id, notification))
+        async with wiring.ingest_slots:
+            result = await wiring.store.ingest(accepted)
+        if result.backfills and wiring.checkout is not None:
+            self._runtime.spawn(self._backfill(wiring, result.backfills), name="adyen-backfill")
+        if result.changed:
+            self._runtime.spawn(self._adyen_risk(result.changed), name="adyen-risk")
+        return PlainTextResponse("[accepted]")
+
+    async def _adyen_risk(self, changed: tuple[tuple[int, CardPayment], ...]) -> None:
+        """Each changed Adyen payment whose shopper is linked becomes a risk fact."""
+        links: dict[str, list[ProviderLink]] = {}
+        for tenant_id, payment in changed:
+            fact = adyen_risk_fact(payment, customer_id=None)
+            shopper = payment.customer_external_id
+            if fact is None or shopper is None:
+                continue
+            if shopper not in links:
+                links[shopper] = await self._runtime.links.links_by_external_id("adyen", shopper)
+            for link in links[shopper]:
+                if link.tenant_id == tenant_id and link.kind == "cards":
+                    fact = dataclasses.replace(fact, customer_id=link.customer_id)
+                    await self._risk.observe(tenant_id, fact)
+                    break
+
+    async def _backfill(self, wiring: AdyenWiring, backfills: tuple[CardBackfill, ...]) -> None:
+        checkout = wiring.checkout
+        assert checkout is not None
+        for backfill in backfills:
+            try:
+                card = await checkout.stored_card(
+                    backfill.merchant_account,
+                    backfill.shopper_reference,
+                    payment_psp=backfill.psp_reference,
+                    recurring_detail_reference=backfill.recurring_detail_reference,
+                )
+            except ProviderError as failure:
+                logger.warning("adyen card details unavailable: %s", failure.code)
+                return
+            if card is not None:
+                await wiring.store.fill_card(
+                    backfill,
+                    brand=card.brand,
+                    last4=card.last4,
+                    exp_month=card.exp_month,
+                    exp_year=card.exp_year,
+                )
 
     async def plaid(self, request: Request) -> Response:
         runtime = self._runtime

@@ -14,11 +14,14 @@ import re
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from graphql import GraphQLError
 
 from adapters.cards import records
+from adapters.cards.adyen_store import PagePosition
 from adapters.errors import InvalidInput, ProviderUnavailable
 from resolvers.context import Info
 from resolvers.cost_directives import FREE, ListSize
+from resolvers.loaders.cards import MergedCursor
 from resolvers.money import Money
 from resolvers.pagination import Connection, check_first, make_connection
 
@@ -94,7 +97,7 @@ class CardDispute:
         description="Deadline for submitting evidence; null when none is pending."
     )
     created_at: dt.datetime = strawberry.field(description="When the dispute was opened.")
-    provider: str = strawberry.field(description='The card processor ("stripe").')
+    provider: str = strawberry.field(description='The card processor ("stripe" or "adyen").')
     fetched_at: dt.datetime = strawberry.field(
         description="When the gateway read this from the processor."
     )
@@ -107,7 +110,7 @@ def _money(amount: int, payment: records.CardPayment) -> Money:
 @strawberry.type(description="A card payment at a card processor, with its refunds and dispute.")
 class CardPayment:
     processor_id: str = strawberry.field(description="The processor's id of the payment.")
-    provider: str = strawberry.field(description='The card processor ("stripe").')
+    provider: str = strawberry.field(description='The card processor ("stripe" or "adyen").')
     fetched_at: dt.datetime = strawberry.field(
         description=(
             "When the gateway read this from the processor (cached reads keep the time of "
@@ -210,33 +213,53 @@ class CardPayment:
         )
 
 
-def _encode_cursor(payment_id: str) -> str:
-    return base64.urlsafe_b64encode(f"p:{payment_id}".encode()).decode()
+_PROVIDER_NAME = re.compile(r"[a-z]{1,32}")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _decode_cursor(cursor: str) -> str:
+def _encode_cursor(cursor: MergedCursor) -> str:
+    position = cursor.position
+    micros = (position.created - _EPOCH) // dt.timedelta(microseconds=1)
+    text = f"m:{micros}:{position.provider}:{position.id}:{cursor.processor_after or ''}"
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> MergedCursor:
     try:
-        kind, _, payment_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        kind, payment_id = "", ""
-    if kind != "p" or not _PROCESSOR_ID.fullmatch(payment_id):
+        kind, micros, provider, payment_id, after = (
+            base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+        )
+        created = _EPOCH + dt.timedelta(microseconds=int(micros))
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+        kind, provider, payment_id, after, created = "", "", "", "", _EPOCH
+    if (
+        kind != "m"
+        or not _PROVIDER_NAME.fullmatch(provider)
+        or not _PROCESSOR_ID.fullmatch(payment_id)
+        or (after and not _PROCESSOR_ID.fullmatch(after))
+    ):
         raise InvalidInput("after is not a cursor of this list", field="after")
-    return payment_id
+    return MergedCursor(PagePosition(created, provider, payment_id), after or None)
 
 
 async def card_payments_of(
     info: Info, customer_pk: int, first: int, after: str | None
 ) -> Connection[CardPayment]:
-    """One page of a customer's card payments, newest first (raises the provider's error)."""
+    """One page of a customer's card payments across processors, newest first (raises the
+    provider's error when no processor answered; reports a failed one beside the others)."""
     context = info.context
     limit = check_first(first, context.max_page_size)
-    after_id = None if after is None else _decode_cursor(after)
+    position = None if after is None else _decode_cursor(after)
     if context.cards is None:
         raise ProviderUnavailable("card processing is not configured", provider="cards")
-    page = await context.cards.card_payments_by_customer_id(limit, after_id).load(customer_pk)
+    page = await context.cards.card_payments_by_customer_id(limit, position).load(customer_pk)
+    for failure in page.failures:
+        context.partial_errors.append(
+            GraphQLError(failure.message, path=info.path.as_list(), original_error=failure)
+        )
     return make_connection(
-        page.items,
+        list(zip(page.items, page.cursors, strict=True)),
         page.has_more,
-        CardPayment.from_record,
-        lambda payment: _encode_cursor(payment.id),
+        lambda pair: CardPayment.from_record(pair[0]),
+        lambda pair: _encode_cursor(pair[1]),
     )

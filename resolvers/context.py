@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import strawberry
+from graphql import GraphQLError
 
 if TYPE_CHECKING:
     from adapters.audit.records import AuditBuffer
@@ -90,6 +91,9 @@ class RequestContext:
     audit_store: AuditStore | None = None
     # Subscriptions only (over WebSocket or SSE): where the tenant's ledger events come from.
     events: LedgerEventSource | None = None
+    # Errors of fields that still answered (one processor of a merged list failed): added to
+    # the response's `errors` after execution (resolvers.schema.PartialErrors).
+    partial_errors: list[GraphQLError] = field(default_factory=list)
 
     @property
     def tenant_id(self) -> int:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule, GraphQLError
+from graphql import ASTValidationRule, ExecutionResult, GraphQLError
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
@@ -95,6 +97,17 @@ class Mutation(LedgerMutation):
     pass
 
 
+class PartialErrors(SchemaExtension):
+    """Add the errors of fields that answered partially (RequestContext.partial_errors)."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        partial = getattr(self.execution_context.context, "partial_errors", None)
+        if partial and isinstance(result, ExecutionResult):
+            result.errors = [*(result.errors or []), *partial]
+
+
 class _Schema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -123,6 +136,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.Sc
         partial(ParserCache, maxsize=1024),
         partial(AddValidationRules, rules),
         partial(ValidationCache, maxsize=1024),
+        PartialErrors,
     ]
     schema = _Schema(
         query=Query,

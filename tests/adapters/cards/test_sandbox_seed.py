@@ -31,3 +31,22 @@ async def test_seeded_customers_are_linked_once_to_sandbox_card_customers(
         (first, "stripe", "cards", f"cus_{first}"),
         (second, "stripe", "cards", f"cus_{second}"),
     ]
+
+
+async def test_the_demo_seed_stores_adyen_payments_for_card_linked_customers_once(
+    engine: AsyncEngine, tenant_id: int
+) -> None:
+    from adapters.cards.adyen_store import AdyenStore
+    from adapters.cards.sandbox_seed import seed_adyen_sandbox_payments
+
+    customer = await make_customer(engine, tenant_id)
+    await link_seeded_card_customers(engine, tenant_id)
+
+    assert await seed_adyen_sandbox_payments(engine, tenant_id) == 1
+    assert await seed_adyen_sandbox_payments(engine, tenant_id) == 0
+
+    pages = await AdyenStore(engine).payments_by_shoppers(
+        tenant_id, [f"shopper_{customer}"], limit=10
+    )
+    statuses = sorted(p.status.value for p in pages[f"shopper_{customer}"])
+    assert statuses == ["canceled", "succeeded", "succeeded", "succeeded"]
