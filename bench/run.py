@@ -45,6 +45,7 @@ from bench.load import (
 from bench.peers import Peer, PeerRuntime, parse_peers, prepare_peers
 from bench.servers import answers_get, answers_post, check_answers, post, running
 from bench.targets import (
+    ANALYST_QUERIES,
     MIXED,
     OPERATIONS,
     Targets,
@@ -114,11 +115,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=5, help="warm-up seconds per query")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument(
+        "--analyst-connections",
+        type=int,
+        default=1,
+        help="wrk connections for q6 and q7 (default 1: their latency alone; a request takes"
+        " a second or more, so at 32 connections each would queue past wrk's 10 s timeout)",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="repeat all servers; mean shown")
     parser.add_argument(
         "--queries",
         default="q1,q2,q3",
-        help="any of q1,q2,q3,q4,q5 (q5: 10 %% postings mixed into Q1/Q2 reads)",
+        help="any of q1,q2,q3,q4,q5,q6,q7 (q5: 10 %% postings mixed into Q1/Q2 reads; q6: a month's"
+        " ledgerSummary, q7: a year of daily balanceHistory of 50 accounts; gateway only)",
     )
     parser.add_argument(
         "--sandbox-latency-ms",
@@ -214,12 +223,19 @@ def _measure(
     measurements = []
     for name, workload in workloads.items():
         token = tokens.get(name)
+        connections = (
+            options.analyst_connections if name in ANALYST_QUERIES else options.connections
+        )
 
         def load(
-            seconds: int, workload: Path | Workload = workload, token: str | None = token
+            seconds: int,
+            workload: Path | Workload = workload,
+            token: str | None = token,
+            connections: int = connections,
         ) -> WrkResult:
             return run_wrk(wrk, url, workload, token=token, seconds=seconds,
-                           connections=options.connections, threads=options.threads)  # fmt: skip
+                           connections=connections,
+                           threads=min(options.threads, connections))  # fmt: skip
 
         if options.warmup:
             load(options.warmup)
@@ -272,7 +288,7 @@ def _line(m: Measurement) -> str:
     r = m.result
     sql = "-" if m.sql_per_request is None else f"{m.sql_per_request:.2f}"
     line = (
-        f"{r.rps:.0f} req/s, p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, non-2xx {r.non2xx},"
+        f"{_rate(r.rps)} req/s, p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, non-2xx {r.non2xx},"
         f" socket errors {r.socket_errors}, with errors {r.gql_errors}, SQL/request {sql}"
     )
     if m.response_cache_hit_ratio is not None:
@@ -392,6 +408,11 @@ def _settings(options: argparse.Namespace) -> list[Setting]:
     return [Setting(w, c) for c in dict.fromkeys(caches) for w in dict.fromkeys(workers)]
 
 
+def _rate(rps: float) -> str:
+    """Requests per second: a decimal below 10 (the analysts' queries run about one a second)."""
+    return f"{rps:.1f}" if rps < 10 else f"{rps:.0f}"
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
@@ -418,7 +439,7 @@ def _table(measurements: Sequence[Measurement], queries: Sequence[str], latency_
             rps[server, query] = statistics.fmean(m.result.rps for m in runs)
             p99[server, query] = statistics.fmean(m.result.p99_ms for m in runs)
             lines.append(
-                f"| {server} | {query} | {rps[server, query]:.0f}"
+                f"| {server} | {query} | {_rate(rps[server, query])}"
                 f" | {statistics.fmean(m.result.p50_ms for m in runs):.1f}"
                 f" | {p99[server, query]:.1f}"
                 f" | {sum(m.result.non2xx for m in runs)}"
@@ -590,8 +611,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     table_queries = [*queries, "q4-cold"] if "q4" in queries else queries
     table = _table(measurements, table_queries, options.sandbox_latency_ms)
+    analysts = [query for query in queries if query in ANALYST_QUERIES]
     settings_line = (
-        f"{options.connections} connections, {options.threads} wrk threads,"
+        f"{options.connections} connections"
+        + (f" ({options.analyst_connections} for {','.join(analysts)})" if analysts else "")
+        + f", {options.threads} wrk threads,"
         f" {options.seconds} s per query after {options.warmup} s warm-up,"
         f" {options.rounds} round(s), {os.cpu_count()} CPUs"
     )

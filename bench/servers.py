@@ -108,6 +108,14 @@ def check_answers(url: str, bodies: Mapping[str, Path], token: str | None) -> di
             account = data.get("ledgerAccount")
             entries = len(account["entries"]["edges"]) if account else 0
             notes[name] = f"ok: {entries} entries, {len(raw)} bytes"
+        elif name == "q6":
+            groups = data["ledgerSummary"]["edges"]
+            counted = sum(edge["node"]["entryCount"] for edge in groups)
+            notes[name] = f"ok: {len(groups)} groups of {counted} entries, {len(raw)} bytes"
+        elif name == "q7":
+            found = [node for node in data["nodes"] if node]
+            points = sum(len(node["balanceHistory"]) for node in found)
+            notes[name] = f"ok: {len(found)} accounts, {points} daily points, {len(raw)} bytes"
         else:
             customer = data.get("customer")
             notes[name] = f"ok: {customer['displayName'] if customer else None!r}, {len(raw)} bytes"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from adapters.ledger.engine import create_ledger_engine
 
 __all__ = [
+    "ANALYST_QUERIES",
     "MIXED",
     "OPERATIONS",
     "QUERIES",
@@ -24,22 +26,38 @@ __all__ = [
 ]
 
 QUERIES = Path(__file__).with_name("queries")
-OPERATIONS = {"q1": "Dashboard", "q2": "Statement", "q3": "Lookup", "q4": "Mixed"}
+OPERATIONS = {
+    "q1": "Dashboard",
+    "q2": "Statement",
+    "q3": "Lookup",
+    "q4": "Mixed",
+    "q6": "Summary",
+    "q7": "History",
+}
+# The analysts' queries (gateway only: the peers have no such fields). One takes a second or
+# more, so they run at --analyst-connections, not at the OLTP queries' concurrency.
+ANALYST_QUERIES = ("q6", "q7")
 # Q5 mixes 10 % postings into Q1/Q2 reads: not one document, so not an OPERATION.
 MIXED = "q5"
 POSTING_PAIRS = 16  # postings rotate over this many account pairs (little row-lock contention)
 STATEMENT_ENTRIES = 100  # Q2 asks for entries(first: 100): its account must have a full page
 LOOKUP_POSITION = 4242  # Q3 reads the 4242nd customer of the tenant, as the peers do
+HISTORY_ACCOUNTS = 50  # Q7: a year of daily history of the tenant's first 50 accounts
+HISTORY_DAYS = 365
 
 
 @dataclass(frozen=True, slots=True)
 class Targets:
-    """The seeded tenant and the rows Q2 and Q3 read."""
+    """The seeded tenant, the rows Q2 and Q3 read, and the analysts' ranges (ISO days): Q6's
+    last full calendar month of data, Q7's year of days up to the last entry and accounts."""
 
     tenant_id: int
     account_id: int
     account_entries: int
     customer_id: int
+    month: tuple[str, str] = ("", "")
+    year: tuple[str, str] = ("", "")
+    history_account_ids: tuple[int, ...] = ()
 
 
 async def find_targets(database_url: str) -> Targets:
@@ -76,9 +94,45 @@ async def find_targets(database_url: str) -> Targets:
                 ),
                 {"t": tenant_id, "n": LOOKUP_POSITION},
             )
+            latest = await connection.scalar(
+                text("select max(effective_at) from ledger_entries where tenant_id = :t"),
+                {"t": tenant_id},
+            )
+            history_ids = (
+                await connection.scalars(
+                    text(
+                        "select id from ledger_accounts where tenant_id = :t order by id limit :n"
+                    ),
+                    {"t": tenant_id, "n": HISTORY_ACCOUNTS},
+                )
+            ).all()
     finally:
         await engine.dispose()
-    return Targets(int(tenant_id), int(account[0]), int(account[1]), int(customer_id))
+    last_day = _utc_day(latest)
+    return Targets(
+        int(tenant_id), int(account[0]), int(account[1]), int(customer_id),
+        month=_last_full_month(last_day),
+        year=((last_day - dt.timedelta(days=HISTORY_DAYS - 1)).isoformat(), last_day.isoformat()),
+        history_account_ids=tuple(int(pk) for pk in history_ids),
+    )  # fmt: skip
+
+
+def _utc_day(moment: dt.datetime | str | None) -> dt.date:
+    """The UTC day of the latest entry (a naive value, as SQLite gives it, is UTC)."""
+    if moment is None:
+        raise SystemExit("the tenant has no ledger entries: seed it first")
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC)
+    return moment.date()
+
+
+def _last_full_month(last_day: dt.date) -> tuple[str, str]:
+    """The last calendar month that ends on or before `last_day`, as (first, last) ISO days."""
+    ends_a_month = (last_day + dt.timedelta(days=1)).day == 1
+    end = last_day if ends_a_month else last_day.replace(day=1) - dt.timedelta(days=1)
+    return end.replace(day=1).isoformat(), end.isoformat()
 
 
 def global_id(type_name: str, pk: int) -> str:
@@ -86,12 +140,19 @@ def global_id(type_name: str, pk: int) -> str:
 
 
 def write_bodies(directory: Path, targets: Targets) -> dict[str, Path]:
-    """Write q1.json..q3.json (query without comments, operationName, variables) to `directory`."""
+    """Write q1.json, q2.json, ... (query without comments, operationName, variables) to
+    `directory`, one per OPERATION."""
     variables = {
         "q1": None,
         "q2": {"id": global_id("LedgerAccount", targets.account_id)},
         "q3": {"id": global_id("Customer", targets.customer_id)},
         "q4": {"id": global_id("Customer", targets.customer_id)},
+        "q6": {"from": targets.month[0], "to": targets.month[1]},
+        "q7": {
+            "ids": [global_id("LedgerAccount", pk) for pk in targets.history_account_ids],
+            "from": targets.year[0],
+            "to": targets.year[1],
+        },
     }
     directory.mkdir(parents=True, exist_ok=True)
     bodies: dict[str, Path] = {}

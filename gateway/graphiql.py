@@ -160,6 +160,8 @@ def render_graphiql_page(
         react_dom=url("react-dom"),
         graphiql_js=url("graphiql-js"),
         graphiql_css=url("graphiql-css"),
+        explorer_js=url("explorer-js"),
+        explorer_css=url("explorer-css"),
     )
     return HTMLResponse(body, headers=headers)
 

@@ -1,8 +1,9 @@
 """GraphiQL's browser assets: install them from their npm packages, and read what is installed.
 
 Run `python -m gateway.graphiql_assets` (from the repository root) to install the pinned
-packages with npm into `var/graphiql/npm/` and copy the four files the page loads into
-`var/graphiql/assets/`, next to a `manifest.json` naming their versions and sha256 digests.
+packages with npm into `var/graphiql/npm/` and copy the six files the page loads (GraphiQL,
+React and GraphiQL's explorer plugin) into `var/graphiql/assets/`, next to a `manifest.json`
+naming their versions and sha256 digests.
 A second run with the same pins and intact files does nothing and needs no network.
 
 Without node and npm, or without a registry, it prints a warning and exits 0 (1 with
@@ -37,8 +38,15 @@ __all__ = [
 ]
 
 # graphiql 3.8.3 is the last 3.x release; 4.x dropped the UMD bundle. React 18 is the last
-# major that ships UMD builds.
-PINNED_VERSIONS: Mapping[str, str] = {"graphiql": "3.8.3", "react": "18.3.1", "react-dom": "18.3.1"}
+# major that ships UMD builds. The explorer plugin 3.2.5 is the last release whose peer
+# @graphiql/react (^0.28) is the one graphiql 3.8.3 bundles (3.2.6 wants ^0.29); its UMD build
+# takes React and @graphiql/react from the page's `GraphiQL` global.
+PINNED_VERSIONS: Mapping[str, str] = {
+    "graphiql": "3.8.3",
+    "react": "18.3.1",
+    "react-dom": "18.3.1",
+    "@graphiql/plugin-explorer": "3.2.5",
+}
 DEFAULT_ROOT = Path("var/graphiql")
 MANIFEST_NAME = "manifest.json"
 _MANIFEST_FORMAT = 1
@@ -52,11 +60,13 @@ class Asset:
     role: str
     package: str
     source: str
+    # The file's name when the package's own is too generic to stand alone ("style.css").
+    rename: str | None = None
 
     @property
     def name(self) -> str:
         """The file's name in the assets folder and in its URL."""
-        return PurePosixPath(self.source).name
+        return self.rename or PurePosixPath(self.source).name
 
 
 ASSETS: tuple[Asset, ...] = (
@@ -64,6 +74,18 @@ ASSETS: tuple[Asset, ...] = (
     Asset("react-dom", "react-dom", "umd/react-dom.production.min.js"),
     Asset("graphiql-js", "graphiql", "graphiql.min.js"),
     Asset("graphiql-css", "graphiql", "graphiql.min.css"),
+    Asset(
+        "explorer-js",
+        "@graphiql/plugin-explorer",
+        "dist/index.umd.js",
+        "graphiql-plugin-explorer.umd.js",
+    ),
+    Asset(
+        "explorer-css",
+        "@graphiql/plugin-explorer",
+        "dist/style.css",
+        "graphiql-plugin-explorer.css",
+    ),
 )
 
 

@@ -107,12 +107,14 @@ query Customer360 {
 }
 """
 
-_HISTORY = """# Paste a LedgerAccount id from the Dashboard tab into the variables: {"id": "..."}
+_HISTORY = """# A year of daily closing balances of one account, and its balance at one moment.
+# Paste a LedgerAccount id from the Dashboard tab into the variables: {"id": "..."}
 query History($id: ID!) {
   ledgerAccount(id: $id) {
     name
+    currency
     balanceAt(asOf: "2026-06-30T23:59:59Z") { posted { amount currency } }
-    balanceHistory(from: "2026-01-01", to: "2026-06-30", interval: MONTH) {
+    balanceHistory(from: "2026-01-01", to: "2026-12-31", interval: DAY) {
       periodStart
       periodEnd
       closing { posted { amount } pending { amount } available { amount } }
@@ -121,11 +123,14 @@ query History($id: ID!) {
 }
 """
 
-_PERIOD = """# Paste a LedgerAccount id from the Dashboard tab into the variables: {"id": "..."}
+_PERIOD = """# March's statement of one account: opening + debits and credits = closing.
+# Paste a LedgerAccount id from the Dashboard tab into the variables: {"id": "..."}
 query PeriodStatement($id: ID!) {
   ledgerAccount(id: $id) {
     name
     statement(from: "2026-03-01", to: "2026-03-31") {
+      from
+      to
       opening { posted { amount currency } }
       totals { debits { amount } credits { amount } }
       closing { posted { amount currency } }
@@ -138,9 +143,14 @@ query PeriodStatement($id: ID!) {
 }
 """
 
-_SUMMARY = """query Summary {
+_SUMMARY = """# Sums and counts of the tenant's entries by month, customer kind and direction,
+# always per currency (amounts of different currencies are never added up).
+query Summary {
   ledgerSummary(
-    from: "2026-01-01", to: "2026-06-30", groupBy: [PERIOD, CUSTOMER_KIND, DIRECTION]
+    from: "2026-01-01"
+    to: "2026-12-31"
+    interval: MONTH
+    groupBy: [PERIOD, CUSTOMER_KIND, DIRECTION]
   ) {
     edges {
       node {

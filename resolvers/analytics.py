@@ -22,13 +22,23 @@ from adapters.errors import InvalidInput, ProviderUnavailable
 from adapters.ledger.history import Counters, StatementTotals
 from adapters.ledger.periods import periods
 from adapters.ledger.summary import SummaryFilter, SummaryGroup
+from resolvers.analytics_arguments import (
+    AccountIds,
+    FromDay,
+    GroupBy,
+    Statuses,
+    SummaryInterval,
+    ToDay,
+)
 from resolvers.analytics_enums import Dimension, Interval
 from resolvers.context import Info
 from resolvers.ledger_accounts import LedgerBalance
 from resolvers.money import Money
 from resolvers.node import pk_of
 from resolvers.pagination import (
+    After,
     Connection,
+    First,
     check_first,
     decode_cursor,
     decode_time_cursor,
@@ -211,7 +221,7 @@ class LedgerStatement:
         )
     )
     async def entries(
-        self, info: Info, first: int = 20, after: str | None = None
+        self, info: Info, first: First = 20, after: After = None
     ) -> Connection[_ENTRY]:
         from resolvers.ledger_transactions import LedgerEntry
 
@@ -373,14 +383,14 @@ class AnalyticsQuery:
     async def ledger_summary(
         self,
         info: Info,
-        first_day: Annotated[dt.date | None, strawberry.argument(name="from")] = None,
-        last_day: Annotated[dt.date | None, strawberry.argument(name="to")] = None,
-        group_by: list[Dimension] = [Dimension.PERIOD],  # noqa: B006 (read only)
-        interval: Interval = Interval.MONTH,
-        statuses: list[records.TransactionStatus] | None = None,
-        account_ids: list[strawberry.ID] | None = None,
-        first: int = 100,
-        after: str | None = None,
+        first_day: FromDay = None,
+        last_day: ToDay = None,
+        group_by: GroupBy = [Dimension.PERIOD],  # noqa: B006 (read only)
+        interval: SummaryInterval = Interval.MONTH,
+        statuses: Statuses = None,
+        account_ids: AccountIds = None,
+        first: First = 100,
+        after: After = None,
     ) -> Connection[LedgerSummaryGroup]:
         which = _summary_filter(
             info, first_day, last_day, group_by, interval, statuses, account_ids

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 import strawberry
 
@@ -11,7 +12,9 @@ from adapters.errors import InvalidInput
 from resolvers.context import Info
 from resolvers.node import encode_global_id
 from resolvers.pagination import (
+    After,
     Connection,
+    First,
     check_first,
     decode_cursor,
     encode_cursor,
@@ -100,10 +103,19 @@ class AuditQuery:
     async def audit_events(
         self,
         info: Info,
-        first: int = 20,
-        after: str | None = None,
-        since: dt.datetime | None = None,
-        until: dt.datetime | None = None,
+        first: First = 20,
+        after: After = None,
+        since: Annotated[
+            dt.datetime | None,
+            strawberry.argument(description="Earliest `occurredAt` (included); null for no bound."),
+        ] = None,
+        until: Annotated[
+            dt.datetime | None,
+            strawberry.argument(
+                description="`occurredAt` before this (excluded); null for no bound. Before "
+                "`since` is BAD_USER_INPUT."
+            ),
+        ] = None,
     ) -> Connection[AuditEvent]:
         context = info.context
         limit = check_first(first, context.max_page_size)

@@ -8,6 +8,7 @@ money into the account, negative money out, whatever the provider's convention.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 import strawberry
 
@@ -18,7 +19,9 @@ from resolvers.cost_directives import BANK_TRANSACTIONS_COST, FREE, PAGE
 from resolvers.money import Money
 from resolvers.node import encode_global_id
 from resolvers.pagination import (
+    After,
     Connection,
+    First,
     check_first,
     decode_cursor,
     encode_cursor,
@@ -184,10 +187,19 @@ class BankAccount:
     async def transactions(
         self,
         info: Info,
-        first: int = 20,
-        after: str | None = None,
-        since: dt.date | None = None,
-        until: dt.date | None = None,
+        first: First = 20,
+        after: After = None,
+        since: Annotated[
+            dt.date | None,
+            strawberry.argument(description="Earliest date (included); null for no bound."),
+        ] = None,
+        until: Annotated[
+            dt.date | None,
+            strawberry.argument(
+                description="Latest date (included); null for no bound. Before `since` is "
+                "BAD_USER_INPUT."
+            ),
+        ] = None,
     ) -> Connection[BankTransaction]:
         context = info.context
         limit = check_first(first, context.max_page_size)

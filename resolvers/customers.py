@@ -9,12 +9,22 @@ import strawberry
 
 import resolvers.ledger_transactions  # noqa: F401  (registers TransactionStatus first)
 from adapters import records
+from resolvers.analytics_arguments import (
+    AccountIds,
+    FromDay,
+    GroupBy,
+    Statuses,
+    SummaryInterval,
+    ToDay,
+)
 from resolvers.analytics_enums import Dimension, Interval
 from resolvers.context import Info
 from resolvers.cost_directives import BANK_ACCOUNTS_COST, CARD_PAYMENTS_COST, PAGE, ListSize
 from resolvers.node import Node, encode_global_id, pk_of
 from resolvers.pagination import (
+    After,
     Connection,
+    First,
     check_first,
     decode_cursor,
     encode_cursor,
@@ -85,7 +95,7 @@ class Customer(Node):
         ),
     )
     async def ledger_accounts(
-        self, info: Info, first: int = 20, after: str | None = None
+        self, info: Info, first: First = 20, after: After = None
     ) -> Connection[_ACCOUNTS]:
         from resolvers.ledger_accounts import LedgerAccount
 
@@ -128,7 +138,7 @@ class Customer(Node):
         ),
     )
     async def card_payments(
-        self, info: Info, first: int = 20, after: str | None = None
+        self, info: Info, first: First = 20, after: After = None
     ) -> Connection[_CARD_PAYMENT] | None:
         from resolvers.cards import card_payments_of
 
@@ -145,14 +155,14 @@ class Customer(Node):
     async def ledger_summary(
         self,
         info: Info,
-        first_day: Annotated[dt.date | None, strawberry.argument(name="from")] = None,
-        last_day: Annotated[dt.date | None, strawberry.argument(name="to")] = None,
-        group_by: list[Dimension] = [Dimension.PERIOD],  # noqa: B006 (read only)
-        interval: Interval = Interval.MONTH,
-        statuses: list[records.TransactionStatus] | None = None,
-        account_ids: list[strawberry.ID] | None = None,
-        first: int = 100,
-        after: str | None = None,
+        first_day: FromDay = None,
+        last_day: ToDay = None,
+        group_by: GroupBy = [Dimension.PERIOD],  # noqa: B006 (read only)
+        interval: SummaryInterval = Interval.MONTH,
+        statuses: Statuses = None,
+        account_ids: AccountIds = None,
+        first: First = 100,
+        after: After = None,
     ) -> Connection[_SUMMARY_GROUP]:
         from resolvers.analytics import _summary_filter, ledger_summary
 
@@ -172,8 +182,8 @@ class Customer(Node):
     async def bank_spend(
         self,
         info: Info,
-        first_day: Annotated[dt.date | None, strawberry.argument(name="from")] = None,
-        last_day: Annotated[dt.date | None, strawberry.argument(name="to")] = None,
+        first_day: FromDay = None,
+        last_day: ToDay = None,
     ) -> list[_BANK_SPEND] | None:
         from resolvers.analytics import bank_spend
 
@@ -197,7 +207,11 @@ class CustomerQuery:
     @strawberry.field(
         description="One customer by global id; null when it does not exist in your tenant.",
     )
-    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
+    async def customer(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The customer's global id.")],
+    ) -> Customer | None:
         pk = pk_of("Customer", id)
         record = None if pk is None else await info.context.ledger.customer_by_id.load(pk)
         return None if record is None else Customer.from_record(record)
@@ -207,7 +221,7 @@ class CustomerQuery:
         description="The tenant's customers, oldest first, at most the page cap per page.",
     )
     async def customers(
-        self, info: Info, first: int = 20, after: str | None = None
+        self, info: Info, first: First = 20, after: After = None
     ) -> Connection[Customer]:
         context = info.context
         limit = check_first(first, context.max_page_size)

@@ -8,13 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from adapters import records
+from resolvers.analytics_arguments import FromDay, HistoryInterval, ToDay
 from resolvers.analytics_enums import Interval
 from resolvers.context import Info
 from resolvers.cost_directives import FREE, PAGE
 from resolvers.money import Money
 from resolvers.node import Node, encode_global_id, pk_of
 from resolvers.pagination import (
+    After,
     Connection,
+    First,
     check_first,
     decode_time_cursor,
     encode_time_cursor,
@@ -97,7 +100,16 @@ class LedgerAccount(Node):
             "postings included. Without `asOf`: the current balances."
         )
     )
-    async def balance_at(self, info: Info, as_of: dt.datetime | None = None) -> LedgerBalance:
+    async def balance_at(
+        self,
+        info: Info,
+        as_of: Annotated[
+            dt.datetime | None,
+            strawberry.argument(
+                description=("The moment (with its offset) to take the balances at; null for now.")
+            ),
+        ] = None,
+    ) -> LedgerBalance:
         from resolvers.analytics import balance_at
 
         return await balance_at(info, self.record, as_of)
@@ -112,9 +124,9 @@ class LedgerAccount(Node):
     async def balance_history(
         self,
         info: Info,
-        first_day: Annotated[dt.date | None, strawberry.argument(name="from")] = None,
-        last_day: Annotated[dt.date | None, strawberry.argument(name="to")] = None,
-        interval: Interval = Interval.DAY,
+        first_day: FromDay = None,
+        last_day: ToDay = None,
+        interval: HistoryInterval = Interval.DAY,
     ) -> list[_POINT]:
         from resolvers.analytics import balance_history
 
@@ -129,8 +141,8 @@ class LedgerAccount(Node):
     async def statement(
         self,
         info: Info,
-        first_day: Annotated[dt.date | None, strawberry.argument(name="from")] = None,
-        last_day: Annotated[dt.date | None, strawberry.argument(name="to")] = None,
+        first_day: FromDay = None,
+        last_day: ToDay = None,
     ) -> _STATEMENT:
         from resolvers.analytics import statement
 
@@ -150,7 +162,7 @@ class LedgerAccount(Node):
         ),
     )
     async def entries(
-        self, info: Info, first: int = 20, after: str | None = None
+        self, info: Info, first: First = 20, after: After = None
     ) -> Connection[_ENTRY]:
         from resolvers.ledger_transactions import LedgerEntry
 
@@ -171,7 +183,13 @@ class LedgerAccountQuery:
     @strawberry.field(
         description="One ledger account by global id; null when it is not in your tenant.",
     )
-    async def ledger_account(self, info: Info, id: strawberry.ID) -> LedgerAccount | None:
+    async def ledger_account(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The ledger account's global id.")
+        ],
+    ) -> LedgerAccount | None:
         pk = pk_of("LedgerAccount", id)
         record = None if pk is None else await info.context.ledger.ledger_account_by_id.load(pk)
         return None if record is None else LedgerAccount.from_record(record)

@@ -7,6 +7,7 @@ input is turned into exact minor units and record ids, and errors keep their fie
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 import strawberry
 
@@ -119,7 +120,10 @@ class LedgerMutation:
     async def post_ledger_transaction(
         self,
         info: Info,
-        input: PostLedgerTransactionInput,
+        input: Annotated[
+            PostLedgerTransactionInput,
+            strawberry.argument(description="The transaction: its entries and idempotency key."),
+        ],
     ) -> LedgerTransactionPayload:
         if not input.entries:
             raise InvalidInput("a transaction needs at least one debit and one credit",
@@ -143,7 +147,9 @@ class LedgerMutation:
     async def post_pending_transaction(
         self,
         info: Info,
-        id: strawberry.ID,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The ledger transaction's global id.")
+        ],
     ) -> LedgerTransactionPayload:
         pk = decode_id_of("LedgerTransaction", id)
         context = info.context
@@ -156,7 +162,9 @@ class LedgerMutation:
     async def void_pending_transaction(
         self,
         info: Info,
-        id: strawberry.ID,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The ledger transaction's global id.")
+        ],
     ) -> LedgerTransactionPayload:
         pk = decode_id_of("LedgerTransaction", id)
         context = info.context
@@ -172,8 +180,16 @@ class LedgerMutation:
     async def reverse_ledger_transaction(
         self,
         info: Info,
-        id: strawberry.ID,
-        idempotency_key: str,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The ledger transaction's global id.")
+        ],
+        idempotency_key: Annotated[
+            str,
+            strawberry.argument(
+                description="Your key for the reversal: sending it again returns the first "
+                "result (replayed: true) instead of reversing twice."
+            ),
+        ],
     ) -> LedgerTransactionPayload:
         pk = decode_id_of("LedgerTransaction", id)
         context = info.context

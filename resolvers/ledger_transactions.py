@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 import strawberry
 
@@ -115,7 +116,9 @@ class LedgerTransactionQuery:
     async def ledger_transaction(
         self,
         info: Info,
-        id: strawberry.ID,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The ledger transaction's global id.")
+        ],
     ) -> LedgerTransaction | None:
         pk = pk_of("LedgerTransaction", id)
         record = None if pk is None else await info.context.ledger.ledger_transaction_by_id.load(pk)

@@ -6,7 +6,7 @@ import base64
 import binascii
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 
@@ -14,8 +14,10 @@ from adapters.errors import InvalidInput
 from resolvers.cost_directives import FREE, TOTAL_COUNT_COST
 
 __all__ = [
+    "After",
     "Connection",
     "Edge",
+    "First",
     "PageInfo",
     "check_first",
     "decode_cursor",
@@ -27,6 +29,26 @@ __all__ = [
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+# The arguments of every forward connection, described once (`first: First = 20`).
+First = Annotated[
+    int,
+    strawberry.argument(
+        description=(
+            "How many items to return: 0 up to the server's page cap (100 by default); "
+            "outside that range is BAD_USER_INPUT."
+        )
+    ),
+]
+After = Annotated[
+    str | None,
+    strawberry.argument(
+        description=(
+            "Return the items after this cursor: the previous page's `pageInfo.endCursor` "
+            "(or an edge's `cursor`); null for the first page."
+        )
+    ),
+]
 
 
 @strawberry.type(

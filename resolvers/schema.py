@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import ASTValidationRule, ExecutionResult, GraphQLError
@@ -66,14 +66,25 @@ class NodeQuery:
     @strawberry.field(
         description="Any object by its global id; null when it does not exist in your tenant.",
     )
-    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The object's global id.")],
+    ) -> Node | None:
         return await _resolve_node(info, id)
 
     @strawberry.field(
         directives=[ListSize(slicing_arguments=["ids"], require_one_slicing_argument=False)],
         description="Several objects by global id, in the order asked (null where not found).",
     )
-    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[Node | None]:
+    async def nodes(
+        self,
+        info: Info,
+        ids: Annotated[
+            list[strawberry.ID],
+            strawberry.argument(description="Global ids, at most the page cap (100 by default)."),
+        ],
+    ) -> list[Node | None]:
         if len(ids) > info.context.max_page_size:
             raise InvalidInput(f"at most {info.context.max_page_size} ids per call", field="ids")
         return list(await asyncio.gather(*(_resolve_node(info, i) for i in ids)))

@@ -47,12 +47,15 @@ from gateway.settings import Settings
 from tests.factories import make_customer
 from tests.fixtures.gateway import GraphQLClient
 from tests.gateway.chromium import chromium_path, open_page
+from tests.gateway.test_graphiql_examples import analyst_ledger
 
 _FAKE_FILES = {
     "react.production.min.js": "window.React = {};\n",
     "react-dom.production.min.js": "window.ReactDOM = {};\n",
     "graphiql.min.js": "window.GraphiQL = function () {};\n",
     "graphiql.min.css": ".graphiql-container { display: flex; }\n",
+    "graphiql-plugin-explorer.umd.js": "window.GraphiQLPluginExplorer = {};\n",
+    "graphiql-plugin-explorer.css": ".graphiql-explorer-root { padding: 0; }\n",
 }
 _MEDIA_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 _HOSTILE = "</script><script>alert(1)</script><!-- & \u2028\u2029"
@@ -176,8 +179,12 @@ async def test_page_loads_scripts_and_styles_only_from_the_gateway(assets_dir: P
         f"{ASSETS_PATH}/react.production.min.js",
         f"{ASSETS_PATH}/react-dom.production.min.js",
         f"{ASSETS_PATH}/graphiql.min.js",
+        f"{ASSETS_PATH}/graphiql-plugin-explorer.umd.js",
     ]
-    assert [href.split("?")[0] for href in page.stylesheets] == [f"{ASSETS_PATH}/graphiql.min.css"]
+    assert [href.split("?")[0] for href in page.stylesheets] == [
+        f"{ASSETS_PATH}/graphiql.min.css",
+        f"{ASSETS_PATH}/graphiql-plugin-explorer.css",
+    ]
 
 
 async def test_every_referenced_asset_is_served_with_its_type_and_long_caching(
@@ -188,7 +195,7 @@ async def test_every_referenced_asset_is_served_with_its_type_and_long_caching(
         urls = [*page.script_sources, *page.stylesheets]
         responses = {url: await client.get(url) for url in urls}
 
-    assert len(responses) == 4
+    assert len(responses) == 6
     for url, response in responses.items():
         name = url.removeprefix(f"{ASSETS_PATH}/").split("?")[0]
         assert response.status_code == 200, url
@@ -311,7 +318,7 @@ async def test_assets_installed_after_start_are_served_without_a_restart(
 
     assert before.status_code == 404
     assert after.status_code == 200
-    assert len(_parse(page.text).script_sources) == 3
+    assert len(_parse(page.text).script_sources) == 4
 
 
 async def test_a_manifest_naming_a_missing_file_counts_as_not_installed(
@@ -341,6 +348,8 @@ def test_install_copies_exactly_the_page_files_and_records_them(
         "react-dom": "react-dom.production.min.js",
         "graphiql-js": "graphiql.min.js",
         "graphiql-css": "graphiql.min.css",
+        "explorer-js": "graphiql-plugin-explorer.umd.js",
+        "explorer-css": "graphiql-plugin-explorer.css",
     }
     runs = [json.loads(line) for line in npm_log.read_text().splitlines()]
     assert runs == [
@@ -356,6 +365,7 @@ def test_install_copies_exactly_the_page_files_and_records_them(
             "graphiql@3.8.3",
             "react@18.3.1",
             "react-dom@18.3.1",
+            "@graphiql/plugin-explorer@3.2.5",
         ]
     ]
 
@@ -505,3 +515,46 @@ async def test_an_anonymous_query_typed_into_the_first_tab_runs_and_shows_data(
     own = [key for key in stored if key.startswith("finance-gateway:graphiql:v")]
     assert own
     assert set(stored) - set(own) == {"graphiql:tabState", "graphiql:operationName"}
+
+
+async def test_the_summary_tab_runs_and_the_explorer_plugin_opens(
+    graphiql_server: str, engine: AsyncEngine, tenant_id: int, tmp_path: Path
+) -> None:
+    await analyst_ledger(engine, tenant_id)
+    binary = chromium_path()
+    assert binary is not None
+
+    async with open_page(binary, tmp_path / "profile") as page:
+        await page.navigate(f"{graphiql_server}/graphql")
+        tab = (
+            "Array.from(document.querySelectorAll('.graphiql-tab-button'))"
+            ".find(function (button) { return button.textContent.trim() === 'Summary'; })"
+        )
+        await page.wait_for(f"!!{tab}")
+        await page.evaluate(f"{tab}.click(); true")
+        editor = "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror"
+        await page.wait_for(f"{editor}.getValue().indexOf('query Summary') !== -1")
+        await page.evaluate("document.querySelector('.graphiql-execute-button').click(); true")
+        response = "document.querySelector('.graphiql-response .CodeMirror').CodeMirror"
+        shown = await page.wait_for(f"{response}.getValue()")
+
+        explorer = "document.querySelector('[aria-label=\"Show GraphiQL Explorer\"]')"
+        await page.wait_for(f"!!{explorer}")
+        await page.evaluate(f"{explorer}.click(); true")
+        # The panel lists the schema's root fields, analysts' ones included.
+        panel = await page.wait_for(
+            "(function () { var root = document.querySelector('.graphiql-explorer-root');"
+            " return root && root.textContent.indexOf('ledgerSummary') !== -1"
+            " ? root.textContent : ''; })()"
+        )
+
+    body = json.loads(shown)
+    assert "errors" not in body, body
+    groups = [edge["node"] for edge in body["data"]["ledgerSummary"]["edges"]]
+    assert sorted((g["periodStart"], g["direction"], g["entryCount"]) for g in groups) == [
+        ("2026-03-01", "CREDIT", 2),
+        ("2026-03-01", "DEBIT", 2),
+        ("2026-05-01", "CREDIT", 1),
+        ("2026-05-01", "DEBIT", 1),
+    ]
+    assert "customers" in panel
