@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from gateway.catch_all import CatchAllMiddleware
 from gateway.cors import cors_middleware
+from gateway.exports import export_routes
 from gateway.graphiql import graphiql_routes
 from gateway.http import GraphQLHandler
 from gateway.lifespan import Services, open_services
@@ -92,6 +93,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         Route("/metrics", metrics_endpoint(settings, current), methods=["GET"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/webhooks/plaid", plaid_webhook, methods=["POST"]),
+        *export_routes(current),
     ]
     if settings.graphiql:
         routes.extend(graphiql_routes(settings.graphiql_assets_dir / "assets"))
