@@ -15,7 +15,7 @@ Either way at most one batch of rows is held in memory.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -46,7 +46,7 @@ async def stream_batches(
     key: Callable[[Sequence[Any]], K],
     *,
     batch_size: int = DEFAULT_BATCH_ROWS,
-) -> AsyncIterator[Sequence[Sequence[Any]]]:
+) -> AsyncGenerator[Sequence[Sequence[Any]]]:
     """The rows of `statement(None)` in batches of at most `batch_size`.
 
     `statement(after)` must order by a unique key and, given the key of a row (`key(row)`),

@@ -44,7 +44,9 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from contextlib import aclosing
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -125,6 +127,28 @@ def export_scopes(columns: Iterable[Column]) -> frozenset[str]:
     return frozenset(scopes)
 
 
+def _cached_ids(type_name: str) -> Callable[[int], str]:
+    """Global ids of `type_name` for ids that repeat down an export (accounts, transactions)."""
+
+    @lru_cache(maxsize=4096)
+    def encode(pk: int) -> str:
+        return encode_global_id(type_name, pk)
+
+    return encode
+
+
+_ACCOUNT_ID = _cached_ids("LedgerAccount")
+_TRANSACTION_ID = _cached_ids("LedgerTransaction")
+_BANK_ACCOUNT_ID = _cached_ids("BankAccount")
+_CUSTOMER_ID = _cached_ids("Customer")
+# GraphQL's enum values: DEBIT, POSTED, ...
+_ENUM_VALUES: dict[records.Direction | records.TransactionStatus, str] = {
+    member: member.name
+    for enum in (records.Direction, records.TransactionStatus)
+    for member in enum
+}
+
+
 def _text(value: str | None) -> str:
     """A free-text cell, defused for spreadsheets (see the module's docstring)."""
     if not value:
@@ -161,7 +185,7 @@ class _Query:
 
 
 # rows(services, tenant id, query): the rendered rows in batches; ids are looked up first.
-RowSource = Callable[["_Sources", int, _Query], AsyncIterator[Rows]]
+RowSource = Callable[["_Sources", int, _Query], AsyncGenerator[Rows]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +214,9 @@ class _Sources:
 
     def __init__(self, services: Services) -> None:
         self.reader = services.reader
-        self.ledger = LedgerExports(services.engine)
-        self.bank = BankExports(services.engine)
+        batch_size = services.settings.exports.batch_rows
+        self.ledger = LedgerExports(services.engine, batch_size=batch_size)
+        self.bank = BankExports(services.engine, batch_size=batch_size)
         self.bank_reader = BankReader(services.engine)
 
     async def account(self, tenant_id: int, pk: int, parameter: str) -> records.LedgerAccount:
@@ -220,25 +245,26 @@ _ENTRY_COLUMNS = (
 def _entry_row(line: EntryLine) -> tuple[str, ...]:
     return (
         encode_global_id("LedgerEntry", line.id),
-        encode_global_id("LedgerTransaction", line.transaction_id),
-        encode_global_id("LedgerAccount", line.account_id),
+        _TRANSACTION_ID(line.transaction_id),
+        _ACCOUNT_ID(line.account_id),
         _text(line.account_name),
         serialize_datetime(line.effective_at),
-        line.direction.name,
+        _ENUM_VALUES[line.direction],
         format_minor_units(line.amount, line.currency_exponent),
         line.currency,
-        line.status.name,
+        _ENUM_VALUES[line.status],
         _text(line.description),
     )
 
 
-async def _entry_rows(sources: _Sources, tenant_id: int, query: _Query) -> AsyncIterator[Rows]:
+async def _entry_rows(sources: _Sources, tenant_id: int, query: _Query) -> AsyncGenerator[Rows]:
     account_id = query.ids.get("accountId")
     if account_id is not None:
         await sources.account(tenant_id, account_id, "accountId")
-    batches = sources.ledger.entries(tenant_id, query.first, query.last, account_id=account_id)
-    async for batch in batches:
-        yield [_entry_row(line) for line in batch]
+    entries = sources.ledger.entries(tenant_id, query.first, query.last, account_id=account_id)
+    async with aclosing(entries) as batches:
+        async for batch in batches:
+            yield [_entry_row(line) for line in batch]
 
 
 # -- statements ------------------------------------------------------------------------------
@@ -258,7 +284,7 @@ _STATEMENT_COLUMNS = (
 )
 
 
-async def _statement_rows(sources: _Sources, tenant_id: int, query: _Query) -> AsyncIterator[Rows]:
+async def _statement_rows(sources: _Sources, tenant_id: int, query: _Query) -> AsyncGenerator[Rows]:
     """An opening row (balances at the start of `from`), one row per entry of the period
     with the running balances after it, a closing row (the period's debits and credits and
     the balances at the end of `to`): the figures of GraphQL's `LedgerAccount.statement`."""
@@ -285,10 +311,10 @@ async def _statement_rows(sources: _Sources, tenant_id: int, query: _Query) -> A
                 rows.append((
                     "entry",
                     encode_global_id("LedgerEntry", line.id),
-                    encode_global_id("LedgerTransaction", line.transaction_id),
+                    _TRANSACTION_ID(line.transaction_id),
                     serialize_datetime(line.effective_at),
                     _text(line.description),
-                    line.status.name,
+                    _ENUM_VALUES[line.status],
                     amount if is_debit else "",
                     "" if is_debit else amount,
                     currency,
@@ -338,8 +364,8 @@ def _bank_row(line: BankTransactionLine) -> tuple[str, ...]:
     return (
         encode_global_id("BankTransaction", line.id),
         _text(line.provider_transaction_id),
-        encode_global_id("BankAccount", line.bank_account_id),
-        encode_global_id("Customer", line.customer_id),
+        _BANK_ACCOUNT_ID(line.bank_account_id),
+        _CUSTOMER_ID(line.customer_id),
         line.date.isoformat(),
         "" if authorized is None else authorized.isoformat(),
         _text(line.name),
@@ -352,7 +378,7 @@ def _bank_row(line: BankTransactionLine) -> tuple[str, ...]:
     )
 
 
-async def _bank_rows(sources: _Sources, tenant_id: int, query: _Query) -> AsyncIterator[Rows]:
+async def _bank_rows(sources: _Sources, tenant_id: int, query: _Query) -> AsyncGenerator[Rows]:
     bank_account_id = query.ids.get("bankAccountId")
     customer_id = query.ids.get("customerId")
     if bank_account_id is not None:
@@ -363,12 +389,13 @@ async def _bank_rows(sources: _Sources, tenant_id: int, query: _Query) -> AsyncI
         (customer,) = await sources.reader.customers_by_ids(tenant_id, [customer_id])
         if customer is None:
             raise NotFound("no customer has this id", field="customerId")
-    batches = sources.bank.transactions(
+    transactions = sources.bank.transactions(
         tenant_id, query.first, query.last, bank_account_id=bank_account_id,
         customer_id=customer_id,
     )  # fmt: skip
-    async for batch in batches:
-        yield [_bank_row(line) for line in batch]
+    async with aclosing(transactions) as batches:
+        async for batch in batches:
+            yield [_bank_row(line) for line in batch]
 
 
 LEDGER_ENTRIES = Export(
@@ -497,11 +524,12 @@ class ExportEndpoints:
         (finished, failed or abandoned)."""
         try:
             header: bytes | None = export.header
-            async for rows in export.rows(self._sources, tenant_id, query):
-                chunk = _csv(rows)
-                if header is not None:
-                    chunk, header = header + chunk, None
-                yield chunk
+            async with aclosing(export.rows(self._sources, tenant_id, query)) as batches:
+                async for rows in batches:
+                    chunk = _csv(rows)
+                    if header is not None:
+                        chunk, header = header + chunk, None
+                    yield chunk
             if header is not None:
                 yield header
         finally:
@@ -541,7 +569,7 @@ class ExportEndpoints:
         return ExportResponse(first_chunk, body, response_headers)
 
 
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _prepend(first: bytes, rest: AsyncGenerator[bytes]) -> AsyncIterator[bytes]:
     yield first
     async for chunk in rest:
         yield chunk

@@ -10,7 +10,8 @@ in) with the exponent stored beside them.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,7 +92,7 @@ class BankExports:
         *,
         bank_account_id: int | None = None,
         customer_id: int | None = None,
-    ) -> AsyncIterator[list[BankTransactionLine]]:
+    ) -> AsyncGenerator[list[BankTransactionLine]]:
         """The tenant's transactions dated first..last (both included), oldest first, in
         batches; only those of a bank account or of a customer when given."""
         t = bank_transactions.c
@@ -113,8 +114,11 @@ class BankExports:
                 keyset.append(or_(t.date > day, and_(t.date == day, t.id > row_id)))
             return select(*_COLUMNS).where(*conditions, *keyset).order_by(t.date, t.id)
 
-        async with export_snapshot(self._engine) as connection:
-            async for rows in stream_batches(
-                connection, statement, _key, batch_size=self._batch_size
-            ):
+        async with (
+            export_snapshot(self._engine) as connection,
+            aclosing(
+                stream_batches(connection, statement, _key, batch_size=self._batch_size)
+            ) as batches,
+        ):
+            async for rows in batches:
                 yield [_line(row) for row in rows]

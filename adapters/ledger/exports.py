@@ -11,8 +11,8 @@ Amounts keep the exponent their account stores.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,19 +61,11 @@ class StatementRead:
 
 
 def _line(row: Sequence[Any]) -> EntryLine:
+    # Positional: this runs once per exported row.
     return EntryLine(
-        id=row[0],
-        transaction_id=row[1],
-        account_id=row[2],
-        account_name=row[3],
-        direction=_DIRECTIONS[row[4]],
-        amount=row[5],
-        currency=row[6],
-        currency_exponent=row[7],
-        status=_STATUSES[row[8]],
-        effective_at=row[9],
-        description=row[10],
-    )
+        row[0], row[1], row[2], row[3], _DIRECTIONS[row[4]], row[5], row[6], row[7],
+        _STATUSES[row[8]], row[9], row[10],
+    )  # fmt: skip
 
 
 def _key(row: Sequence[Any]) -> _Key:
@@ -112,7 +104,7 @@ class LedgerExports:
 
     async def entries(
         self, tenant_id: int, first: dt.date, last: dt.date, *, account_id: int | None = None
-    ) -> AsyncIterator[list[EntryLine]]:
+    ) -> AsyncGenerator[list[EntryLine]]:
         """The tenant's entries (every status) effective on days first..last, in batches,
         oldest first; only those of `account_id` when given."""
         e = ledger_entries.c
@@ -123,13 +115,18 @@ class LedgerExports:
         ]
         if account_id is not None:
             conditions.append(e.account_id == account_id)
-        async with export_snapshot(self._engine) as connection:
-            async for rows in stream_batches(
-                connection,
-                lambda key: _entries_query([*conditions, *_after(key)]),
-                _key,
-                batch_size=self._batch_size,
-            ):
+        async with (
+            export_snapshot(self._engine) as connection,
+            aclosing(
+                stream_batches(
+                    connection,
+                    lambda key: _entries_query([*conditions, *_after(key)]),
+                    _key,
+                    batch_size=self._batch_size,
+                )
+            ) as batches,
+        ):
+            async for rows in batches:
                 yield [_line(row) for row in rows]
 
     @asynccontextmanager
@@ -152,13 +149,18 @@ class LedgerExports:
                 tenant_id, [account_id], first, last, connection=connection
             )
 
-            async def batches() -> AsyncIterator[list[EntryLine]]:
-                async for rows in stream_batches(
-                    connection,
-                    lambda key: _entries_query([*conditions, *_after(key)]),
-                    _key,
-                    batch_size=self._batch_size,
-                ):
-                    yield [_line(row) for row in rows]
+            async def lines() -> AsyncGenerator[list[EntryLine]]:
+                async with aclosing(
+                    stream_batches(
+                        connection,
+                        lambda key: _entries_query([*conditions, *_after(key)]),
+                        _key,
+                        batch_size=self._batch_size,
+                    )
+                ) as batches:
+                    async for rows in batches:
+                        yield [_line(row) for row in rows]
 
-            yield StatementRead(totals or StatementTotals(Counters(), Counters()), batches())
+            # Closed here even when the caller stops early: the snapshot ends after it.
+            async with aclosing(lines()) as batches:
+                yield StatementRead(totals or StatementTotals(Counters(), Counters()), batches)
