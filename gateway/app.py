@@ -15,6 +15,7 @@ from starlette.websockets import WebSocket
 
 from gateway.catch_all import CatchAllMiddleware
 from gateway.cors import cors_middleware
+from gateway.exports import export_routes
 from gateway.graphiql import graphiql_routes
 from gateway.graphql_sse import serve_graphql_sse
 from gateway.graphql_ws import serve_graphql_ws
@@ -129,6 +130,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         Route("/webhooks/plaid", plaid_webhook, methods=["POST"]),
         Route("/webhooks/adyen", adyen_webhook, methods=["POST"]),
+        *export_routes(current),
     ]
     if settings.graphiql:
         routes.extend(graphiql_routes(settings.graphiql_assets_dir / "assets"))

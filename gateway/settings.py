@@ -11,6 +11,7 @@ from adapters.crypto import SecretText
 from gateway.cors import CorsSettings, load_cors_settings
 from gateway.cost import CostSettings, load_cost_settings
 from gateway.deadlines import DeadlineSettings, load_deadline_settings
+from gateway.export_settings import ExportSettings, load_export_settings
 from gateway.limits import LimitSettings, load_limit_settings
 from gateway.provider_settings import ProviderSettings, load_provider_settings
 from gateway.rate_limits import RateLimitSettings, load_rate_limit_settings
@@ -75,6 +76,7 @@ class Settings:
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
     subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
+    exports: ExportSettings = field(default_factory=ExportSettings)
 
     @property
     def is_development(self) -> bool:
@@ -224,6 +226,7 @@ def load_settings(
         deadlines=load_deadline_settings(env),
         cors=load_cors_settings(env),
         subscriptions=load_subscription_settings(env),
+        exports=load_export_settings(env),
     )
     check_settings(settings)
     return settings

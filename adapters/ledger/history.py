@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.ledger.periods import (
     Interval,
@@ -86,7 +86,9 @@ class LedgerHistory:
         self._engine = engine
         self._dialect = engine.dialect.name
 
-    async def _rows(self, statement: Any) -> list[Any]:
+    async def _rows(self, statement: Any, connection: AsyncConnection | None = None) -> list[Any]:
+        if connection is not None:  # a caller's transaction (an export's snapshot)
+            return list((await connection.execute(statement)).all())
         async with self._engine.connect() as connection:
             return list((await connection.execute(statement)).all())
 
@@ -97,6 +99,7 @@ class LedgerHistory:
         start: dt.datetime,
         end: dt.datetime,
         interval: Interval | None,
+        connection: AsyncConnection | None = None,
     ) -> dict[int, dict[dt.date | str | None, Counters]]:
         """Per account found: the changes effective before `start` (key None) and those in
         [start, end) by period start (or under "all" when `interval` is None)."""
@@ -147,7 +150,7 @@ class LedgerHistory:
             *(func.coalesce(func.sum(bucketed.c[n]), 0) for n in COUNTERS),
         ).group_by(bucketed.c.account_id, bucketed.c.bucket)
         found: dict[int, dict[dt.date | str | None, Counters]] = {}
-        for row in await self._rows(statement):
+        for row in await self._rows(statement, connection):
             key = row[1]
             if key is not None and interval is not None:
                 key = bucket_date(key)
@@ -198,13 +201,20 @@ class LedgerHistory:
         return results
 
     async def statement_totals(
-        self, tenant_id: int, account_ids: Sequence[int], first: dt.date, last: dt.date
+        self,
+        tenant_id: int,
+        account_ids: Sequence[int],
+        first: dt.date,
+        last: dt.date,
+        *,
+        connection: AsyncConnection | None = None,
     ) -> list[StatementTotals | None]:
-        """Each account's counters before day `first` and the changes of days first..last."""
+        """Each account's counters before day `first` and the changes of days first..last
+        (read in `connection`'s transaction when given)."""
         if not account_ids:
             return []
         end = day_start(last) + dt.timedelta(days=1)
-        found = await self._grouped(tenant_id, account_ids, day_start(first), end, None)
+        found = await self._grouped(tenant_id, account_ids, day_start(first), end, None, connection)
         return [
             StatementTotals(found[i].get(None, Counters()), found[i].get("all", Counters()))
             if i in found
