@@ -566,7 +566,7 @@ async def _drop_constraints_and_indexes(connection: AsyncConnection) -> list[str
     constraints = (
         await connection.execute(
             text(
-                "select conrelid::regclass::text, conname, contype, pg_get_constraintdef(oid)"
+                "select conrelid::regclass::text, conname, contype::text, pg_get_constraintdef(oid)"
                 " from pg_constraint where conrelid = any(cast(:tables as regclass[]))"
                 " and contype in ('f', 'u') order by contype, conname"
             ),
