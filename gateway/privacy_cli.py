@@ -54,14 +54,14 @@ def _write_private(path: Path, text: str) -> None:
 
 
 async def _export(args: argparse.Namespace, settings: Settings) -> int:
-    from adapters.ledger.engine import create_ledger_engine
     from adapters.privacy.export import export_customer
+    from gateway.lifespan import open_services
 
-    engine = create_ledger_engine(settings.database_url)
-    try:
-        document = await export_customer(engine, args.tenant, args.customer)
-    finally:
-        await engine.dispose()
+    async with open_services(settings) as services:
+        processors = None if services.providers is None else services.providers.card_processors
+        document = await export_customer(
+            services.engine, args.tenant, args.customer, card_processors=processors
+        )
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if args.output is None:
         sys.stdout.write(text)

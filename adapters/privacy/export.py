@@ -15,13 +15,16 @@ Sections (`EXPORTED_TABLES`; a test fails when a table with a `customer_id` colu
 - `ledger_account_versions`: the balance history of those accounts;
 - `provider_links`, `bank_accounts`, `bank_transactions`: the provider records;
 - `audit_events`: events about the customer (reads of their personal data, their erasure)
-  and about their ledger transactions (postings).
+  and about their ledger transactions (postings);
+- `card_payments`: the payments of their (not revoked) card links, read from the card
+  processor when the caller passes the processors (they are not stored here, only cached);
+  `provider_errors` names each processor that could not be read (or was not configured).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -30,7 +33,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.audit.tables import audit_events
 from adapters.banking.tables import bank_accounts, bank_transactions
-from adapters.errors import NotFound
+from adapters.cards.protocol import CardProcessor
+from adapters.cards.records import CardPayment
+from adapters.errors import NotFound, ProviderError
 from adapters.ledger.tables import (
     customers,
     ledger_account_versions,
@@ -57,6 +62,9 @@ SECTIONS: dict[str, str] = {
     "audit_events": "audit_events",
 }
 EXPORTED_TABLES = frozenset(SECTIONS)
+# Pages of a customer's card payments read for one export (100 each): a bound, not a limit
+# any real customer reaches.
+_MAX_CARD_PAGES = 1_000
 
 
 def _time(value: dt.datetime | dt.date | None) -> str | None:
@@ -229,16 +237,103 @@ def _in(column: Any, ids: Sequence[int]) -> Any:
 
 
 async def export_customer(
-    engine: AsyncEngine, tenant_id: int, customer_id: int, *, now: dt.datetime | None = None
+    engine: AsyncEngine,
+    tenant_id: int,
+    customer_id: int,
+    *,
+    card_processors: Mapping[str, CardProcessor] | None = None,
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """The customer's document (see the module docstring); NotFound when the tenant has no
     such customer. All reads run in one transaction (on PostgreSQL, REPEATABLE READ), so the
-    sections agree with each other."""
+    sections agree with each other; the card processors are read after it."""
     async with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execution_options(isolation_level="REPEATABLE READ")
         async with connection.begin():
-            return await _export(connection, tenant_id, customer_id, now)
+            document = await _export(connection, tenant_id, customer_id, now)
+    payments, errors = await _card_payments(document["provider_links"], card_processors or {})
+    document["card_payments"] = payments
+    document["provider_errors"] = errors
+    return document
+
+
+async def _card_payments(
+    links: Sequence[Mapping[str, Any]], processors: Mapping[str, CardProcessor]
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    payments: list[dict[str, Any]] = []
+    errors: list[dict[str, str]] = []
+    for link in links:
+        if link["kind"] != "cards" or link["status"] == "revoked":
+            continue
+        processor = processors.get(link["provider"])
+        if processor is None:
+            errors.append({"provider": link["provider"], "code": "NOT_CONFIGURED"})
+            continue
+        after: str | None = None
+        try:
+            for _ in range(_MAX_CARD_PAGES):
+                page = await processor.list_payments(
+                    link["external_id"], limit=100, starting_after=after
+                )
+                payments.extend(_card_payment(payment) for payment in page.items)
+                if not page.has_more or page.next_cursor is None:
+                    break
+                after = page.next_cursor
+        except ProviderError as error:
+            errors.append({"provider": link["provider"], "code": error.code})
+    return payments, errors
+
+
+def _card_payment(payment: CardPayment) -> dict[str, Any]:
+    exponent = payment.exponent
+    card = payment.card
+    dispute = payment.dispute
+    return {
+        "provider": payment.provider,
+        "processor_id": payment.id,
+        "status": payment.status.value,
+        "amount": _money(payment.amount, exponent),
+        "amount_captured": _money(payment.amount_captured, exponent),
+        "amount_refunded": _money(payment.amount_refunded, exponent),
+        "currency": payment.currency,
+        "created": _time(payment.created),
+        "card": None
+        if card is None
+        else {
+            "brand": card.brand.value,
+            "last4": card.last4,
+            "exp_month": card.exp_month,
+            "exp_year": card.exp_year,
+            "funding": card.funding.value,
+            "wallet": None if card.wallet is None else card.wallet.value,
+        },
+        "refunds": [
+            {
+                "processor_id": refund.id,
+                "amount": _money(refund.amount, refund.exponent),
+                "status": refund.status.value,
+                "created": _time(refund.created),
+            }
+            for refund in payment.refunds
+        ],
+        "dispute": None
+        if dispute is None
+        else {
+            "processor_id": dispute.id,
+            "amount": _money(dispute.amount, dispute.exponent),
+            "status": dispute.status.value,
+            "reason": dispute.reason.value,
+            "created": _time(dispute.created),
+        },
+        "fee": _money(payment.fee, exponent),
+        "net": _money(payment.net, exponent),
+        "description": payment.description,
+        "failure_code": payment.failure_code,
+        "failure_category": None
+        if payment.failure_category is None
+        else payment.failure_category.value,
+    }
 
 
 async def _export(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -163,8 +164,18 @@ async def test_export_holds_every_table_with_the_customers_data_and_no_secret(
     assert read["data"]["customer"]["email"] == subject.email  # an audited pii:read
     await gateway.post(PROVIDER_DATA, {"id": subject.global_id}, tenant_id=subject.tenant_id)
 
-    document = await export_customer(engine, subject.tenant_id, subject.customer_id)
+    calls = providers.cards.total_calls
+    document = await export_customer(engine, subject.tenant_id, subject.customer_id,
+                                     card_processors=providers.runtime.card_processors)  # fmt: skip
 
+    # Card payments are read from the processor (they are cached here, never stored).
+    assert providers.cards.total_calls > calls
+    assert document["provider_errors"] == []
+    payments = document["card_payments"]
+    assert payments
+    assert all(re.fullmatch(r"\d+\.\d{2}", p["amount"]) for p in payments if p["currency"] == "USD")
+    assert all(p["card"] is None or set(p["card"]) == {"brand", "last4", "exp_month", "exp_year",
+               "funding", "wallet"} for p in payments)  # fmt: skip
     # Completeness: every table of the migrated database that names a customer is a section,
     # and has rows for this customer. A new table with customer_id fails here until the
     # export (and the erasure policy) cover it.
@@ -185,8 +196,7 @@ async def test_export_holds_every_table_with_the_customers_data_and_no_secret(
     assert account["posted_balance"] == "118.45"
     assert sorted(e["amount"] for e in document["ledger_entries"]) == ["123.45", "5.00"]
     assert {e["account_id"] for e in document["ledger_entries"]} == {subject.account_id}
-    assert any(b["amount"].startswith("-") or "." in b["amount"]
-               for b in document["bank_transactions"])  # fmt: skip
+    assert all(re.fullmatch(r"-?\d+\.\d{2}", b["amount"]) for b in document["bank_transactions"])
     # Secrets: a token is reported as held, never exported.
     assert {(link["kind"], link["secret"]) for link in document["provider_links"]} == {
         ("cards", "absent"), ("banking", "present"),
@@ -297,6 +307,13 @@ async def test_erasure_leaves_no_personal_data_in_answers_caches_logs_or_tables(
     assert events[0]["object_id"] == subject.customer_id
     assert "Customer.email" in events[0]["fields"]
     assert events[0]["subject"] == "dpo@tenant"
+
+    # A revoked card link is no longer read, not even for an export.
+    calls = providers.cards.total_calls
+    erased = await export_customer(engine, tenant, subject.customer_id,
+                                   card_processors=providers.runtime.card_processors)  # fmt: skip
+    assert (erased["card_payments"], providers.cards.total_calls) == ([], calls)
+    assert not _holds(json.dumps(erased), subject)
 
     # Idempotent: a second run finds nothing to do and records nothing more.
     exported = await export_customer(engine, tenant, subject.customer_id)
