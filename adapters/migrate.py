@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 import adapters.access.tables  # API clients and persisted documents
 import adapters.audit.tables  # the audit trail
 import adapters.banking.tables  # bank accounts and transactions
+import adapters.cards.risk  # card payment risk facts
 import adapters.ledger.data_versions  # per-tenant data versions (response cache)
 import adapters.ledger.tables
 import adapters.providers.tables  # noqa: F401  (provider links)

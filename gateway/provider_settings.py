@@ -1,9 +1,9 @@
 """Provider settings: which card processor and banking provider to call, how, and with what.
 
-Two modes (PROVIDERS): `sandbox` (the embedded default: the Stripe- and Plaid-shaped sandboxes
-served in-process, no credentials) and `live` (base URLs and credentials from the
-environment; a provider without credentials is left out, and its fields answer
-PROVIDER_UNAVAILABLE). Every secret is a SecretText: it never prints.
+Two modes (PROVIDERS): `sandbox` (the embedded default: the Stripe-, Plaid- and Open
+Banking-shaped sandboxes served in-process, no credentials) and `live` (base URLs and
+credentials from the environment; a provider without credentials is left out, and its fields
+answer PROVIDER_UNAVAILABLE). Every secret is a SecretText: it never prints.
 """
 
 from __future__ import annotations
@@ -32,6 +32,12 @@ class ProviderSettings:
     plaid_base_url: str = "https://production.plaid.com"
     plaid_client_id: str | None = None
     plaid_secret: SecretText | None = None
+    # A UK Open Banking ASPSP: base URL with its API prefix, its x-fapi-financial-id, our
+    # client-credentials token (reads consents) and the name shown for its accounts.
+    obuk_base_url: str | None = None
+    obuk_financial_id: str | None = None
+    obuk_client_token: SecretText | None = None
+    obuk_institution_name: str = "Open Banking ASPSP"
     # Keyring sealing provider access tokens at rest (adapters.crypto).
     secret_keyring: SecretText = field(default_factory=lambda: SecretText(DEV_SECRET_KEYRING))
     timeout_seconds: float = 5.0
@@ -73,7 +79,7 @@ def load_provider_settings(env: Mapping[str, str], *, environment: str) -> Provi
     if mode not in ("sandbox", "live"):
         raise ValueError(f"PROVIDERS must be 'sandbox' or 'live', got {mode!r}")
     keyring = env.get("SECRET_KEYRING") or DEV_SECRET_KEYRING
-    has_bank_links = bool(env.get("PLAID_CLIENT_ID"))
+    has_bank_links = bool(env.get("PLAID_CLIENT_ID") or env.get("OBUK_FINANCIAL_ID"))
     if environment != "development" and has_bank_links and keyring == DEV_SECRET_KEYRING:
         raise ValueError("SECRET_KEYRING must be set outside development to store bank links")
     webhook_secrets = env.get("STRIPE_WEBHOOK_SECRETS", "")
@@ -87,6 +93,10 @@ def load_provider_settings(env: Mapping[str, str], *, environment: str) -> Provi
         plaid_base_url=env.get("PLAID_BASE_URL", defaults.plaid_base_url),
         plaid_client_id=env.get("PLAID_CLIENT_ID") or None,
         plaid_secret=_secret(env.get("PLAID_SECRET")),
+        obuk_base_url=env.get("OBUK_BASE_URL") or None,
+        obuk_financial_id=env.get("OBUK_FINANCIAL_ID") or None,
+        obuk_client_token=_secret(env.get("OBUK_CLIENT_TOKEN")),
+        obuk_institution_name=env.get("OBUK_INSTITUTION_NAME", defaults.obuk_institution_name),
         secret_keyring=SecretText(keyring),
         timeout_seconds=_float(
             env.get("PROVIDER_TIMEOUT_SECONDS", str(defaults.timeout_seconds)),

@@ -1,11 +1,11 @@
 """The provider runtime of one process: clients, the read-through cache, background work.
 
 Opened by the lifespan next to the engine and the cache, closed on shutdown. In `sandbox` mode
-(the embedded default) the Stripe- and Plaid-shaped sandboxes are served in-process through
-`httpx.ASGITransport`; in `live` mode each provider with credentials gets a pooled client to
-its base URL; tests pass their own transports (sandboxes as real HTTP servers, or faults).
-Every client goes through `adapters.http_client.ResilientTransport` (timeouts, retries,
-concurrency cap, circuit breaker).
+(the embedded default) the Stripe-, Plaid- and Open Banking-shaped sandboxes are served
+in-process through `httpx.ASGITransport`; in `live` mode each provider with credentials gets a
+pooled client to its base URL; tests pass their own transports (sandboxes as real HTTP
+servers, or faults). Every client goes through `adapters.http_client.ResilientTransport`
+(timeouts, retries, concurrency cap, circuit breaker).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.banking import BankingProvider, ProviderCredentials, create_banking_provider
+from adapters.banking.openbanking import OpenBankingProvider
 from adapters.banking.queries import BankReader
 from adapters.banking.webhooks import WebhookKeyCache
 from adapters.cache import Cache
@@ -57,6 +58,7 @@ PLAID_READ_PATHS = frozenset(
     }
 )
 _SANDBOX_PLAID_URL = "http://banking.sandbox"
+_SANDBOX_OBUK_HOST = "http://obuk.sandbox"
 
 
 @dataclass(slots=True)
@@ -221,6 +223,9 @@ async def open_providers(
     plaid: tuple[str, SecretText] | None = None
     if settings.plaid_client_id and settings.plaid_secret:
         plaid = (settings.plaid_client_id, settings.plaid_secret)
+    obuk: tuple[str, SecretText] | None = None
+    if settings.obuk_financial_id and settings.obuk_client_token and settings.obuk_base_url:
+        obuk = (settings.obuk_financial_id, settings.obuk_client_token)
     if settings.is_sandbox:
         from adapters.sandbox.banking_app import SANDBOX_CLIENT_ID, SANDBOX_SECRET, BankingSandbox
         from adapters.sandbox.cards_app import (
@@ -229,18 +234,29 @@ async def open_providers(
             SANDBOX_BASE_URL,
             CardsSandbox,
         )
+        from adapters.sandbox.openbanking_app import (
+            OB_BASE_PATH,
+            OB_SANDBOX_CLIENT_TOKEN,
+            OB_SANDBOX_FINANCIAL_ID,
+            OpenBankingSandbox,
+        )
 
         cards_sandbox, banking_sandbox = CardsSandbox(), BankingSandbox()
+        obuk_sandbox = OpenBankingSandbox()
         cards_sandbox.faults.latency_seconds = settings.sandbox_latency_seconds
         banking_sandbox.faults.latency = settings.sandbox_latency_seconds
-        sandboxes = {"stripe": cards_sandbox, "plaid": banking_sandbox}
+        obuk_sandbox.faults.latency = settings.sandbox_latency_seconds
+        sandboxes = {"stripe": cards_sandbox, "plaid": banking_sandbox, "obuk": obuk_sandbox}
         transports.setdefault("stripe", cards_sandbox.transport())
         transports.setdefault("plaid", httpx.ASGITransport(app=banking_sandbox.app))
+        transports.setdefault("obuk", httpx.ASGITransport(app=obuk_sandbox.app))
         base_urls.setdefault("stripe", SANDBOX_BASE_URL)
         base_urls.setdefault("plaid", _SANDBOX_PLAID_URL)
+        base_urls.setdefault("obuk", _SANDBOX_OBUK_HOST + OB_BASE_PATH)
         stripe_key = stripe_key or DEFAULT_SECRET_KEY
         stripe_secrets = stripe_secrets or (DEFAULT_WEBHOOK_SECRET,)
         plaid = plaid or (SANDBOX_CLIENT_ID, SecretText(SANDBOX_SECRET))
+        obuk = obuk or (OB_SANDBOX_FINANCIAL_ID, SecretText(OB_SANDBOX_CLIENT_TOKEN))
     if stripe_key is not None:
         clients["stripe"] = provider_http_client(
             _policy("stripe", settings), transport=transports.get("stripe"), on_call=on_call
@@ -263,6 +279,19 @@ async def open_providers(
         )
         banks["plaid"] = provider
         keys = WebhookKeyCache(provider.get_webhook_verification_key)  # type: ignore[attr-defined]
+    if obuk is not None:
+        # Reads only (GET), so every call may be retried.
+        clients["obuk"] = provider_http_client(
+            _policy("obuk", settings),
+            base_url=base_urls.get("obuk", settings.obuk_base_url or ""),
+            transport=transports.get("obuk"),
+            on_call=on_call,
+        )
+        banks["obuk"] = OpenBankingProvider(
+            clients["obuk"],
+            ProviderCredentials(client_id=obuk[0], secret=obuk[1]),
+            institution_name=settings.obuk_institution_name,
+        )
     runtime = ProviderRuntime(
         settings=settings,
         engine=engine,

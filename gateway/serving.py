@@ -22,6 +22,7 @@ from types import FrameType
 
 from starlette.applications import Starlette
 
+from gateway.http_protocol import CoalescingHttpToolsProtocol
 from gateway.settings import Settings, load_settings
 
 __all__ = ["APP_FACTORY", "app_from_environment", "check_workers", "run_uvicorn"]
@@ -106,4 +107,6 @@ def run_uvicorn(settings: Settings, *, workers: int = 1) -> None:
         timeout_graceful_shutdown=30,
         proxy_headers=False,
         server_header=False,
+        # one write per response instead of two (gateway.http_protocol)
+        http=CoalescingHttpToolsProtocol,
     )

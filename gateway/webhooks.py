@@ -2,7 +2,8 @@
 
 `POST /webhooks/stripe`: Stripe-Signature (HMAC over the raw body, timestamp tolerance) checked
 by adapters.cards.webhooks; a payment, charge or dispute event drops the cached payments of the
-customer it concerns, in every tenant linked to that customer.
+customer it concerns, in every tenant linked to that customer; a charge's outcome or a dispute
+is recorded as a risk fact there too (adapters.cards.risk).
 
 `POST /webhooks/plaid`: Plaid-Verification (an ES256 JWT over the body's SHA-256) checked by
 adapters.banking.webhooks; SYNC_UPDATES_AVAILABLE syncs the item's links, ITEM_LOGIN_REQUIRED
@@ -44,6 +45,8 @@ from adapters.banking.webhooks import (
     verify_plaid_webhook,
 )
 from adapters.cache import cache_key
+from adapters.cards.risk import RiskStore
+from adapters.cards.stripe_mapping import charge_risk_fact
 from adapters.cards.webhooks import WebhookSignatureError, verify_stripe_signature
 from adapters.errors import NotFound, ProviderError
 from gateway.providers import ProviderRuntime
@@ -61,6 +64,10 @@ PLAID_DEDUP_SECONDS = (MAX_WEBHOOK_AGE + dt.timedelta(seconds=90)).total_seconds
 _EVENT_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 _STRIPE_ID = re.compile(r"[A-Za-z0-9_]{1,255}")
 _CUSTOMER_EVENTS = ("payment_intent.", "charge.")
+# Charge events whose object is the charge: its outcome is a risk fact.
+_RISK_CHARGE_EVENTS = frozenset(
+    {"charge.succeeded", "charge.failed", "charge.pending", "charge.captured", "charge.updated"}
+)
 
 
 def _refused(message: str, status: int = 400) -> Response:
@@ -88,6 +95,7 @@ class WebhookHandlers:
         self._dedup_seconds = dedup_seconds
         self._max_body_bytes = runtime.settings.webhook_max_body_bytes
         self._clock = clock
+        self._risk = RiskStore(runtime.engine)
 
     async def _first_delivery(self, seconds: float, provider: str, *delivery: str | int) -> bool:
         """False only when the cache positively remembers this delivery."""
@@ -134,9 +142,25 @@ class WebhookHandlers:
         if customer is None:
             return
         head_kind, _ = card_payment_kinds("stripe", self._runtime.card_policy)
-        for link in await self._runtime.links.links_by_external_id("stripe", customer):
+        links = await self._runtime.links.links_by_external_id("stripe", customer)
+        for link in links:
             await self._runtime.reads.invalidate(head_kind, link.tenant_id, [customer])
+            await self._record_risk(event_type, obj, link.tenant_id, link.customer_id)
         logger.info("stripe %s: cached payments of one customer dropped", event_type)
+
+    async def _record_risk(
+        self, event_type: str, obj: dict[str, Any], tenant_id: int, customer_id: int
+    ) -> None:
+        """A charge's outcome, or a dispute, becomes a risk fact (adapters.cards.risk)."""
+        if event_type.startswith("charge.dispute."):
+            payment = _id_of(obj.get("payment_intent")) or _id_of(obj.get("charge"))
+            if payment is not None:
+                await self._risk.mark_disputed(tenant_id, "stripe", payment)
+            return
+        if event_type in _RISK_CHARGE_EVENTS:
+            fact = charge_risk_fact(obj, customer_id=customer_id)
+            if fact is not None:
+                await self._risk.observe(tenant_id, fact)
 
     async def _customer_of_payment(self, payment_id: str | None) -> str | None:
         processor = self._runtime.card_processors.get("stripe")

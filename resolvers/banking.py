@@ -98,7 +98,10 @@ def _money(amount: int | None, balances: records.BankBalances) -> Money | None:
 )
 class BankInstitution:
     id: strawberry.ID = strawberry.field(
-        description="The provider's institution id (Plaid: ins_109508); not a node id."
+        description=(
+            "The provider's institution id (Plaid: ins_109508; Open Banking: the bank's "
+            "x-fapi-financial-id); not a node id."
+        )
     )
     name: str | None = strawberry.field(
         description=(
@@ -118,7 +121,11 @@ class BankInstitution:
 class BankAccount:
     id: strawberry.ID = strawberry.field(description="Opaque id of the bank account.")
     pk: strawberry.Private[int]
-    provider: str = strawberry.field(description='The banking provider ("plaid").')
+    provider: str = strawberry.field(
+        description=(
+            'The banking provider: "plaid" (an aggregator) or "obuk" (a UK Open Banking bank).'
+        )
+    )
     fetched_at: dt.datetime = strawberry.field(
         description="When the provider last reported this account (its last sync)."
     )

@@ -11,6 +11,7 @@ import base64
 import binascii
 import datetime as dt
 import re
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -20,6 +21,11 @@ from resolvers.context import Info
 from resolvers.cost_directives import FREE, ListSize
 from resolvers.money import Money
 from resolvers.pagination import Connection, check_first, make_connection
+
+if TYPE_CHECKING:
+    from resolvers.risk import CardRiskSignals
+
+_RISK_SIGNALS = Annotated["CardRiskSignals", strawberry.lazy("resolvers.risk")]
 
 __all__ = ["CardPayment", "card_payments_of"]
 
@@ -138,6 +144,17 @@ class CardPayment:
         description="Amount less fees; null until the processor has settled the charge."
     )
     description: str | None = strawberry.field(description="Description given at creation.")
+
+    @strawberry.field(
+        description=(
+            "The risk rules evaluated when the gateway recorded this payment (from the "
+            "processor's events); null when it has not recorded it. Never calls the processor."
+        )
+    )
+    async def risk_signals(self, info: Info) -> _RISK_SIGNALS | None:
+        from resolvers.risk import payment_risk_signals
+
+        return await payment_risk_signals(info, self.provider, self.processor_id)
 
     @classmethod
     def from_record(cls, payment: records.CardPayment) -> CardPayment:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from resolvers.banking import BankAccount
     from resolvers.cards import CardPayment
     from resolvers.ledger_accounts import LedgerAccount
+    from resolvers.risk import CardRiskSummary
 
 __all__ = ["Customer", "CustomerQuery"]
 
@@ -41,6 +42,7 @@ _BANK_ACCOUNT = Annotated["BankAccount", strawberry.lazy("resolvers.banking")]
 _CARD_PAYMENT = Annotated["CardPayment", strawberry.lazy("resolvers.cards")]
 _SUMMARY_GROUP = Annotated["LedgerSummaryGroup", strawberry.lazy("resolvers.analytics")]
 _BANK_SPEND = Annotated["BankSpend", strawberry.lazy("resolvers.analytics")]
+_RISK_SUMMARY = Annotated["CardRiskSummary", strawberry.lazy("resolvers.risk")]
 
 
 @strawberry.type(description="A customer of the tenant: a person or a business.")
@@ -103,10 +105,11 @@ class Customer(Node):
     @strawberry.field(
         directives=[BANK_ACCOUNTS_COST, ListSize(assumed_size=5)],
         description=(
-            "The customer's accounts at their banks (banking provider), as last synced; needs "
-            "the providers:read scope (else null with FORBIDDEN). Null, with an error naming "
-            "the provider (extensions.code, provider, retryable), when the provider failed; "
-            "the rest of the response still arrives."
+            "The customer's accounts at their banks, from every banking provider, as last "
+            "synced; needs the providers:read scope (else null with FORBIDDEN). Null, with an "
+            "error naming the provider (extensions.code, provider, retryable), when the "
+            "provider failed, or PROVIDER_REAUTH_REQUIRED when a first sync found the customer "
+            "must log in or renew their consent; the rest of the response still arrives."
         ),
     )
     async def bank_accounts(self, info: Info) -> list[_BANK_ACCOUNT] | None:
@@ -175,6 +178,18 @@ class Customer(Node):
         from resolvers.analytics import bank_spend
 
         return await bank_spend(info, self.pk, first_day, last_day)
+
+    @strawberry.field(
+        description=(
+            "The customer's card payments over the last `windowDays` days (1-365) as the risk "
+            "rules saw them when each was recorded: counts, declines, disputes and the rules "
+            "that fired. Needs the providers:read scope (else null with FORBIDDEN)."
+        )
+    )
+    async def risk_summary(self, info: Info, window_days: int = 30) -> _RISK_SUMMARY | None:
+        from resolvers.risk import customer_risk_summary
+
+        return await customer_risk_summary(info, self.pk, window_days)
 
 
 @strawberry.type

@@ -104,6 +104,11 @@ TYPE_SCOPES: Mapping[str, str | None] = {
     "PaymentCard": PROVIDERS_READ,
     "CardRefund": PROVIDERS_READ,
     "CardDispute": PROVIDERS_READ,
+    # Risk signals on card data (adapters.cards.risk)
+    "CardRiskSignals": PROVIDERS_READ,
+    "CardRiskReason": PROVIDERS_READ,
+    "CardRiskSummary": PROVIDERS_READ,
+    "CardRiskReasonCount": PROVIDERS_READ,
     # The audit trail (who read personal data unmasked, who posted)
     **_paged("AuditEvent", AUDIT_READ),
     # Values with no scope of their own: read with their holder
@@ -133,6 +138,7 @@ FIELD_SCOPES: Mapping[tuple[str, str], str | None] = {
     ("Customer", "bankAccounts"): PROVIDERS_READ,
     ("Customer", "cardPayments"): PROVIDERS_READ,
     ("Customer", "bankSpend"): PROVIDERS_READ,
+    ("Customer", "riskSummary"): PROVIDERS_READ,
     # A write's payload -> the ledger objects it wrote
     ("LedgerTransactionPayload", "transaction"): LEDGER_READ,
 }

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.adapters.banking.obuk_fixtures import OBUK_SPEC_PATH
 from tests.adapters.banking.sandbox_fixtures import PLAID_SPEC_PATH
 from tests.fixtures.specs import PINNED_SPECS, SPECS_DIR, spec_path
 from tests.fixtures.stripe_spec import STRIPE_SPEC_PATH
@@ -13,7 +14,9 @@ from tests.fixtures.stripe_spec import STRIPE_SPEC_PATH
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("path", [STRIPE_SPEC_PATH, PLAID_SPEC_PATH], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [STRIPE_SPEC_PATH, PLAID_SPEC_PATH, OBUK_SPEC_PATH], ids=lambda p: p.name
+)
 def test_contract_tests_read_specs_inside_the_repository(path: Path) -> None:
     resolved = path.resolve()
     assert resolved.is_relative_to(REPO_ROOT), f"{path} is outside the repository"

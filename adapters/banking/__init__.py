@@ -1,4 +1,5 @@
-"""Banking aggregators behind one protocol, and a registry of them by name.
+"""Banking providers behind one protocol, and a registry of them by name: "plaid" (a
+Plaid-shaped aggregator) and "obuk" (a UK Open Banking ASPSP).
 
 A second provider needs only its own module and one `register_banking_provider` line below::
 
@@ -45,9 +46,11 @@ def create_banking_provider(
 
 
 def _register_builtin_providers() -> None:
+    from adapters.banking.openbanking import OpenBankingProvider
     from adapters.banking.plaid import PlaidProvider
 
     register_banking_provider(PlaidProvider.provider_name, PlaidProvider)
+    register_banking_provider(OpenBankingProvider.provider_name, OpenBankingProvider)
 
 
 _register_builtin_providers()

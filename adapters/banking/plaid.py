@@ -181,6 +181,7 @@ def _transaction(raw: Mapping[str, Any]) -> BankTransaction:
         category=_category(raw),
         is_pending=bool(raw.get("pending")),
         pending_transaction_id=raw.get("pending_transaction_id"),
+        reference=(raw.get("payment_meta") or {}).get("reference_number") or None,
     )
 
 

@@ -45,7 +45,7 @@ _TRANSACTION_COLUMNS = tuple(
         "id", "customer_id", "provider_link_id", "bank_account_id", "provider_transaction_id",
         "amount", "currency", "currency_exponent", "date", "authorized_date", "name",
         "merchant_name", "category_primary", "category_detailed", "is_pending",
-        "pending_transaction_id",
+        "pending_transaction_id", "reference",
     )
 )  # fmt: skip
 
@@ -93,6 +93,7 @@ def _transaction(row: RowMapping, provider_account_id: str) -> BankTransaction:
         category=category,
         is_pending=bool(row["is_pending"]),
         pending_transaction_id=row["pending_transaction_id"],
+        reference=row["reference"],
         id=row["id"],
         bank_account_id=row["bank_account_id"],
         customer_id=row["customer_id"],

@@ -103,6 +103,7 @@ class BankTransaction:
 
     A posted transaction that replaces a pending one names it in `pending_transaction_id`.
     `category` is the provider's primary and detailed category, most general first.
+    `reference` is the payment reference the bank reported, if any (see tables.py).
     """
 
     provider_transaction_id: str
@@ -117,6 +118,7 @@ class BankTransaction:
     category: tuple[str, ...]
     is_pending: bool
     pending_transaction_id: str | None
+    reference: str | None = None
     id: int | None = None
     bank_account_id: int | None = None
     customer_id: int | None = None

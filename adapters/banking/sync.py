@@ -142,6 +142,7 @@ def _transaction_row(
         "category_detailed": category[1][:128] if len(category) > 1 else None,
         "is_pending": transaction.is_pending,
         "pending_transaction_id": transaction.pending_transaction_id,
+        "reference": transaction.reference[:255] if transaction.reference else None,
         "removed_at": None,
     }
 

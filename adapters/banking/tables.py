@@ -91,6 +91,10 @@ bank_transactions = Table(
     Column("is_pending", Boolean, nullable=False),
     # Posted transactions name the pending one they replace (the provider's id).
     Column("pending_transaction_id", String(255)),
+    # The payment's reference as the bank reports it (Open Banking TransactionReference, e.g.
+    # a Faster Payments id or the payer's reference; Plaid payment_meta.reference_number);
+    # null when it sent none. What reconciliation matches payouts by, beside `name`.
+    Column("reference", String(255)),
     Column("removed_at", UtcDateTime()),
     created_at_column(),
     _updated_at_column(),

@@ -30,9 +30,11 @@ from adapters.cards.records import (
     Refund,
     RefundStatus,
 )
+from adapters.cards.risk_rules import PaymentFact, RiskOutcome
 from adapters.cards.stripe_currencies import stripe_currency_exponent
 
 __all__ = [
+    "charge_risk_fact",
     "failure_category",
     "map_balance_transaction",
     "map_dispute",
@@ -261,4 +263,34 @@ def map_balance_transaction(balance: Json, *, fetched_at: dt.datetime) -> Balanc
         created=_time(balance["created"]),
         provider=PROVIDER,
         fetched_at=fetched_at,
+    )
+
+
+_CHARGE_OUTCOMES = {
+    "succeeded": RiskOutcome.SUCCEEDED,
+    "failed": RiskOutcome.DECLINED,
+    "pending": RiskOutcome.PENDING,
+}
+
+
+def charge_risk_fact(charge: Json, *, customer_id: int | None) -> PaymentFact | None:
+    """What risk keeps of a Stripe charge (keyed by its payment intent when it has one), or
+    None for an object that is not a card charge."""
+    outcome = _CHARGE_OUTCOMES.get(str(charge.get("status")))
+    charge_id = _id_of(charge.get("id"))
+    if outcome is None or charge_id is None or charge.get("object") != "charge":
+        return None
+    details = _expanded(charge.get("payment_method_details"))
+    card = _expanded(details.get("card")) if details else None
+    fingerprint = card.get("fingerprint") if card else None
+    return PaymentFact(
+        provider="stripe",
+        payment_id=_id_of(charge.get("payment_intent")) or charge_id,
+        customer_id=customer_id,
+        fingerprint=fingerprint if isinstance(fingerprint, str) and fingerprint else None,
+        amount=int(charge["amount"]),
+        currency=str(charge["currency"]).upper(),
+        outcome=outcome,
+        disputed=bool(charge.get("disputed")),
+        created=_time(int(charge["created"])),
     )

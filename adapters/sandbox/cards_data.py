@@ -165,6 +165,10 @@ class CardsSandboxData:
             "country": "US",
             "wallet": None if wallet is None else {"type": wallet},
         }
+        # Stripe's fingerprint: the same card number gives the same value in one account.
+        card["fingerprint"] = hashlib.sha256(
+            f"{card['brand']}:{card['last4']}:{card['exp_month']}:{card['exp_year']}".encode()
+        ).hexdigest()[:16]
         charge: Json = {
             "id": charge_id,
             "object": "charge",

@@ -4,7 +4,9 @@ Bank data is synced into our own tables (by cursor, on webhook and on demand) an
 there, never fetched per request: a batch of customers is one SQL statement. A customer whose
 bank links were never synced gets a first sync during that batch (one statement to find such
 links, then the provider's sync, then one statement to re-read); if that sync fails, the
-customer's result is the ProviderError, so only their `bankAccounts` is null.
+customer's result is the ProviderError, so only their `bankAccounts` is null; a first sync that
+finds the customer must log in or renew their consent again (and so brought no accounts) is
+ProviderReauthRequired (PROVIDER_REAUTH_REQUIRED), not an empty list.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.banking.protocol import BankingProvider
 from adapters.banking.queries import BankReader, BankTransactionCursor
-from adapters.banking.records import BankAccount, BankTransaction
+from adapters.banking.records import BankAccount, BankTransaction, ConnectionStatus, SyncResult
 from adapters.banking.spend import BankSpend, BankSpendReader
 from adapters.banking.sync import BankSyncFailure, sync_bank_links
 from adapters.crypto import SecretBox
-from adapters.errors import ProviderError
+from adapters.errors import ProviderError, ProviderReauthRequired
 from adapters.providers.queries import ProviderLinkReader
 from adapters.records import Page
 from resolvers.loaders.batching import KeyedLoaders, batch_loader
@@ -101,7 +103,7 @@ class BankingLoaders:
             return accounts
         links = await self._links.links_by_customer_ids(self._tenant_id, without, kind="banking")
         never_synced = {
-            link.id: link.customer_id
+            link.id: (link.customer_id, link.provider)
             for customer_links in links
             for link in customer_links
             if link.last_synced_at is None and link.provider in self._providers
@@ -109,20 +111,34 @@ class BankingLoaders:
         if not never_synced:
             return accounts
         failed: dict[int, ProviderError] = {}
+        results: list[SyncResult] = []
         try:
-            await sync_bank_links(
+            results = await sync_bank_links(
                 self._engine,
                 self._providers,
                 self._box,
                 tenant_id=self._tenant_id,
-                customer_ids=sorted(set(never_synced.values())),
+                customer_ids=sorted({customer_id for customer_id, _ in never_synced.values()}),
                 never_synced_only=True,
             )
         except BankSyncFailure as failure:
+            results = failure.results
             for link_id, error in failure.failures.items():
                 if link_id in never_synced:
-                    failed[never_synced[link_id]] = error
-        synced = sorted(set(never_synced.values()))
+                    failed[never_synced[link_id][0]] = error
+        for result in results:
+            if (
+                result.connection_status is ConnectionStatus.LOGIN_REQUIRED
+                and result.provider_link_id in never_synced
+            ):
+                customer_id, provider = never_synced[result.provider_link_id]
+                failed.setdefault(
+                    customer_id,
+                    ProviderReauthRequired(
+                        "the customer must reconnect their bank", provider=provider
+                    ),
+                )
+        synced = sorted({customer_id for customer_id, _ in never_synced.values()})
         reread = await self._reader.accounts_by_customer_ids(self._tenant_id, synced)
         fresh = dict(zip(synced, reread, strict=True))
         for index, customer_id in enumerate(customer_ids):

@@ -16,6 +16,7 @@ from adapters.ledger.queries import EntryCursor, LedgerReader
 from adapters.records import Customer, Page
 from resolvers.loaders.analytics import AnalyticsLoaders
 from resolvers.loaders.batching import KeyedLoaders, batch_loader
+from resolvers.loaders.risk import RiskLoaders
 
 __all__ = ["LedgerLoaders"]
 
@@ -76,6 +77,11 @@ class LedgerLoaders:
                 self._reader.entries_by_account_ids, self._tenant_id, first=first, before=before
             ),
         )
+
+    @cached_property
+    def risk(self) -> RiskLoaders:
+        """Loaders of card payment risk signals and customer risk summaries."""
+        return RiskLoaders(self._reader.engine, self._tenant_id)
 
     @cached_property
     def analytics(self) -> AnalyticsLoaders:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import orjson
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -20,7 +21,9 @@ from starlette.routing import Route
 from adapters.banking.links import bank_links_for_item, set_link_status
 from adapters.banking.records import ConnectionStatus
 from adapters.cache import Cache
+from adapters.cards.risk import RiskStore
 from adapters.cards.webhooks import stripe_signature_header
+from adapters.providers.tables import provider_links
 from adapters.sandbox.banking_app import BankingSandbox
 from adapters.sandbox.cards_app import DEFAULT_WEBHOOK_SECRET
 from gateway.app import create_app
@@ -304,3 +307,67 @@ async def test_a_stripe_retry_of_an_event_is_a_duplicate_hours_later(
     clock.now += 6 * 3600
     retry = await _post_stripe(client, payload, signed_at=int(clock.now))
     assert (retry.status_code, retry.json()) == (200, {"received": True, "duplicate": True})
+
+
+async def test_charge_and_dispute_events_become_risk_facts_read_without_the_processor(
+    providers: ProviderWorld, engine: AsyncEngine, tenant_id: int,
+    webhook_client: httpx.AsyncClient,
+) -> None:  # fmt: skip
+    payment_id = await _card_customer(providers, engine, tenant_id)
+    intent = providers.cards.data.get(payment_id)
+    assert intent is not None
+    charge_id = intent["latest_charge"]
+    charge = providers.cards.data.get(charge_id)
+    assert charge is not None
+
+    response = await _post_stripe(
+        webhook_client, orjson.dumps(providers.cards.build_event("charge.succeeded", charge_id))
+    )
+    await providers.runtime.drain()
+    assert response.status_code == 200
+
+    store = RiskStore(engine)
+    (recorded,) = await store.signals(tenant_id, [("stripe", payment_id)])
+    assert recorded is not None
+    assert recorded.reasons == ()  # a first payment: nothing to compare with
+    summary = (await store.customer_summaries(tenant_id, [await _linked(engine, tenant_id)],
+                                              window_days=3650))[0]  # fmt: skip
+    assert (summary.payments, summary.distinct_cards, summary.disputes) == (1, 1, 0)
+
+    # A dispute on that payment marks its fact; reading the signals calls no processor.
+    disputes = [d for d in providers.cards.data.disputes() if d.get("payment_intent") == payment_id]
+    if disputes:
+        await _post_stripe(webhook_client, orjson.dumps(
+            providers.cards.build_event("charge.dispute.created", disputes[0]["id"])))  # fmt: skip
+        await providers.runtime.drain()
+        summary = (await store.customer_summaries(tenant_id, [await _linked(engine, tenant_id)],
+                                                  window_days=3650))[0]  # fmt: skip
+        assert summary.disputes == 1
+    providers.cards.reset()
+    body = await providers.execute(RISK, tenant_id=tenant_id)
+    assert "errors" not in body, body
+    node = body["data"]["customers"]["edges"][0]["node"]
+    signals = {p["node"]["processorId"]: p["node"]["riskSignals"]
+               for p in node["cardPayments"]["edges"]}  # fmt: skip
+    assert signals[payment_id] == {"level": "NONE", "reasons": []}
+    # (the sandbox's charge may be older than the largest window: compare with the store)
+    year = await store.customer_summaries(tenant_id, [await _linked(engine, tenant_id)],
+                                          window_days=365)  # fmt: skip
+    assert node["riskSummary"] == {"payments": year[0].payments, "level": "NONE"}
+    assert providers.cards.total_calls <= 1  # the page itself, never a call per payment
+
+
+RISK = "{ customers(first: 1) { edges { node { riskSummary(windowDays: 365) { payments level }"
+RISK += " cardPayments(first: 20) { edges { node { processorId"
+RISK += " riskSignals { level reasons { code } } } } } } } } }"
+
+
+async def _linked(engine: AsyncEngine, tenant_id: int) -> int:
+    async with engine.connect() as connection:
+        found = await connection.scalar(
+            select(provider_links.c.customer_id).where(
+                provider_links.c.tenant_id == tenant_id, provider_links.c.provider == "stripe"
+            )
+        )
+    assert found is not None
+    return int(found)

@@ -41,6 +41,8 @@ from adapters.audit.records import Actor, posting_event
 from adapters.audit.store import AuditStore
 from adapters.banking.sync import sync_bank_links
 from adapters.cache import Cache, MemoryCache
+from adapters.cards.risk import RiskStore
+from adapters.cards.risk_rules import PaymentFact, RiskOutcome
 from adapters.ledger.posting import PostingService
 from adapters.ledger.tables import customers
 from adapters.records import TransactionStatus
@@ -343,6 +345,7 @@ async def _world(engine: AsyncEngine, providers: ProviderWorld, tenant_id: int) 
     await sync_bank_links(engine, runtime.banking_providers, runtime.secret_box,  # type: ignore[arg-type]
                           tenant_id=tenant_id)  # fmt: skip
     await providers.link_card_customer(tenant_id, customer, CARD_CUSTOMER)
+    await _risk_facts(engine, providers, tenant_id, customer)
     sale = await post_transfer(engine, tenant_id, debit=cash, credit=revenue, amount=1250)
     reversal = await PostingService(engine).reverse_transaction(
         tenant_id, sale.transaction.id, "reverse-sale"
@@ -360,6 +363,25 @@ async def _world(engine: AsyncEngine, providers: ProviderWorld, tenant_id: int) 
         debit_account=cash,
         credit_account=revenue,
     )
+
+
+async def _risk_facts(
+    engine: AsyncEngine, providers: ProviderWorld, tenant_id: int, customer: int
+) -> None:
+    """Risk facts for the card customer's payments, close enough together that rules fire
+    (CardPayment.riskSignals and Customer.riskSummary then reach every field)."""
+    store = RiskStore(engine)
+    payments = providers.cards.data.payment_intent_ids(CARD_CUSTOMER)[:6]
+    payments += [f"pi_matrix_{index}" for index in range(6 - len(payments))]
+    now = dt.datetime.now(dt.UTC)
+    for index, payment in enumerate(reversed(payments)):  # the newest payment last
+        fact = PaymentFact(
+            provider="stripe", payment_id=payment, customer_id=customer,
+            fingerprint="fp_matrix", amount=1000, currency="USD",
+            outcome=RiskOutcome.SUCCEEDED, disputed=False,
+            created=now - dt.timedelta(minutes=len(payments) - index),
+        )  # fmt: skip
+        await store.observe(tenant_id, fact)
 
 
 async def _variables(engine: AsyncEngine, world: World, *, writes: bool) -> dict[str, Any]:

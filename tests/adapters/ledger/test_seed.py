@@ -18,7 +18,7 @@ from adapters.ledger.engine import create_ledger_engine
 from adapters.ledger.seed import SeedSummary, is_empty, seed_ledger
 from adapters.migrate import pending_schema_changes, upgrade_to_head
 from tests.factories import make_customer
-from tests.fixtures.database import Database
+from tests.fixtures.database import Database, _create_postgres_database, _drop_postgres_database
 
 CUSTOMERS = 20
 AS_OF = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -282,3 +282,33 @@ async def test_is_empty_until_a_tenant_exists(tmp_path: Path) -> None:
 async def test_schema_is_intact_after_a_bulk_load(seeded: SeedSummary, engine: AsyncEngine) -> None:
     # Loading into empty tables drops and rebuilds indexes and constraints; none may be lost.
     assert await pending_schema_changes(engine) == []
+
+
+async def test_a_bulk_load_into_a_new_postgres_database_keeps_every_constraint(
+    postgres: Database,
+) -> None:
+    # The shared database already holds rows, so the drop-and-rebuild path runs only here: on a
+    # fresh database, where the unique keys must come back before the foreign keys using them.
+    url = await _create_postgres_database()
+    engine = create_ledger_engine(url)
+    try:
+        await upgrade_to_head(engine)
+        before = await _constraints(engine)
+        await seed_ledger(engine, customers=3, seed=3, as_of=AS_OF)
+        assert await _constraints(engine) == before
+        assert await pending_schema_changes(engine) == []
+    finally:
+        await engine.dispose()
+        await _drop_postgres_database(url)
+
+
+async def _constraints(engine: AsyncEngine) -> set[tuple[str, str]]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text(
+                "select conname, pg_get_constraintdef(oid) from pg_constraint"
+                " where connamespace = 'public'::regnamespace"
+                " union all select indexname, indexdef from pg_indexes where schemaname = 'public'"
+            )
+        )
+        return {(str(name), str(definition)) for name, definition in rows}
