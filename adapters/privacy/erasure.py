@@ -78,6 +78,7 @@ ERASURE_POLICY: dict[str, str] = {
     "bank_accounts": "name '[erased]', official_name and mask NULL; balances kept",
     "bank_transactions": "name -> merchant name or '[erased]'; amounts, dates, merchant kept",
     "audit_events": "kept (append-only, field names only); the erasure appends its event",
+    "card_risk_facts": "kept: payment ids, amounts, card fingerprint, reasons (fraud duty)",
 }
 # The erasure event's `fields`: names of what was erased, never values.
 _ERASED_FIELDS = [

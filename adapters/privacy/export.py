@@ -16,6 +16,8 @@ Sections (`EXPORTED_TABLES`; a test fails when a table with a `customer_id` colu
 - `provider_links`, `bank_accounts`, `bank_transactions`: the provider records;
 - `audit_events`: events about the customer (reads of their personal data, their erasure)
   and about their ledger transactions (postings);
+- `card_risk_facts`: the risk facts recorded for their card payments (amounts as the
+  processor's minor units, with the currency: no exponent is stored with them);
 - `card_payments`: the payments of their (not revoked) card links, read from the card
   processor when the caller passes the processors (they are not stored here, only cached);
   `provider_errors` names each processor that could not be read (or was not configured).
@@ -35,6 +37,7 @@ from adapters.audit.tables import audit_events
 from adapters.banking.tables import bank_accounts, bank_transactions
 from adapters.cards.protocol import CardProcessor
 from adapters.cards.records import CardPayment
+from adapters.cards.risk import card_risk_facts
 from adapters.errors import NotFound, ProviderError
 from adapters.ledger.tables import (
     customers,
@@ -60,6 +63,7 @@ SECTIONS: dict[str, str] = {
     "bank_accounts": "bank_accounts",
     "bank_transactions": "bank_transactions",
     "audit_events": "audit_events",
+    "card_risk_facts": "card_risk_facts",
 }
 EXPORTED_TABLES = frozenset(SECTIONS)
 # Pages of a customer's card payments read for one export (100 each): a bound, not a limit
@@ -232,6 +236,23 @@ def _audit(row: RowMapping) -> dict[str, Any]:
     }
 
 
+def _risk_fact(row: RowMapping) -> dict[str, Any]:
+    return {
+        "id": int(row["id"]),
+        "provider": row["provider"],
+        "payment_id": row["payment_id"],
+        "fingerprint": row["fingerprint"],
+        "amount_minor_units": int(row["amount"]),
+        "currency": row["currency"],
+        "outcome": row["outcome"],
+        "disputed": bool(row["disputed"]),
+        "created_at": _time(row["created_at"]),
+        "level": int(row["level"]),
+        "reasons": row["reasons"],
+        "evaluated_at": _time(row["evaluated_at"]),
+    }
+
+
 def _in(column: Any, ids: Sequence[int]) -> Any:
     return column.in_(list(ids)) if ids else column.in_([-1])
 
@@ -386,6 +407,7 @@ async def _export(
     links = await _rows(connection, _owned(provider_links, owned))
     banks = await _rows(connection, _owned(bank_accounts, owned))
     bank_rows = await _rows(connection, _owned(bank_transactions, owned))
+    risk = await _rows(connection, _owned(card_risk_facts, owned))
     audits = await _rows(
         connection,
         select(audit_events)
@@ -417,6 +439,7 @@ async def _export(
         "bank_accounts": [_bank_account(row) for row in banks],
         "bank_transactions": [_bank_transaction(row) for row in bank_rows],
         "audit_events": [_audit(row) for row in audits],
+        "card_risk_facts": [_risk_fact(row) for row in risk],
     }
 
 
