@@ -12,6 +12,7 @@ requests do not each wait for a timeout.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ from typing import Protocol
 from redis import asyncio as redis_asyncio
 from redis.exceptions import RedisError
 
-__all__ = ["Cache", "MemoryCache", "RedisCache", "cache_key"]
+__all__ = ["Cache", "MemoryCache", "RedisCache", "cache_key", "glob_escape"]
 
 logger = logging.getLogger("adapters.cache")
 
@@ -31,6 +32,30 @@ def cache_key(*segments: str | int) -> str:
     if any(":" in part or not part for part in parts):
         raise ValueError(f"cache key segments must be non-empty and free of ':': {parts!r}")
     return ":".join(parts)
+
+
+def glob_escape(text: str) -> str:
+    """`text` with the pattern characters of `Cache.delete_matching` escaped."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A Redis-style glob (`*`, `?`, backslash escapes; no classes) as a compiled regex."""
+    parts: list[str] = []
+    escaped = False
+    for char in pattern:
+        if escaped:
+            parts.append(re.escape(char))
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    return re.compile("".join(parts), re.DOTALL)
 
 
 class Cache(Protocol):
@@ -49,6 +74,12 @@ class Cache(Protocol):
         ...
 
     async def delete(self, *keys: str) -> None: ...
+
+    async def delete_matching(self, pattern: str) -> int:
+        """Delete every key matching the glob `pattern` (`*`, `?`, backslash escapes; see
+        `glob_escape`); returns how many were deleted. A walk of the keyspace (SCAN): for rare
+        purges such as a data-subject erasure, never on the request path."""
+        ...
 
     async def increment(self, key: str, ttl_seconds: float) -> int | None:
         """Add one and return the new value; the TTL starts with the first increment.
@@ -107,6 +138,13 @@ class MemoryCache:
         for key in keys:
             self._entries.pop(key, None)
 
+    async def delete_matching(self, pattern: str) -> int:
+        regex = _glob_regex(pattern)
+        doomed = [key for key in self._entries if regex.fullmatch(key)]
+        for key in doomed:
+            del self._entries[key]
+        return len(doomed)
+
     async def increment(self, key: str, ttl_seconds: float) -> int | None:
         current = self._live(key)
         if current is None:
@@ -122,6 +160,9 @@ class MemoryCache:
 
     async def close(self) -> None:
         self._entries.clear()
+
+
+_SCAN_COUNT = 500  # keys per SCAN step and per DEL of a purge
 
 
 class RedisCache:
@@ -198,6 +239,23 @@ class RedisCache:
             await self._redis.delete(*(self._key(key) for key in keys))
         except RedisError as error:
             self._failed("DEL", error)
+
+    async def delete_matching(self, pattern: str) -> int:
+        """SCAN the prefix's keys matching `pattern` and DEL them in batches. Unlike the other
+        methods, a Redis failure raises: a purge that silently did nothing would leave the data
+        it was asked to remove."""
+        deleted = 0
+        batch: list[bytes | str] = []
+        async for key in self._redis.scan_iter(
+            match=glob_escape(self._prefix) + pattern, count=_SCAN_COUNT
+        ):
+            batch.append(key)
+            if len(batch) >= _SCAN_COUNT:
+                deleted += int(await self._redis.delete(*batch))
+                batch = []
+        if batch:
+            deleted += int(await self._redis.delete(*batch))
+        return deleted
 
     async def increment(self, key: str, ttl_seconds: float) -> int | None:
         if not self._available():

@@ -31,7 +31,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from adapters import record_codec
-from adapters.cache import Cache, cache_key
+from adapters.cache import Cache, cache_key, glob_escape
 from adapters.errors import ProviderError
 
 __all__ = ["CACHE_VERSION", "CachedKind", "ReadThroughCache", "StaleRead"]
@@ -118,6 +118,15 @@ class ReadThroughCache:
         """Drop entries (fresh and stale) so the next read refetches; one DEL."""
         if keys:
             await self.cache.delete(*(self.key(kind, tenant_id, key) for key in keys))
+
+    async def purge(
+        self, kind: CachedKind[Any], tenant_id: int, key: str, *, as_prefix: bool = False
+    ) -> int:
+        """Drop the entry of `key` (or every entry whose key starts with it) and return how
+        many went. Unlike `invalidate`, a cache that cannot be reached raises: for purges
+        that must not silently fail (an erasure). A keyspace walk, not for the request path."""
+        pattern = self.key(kind, tenant_id, glob_escape(key))
+        return await self.cache.delete_matching(pattern + "*" if as_prefix else pattern)
 
     async def load_many(
         self,

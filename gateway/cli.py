@@ -1,4 +1,5 @@
-"""The `gateway` command: serve, migrate, seed, token, export-schema."""
+"""The `gateway` command: serve, migrate, seed, token, export-schema, clients, documents,
+customers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.access_cli import add_access_commands, run_access_command
 from gateway.json_logs import configure_logging
 from gateway.log_redaction import install_log_redaction
+from gateway.privacy_cli import add_privacy_commands, run_privacy_command
 from gateway.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -227,6 +229,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("export-schema", help="print the schema (SDL) to stdout")
     add_access_commands(commands)
+    add_privacy_commands(commands)
     return parser
 
 
@@ -259,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
     elif args.command in ("clients", "documents"):
         return asyncio.run(run_access_command(args, settings))
+    elif args.command == "customers":
+        return asyncio.run(run_privacy_command(args, settings))
     elif args.command == "export-schema":
         from resolvers.schema import schema
 

@@ -75,6 +75,7 @@ __all__ = [
     "DataVersions",
     "ResponseCache",
     "ResponseKey",
+    "purge_tenant_responses",
     "selects_uncached_fields",
 ]
 
@@ -146,6 +147,12 @@ def _cacheable_digest(schema: GraphQLSchema, text: str, operation_name: str | No
     if selects_uncached_fields(schema, document):
         return None
     return normalized_sha256(document)
+
+
+async def purge_tenant_responses(cache: Cache, tenant_id: int) -> int:
+    """Delete every stored answer of the tenant, whatever its version or server shape (after an
+    erasure: the version bump already makes them unreachable, this removes their bytes)."""
+    return await cache.delete_matching(cache_key("resp", _FORMAT, "*", tenant_id) + ":*")
 
 
 class ResponseCache:
@@ -241,6 +248,11 @@ class ResponseCache:
         else:
             self._metrics.response_cache_hits += 1
         return body
+
+    async def purge_tenant(self, tenant_id: int) -> int:
+        """Delete the tenant's stored answers from this process's cache (see
+        `purge_tenant_responses`)."""
+        return await purge_tenant_responses(self._cache, tenant_id)
 
     async def put(self, key: ResponseKey, body: bytes) -> None:
         """Store a successful answer (no errors, no top-level extensions) under `key`."""

@@ -172,6 +172,10 @@ async def set_link_status(
     async with engine.begin() as connection:
         await connection.execute(
             update(provider_links)
-            .where(provider_links.c.id == link_id, provider_links.c.tenant_id == tenant_id)
+            .where(
+                provider_links.c.id == link_id,
+                provider_links.c.tenant_id == tenant_id,
+                provider_links.c.status != ConnectionStatus.REVOKED.value,  # revoked is final
+            )
             .values(status=status.value)
         )

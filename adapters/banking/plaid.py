@@ -335,6 +335,10 @@ class PlaidProvider:
             products=tuple(raw.get("products") or ()),
         )
 
+    async def revoke_access(self, access_token: SecretText) -> None:
+        """/item/remove: the access token and the item stop working at Plaid."""
+        await self._call("/item/remove", {"access_token": access_token.reveal()})
+
     async def get_webhook_verification_key(self, key_id: str) -> Mapping[str, Any]:
         """The public JWK that signs Plaid webhooks with this `kid` (see webhooks.py)."""
         body = await self._call("/webhook_verification_key/get", {"key_id": key_id})

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import httpx
 
 from adapters.banking.records import AccountSet, Institution, TransactionUpdates
 from adapters.crypto import SecretText
 
-__all__ = ["BankingProvider", "BankingProviderFactory", "ProviderCredentials"]
+__all__ = ["BankingProvider", "BankingProviderFactory", "ProviderCredentials", "RevocableAccess"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,17 @@ class ProviderCredentials:
 
     client_id: str
     secret: SecretText
+
+
+@runtime_checkable
+class RevocableAccess(Protocol):
+    """A provider that can revoke a link's access upstream (Plaid's /item/remove): optional,
+    checked with isinstance by the data-subject erasure (adapters.privacy)."""
+
+    async def revoke_access(self, access_token: SecretText) -> None:
+        """Invalidate `access_token` and the provider's item behind it; raises the
+        adapters.errors provider classes when the provider refuses or fails."""
+        ...
 
 
 class BankingProvider(Protocol):

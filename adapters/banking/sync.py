@@ -254,6 +254,8 @@ async def _apply(
             provider_links.c.id == link.id,
             provider_links.c.tenant_id == link.tenant_id,
             provider_links.c.sync_cursor.is_not_distinct_from(link.sync_cursor),
+            # A link revoked meanwhile (a data-subject erasure) is not written back to.
+            provider_links.c.status != ConnectionStatus.REVOKED.value,
         )
         .values(
             sync_cursor=updates.next_cursor,

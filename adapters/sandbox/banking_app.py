@@ -182,6 +182,7 @@ class BankingSandbox:
         self.faults = faults or BankingFaults()
         self.calls: Counter[str] = Counter()
         self._items: dict[str, _Item] = {}
+        self.removed_items: set[str] = set()
         self._signing_key = ec.generate_private_key(ec.SECP256R1())
         self.key_id = f"sandbox-{uuid.uuid4().hex[:12]}"
         self._key_created_at = int(time.time())
@@ -194,6 +195,7 @@ class BankingSandbox:
                     ("/institutions/get_by_id", self._institution_get),
                     ("/transactions/sync", self._transactions_sync),
                     ("/webhook_verification_key/get", self._verification_key_get),
+                    ("/item/remove", self._item_remove),
                 )
             ]
         )
@@ -416,7 +418,12 @@ class BankingSandbox:
             raise PlaidFault(
                 "INVALID_INPUT", "INVALID_ACCESS_TOKEN", "provided access token is invalid"
             )
-        item = self._item(token.removeprefix(ACCESS_TOKEN_PREFIX))
+        item_id = token.removeprefix(ACCESS_TOKEN_PREFIX)
+        if item_id in self.removed_items:  # /item/remove invalidated the token
+            raise PlaidFault(
+                "INVALID_INPUT", "INVALID_ACCESS_TOKEN", "provided access token is invalid"
+            )
+        item = self._item(item_id)
         if item.login_required:
             raise PlaidFault(
                 "ITEM_ERROR",
@@ -565,6 +572,16 @@ class BankingSandbox:
             "created_at": self._key_created_at,
             "expired_at": None,
         }
+
+    def _item_remove(self, body: dict[str, Any]) -> dict[str, Any]:
+        token = body.get("access_token")
+        item_id = token.removeprefix(ACCESS_TOKEN_PREFIX) if isinstance(token, str) else ""
+        if not item_id or item_id == token or item_id in self.removed_items:
+            raise PlaidFault(
+                "INVALID_INPUT", "INVALID_ACCESS_TOKEN", "provided access token is invalid"
+            )
+        self.removed_items.add(item_id)  # removable whatever its login state, as at Plaid
+        return {}
 
     def _verification_key_get(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("key_id") != self.key_id:

@@ -182,8 +182,11 @@ class CardLoaders:
         results: list[CardPage[CardPayment] | ProviderError] = [_EMPTY] * len(links)
         groups: dict[str, list[tuple[int, str]]] = {}
         for index, customer_links in enumerate(links):
-            if customer_links:  # one card link per customer and processor: the oldest
-                link = customer_links[0]
+            # One card link per customer and processor: the oldest not revoked (an erased
+            # customer's links are revoked, and their processor records are no longer read).
+            live = [link for link in customer_links if link.status != "revoked"]
+            if live:
+                link = live[0]
                 groups.setdefault(link.provider, []).append((index, link.external_id))
         processor_after = None if after is None else after.processor_after
         await asyncio.gather(

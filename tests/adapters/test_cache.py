@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.exceptions import RedisError
 
-from adapters.cache import Cache, MemoryCache, RedisCache, cache_key
+from adapters.cache import Cache, MemoryCache, RedisCache, cache_key, glob_escape
 
 
 async def test_get_many_returns_values_in_key_order_and_none_for_misses(cache: Cache) -> None:
@@ -38,6 +39,31 @@ async def test_delete_removes_several_keys(cache: Cache) -> None:
     await cache.set_many({"x": b"1", "y": b"2"}, ttl_seconds=30)
     await cache.delete("x", "y", "never-set")
     assert await cache.get_many(["x", "y"]) == [None, None]
+
+
+async def test_delete_matching_deletes_exactly_the_keys_that_match(cache: Cache) -> None:
+    keys = ["v1:t:7:cards:cus_1", "v1:t:7:cards:cus_1~5~", "v1:t:7:cards:cus_10",
+            "v1:t:8:cards:cus_1", "v1:t:7:cards:a*b", "v1:t:7:cards:axb"]  # fmt: skip
+    await cache.set_many(dict.fromkeys(keys, b"x"), ttl_seconds=30)
+
+    assert await cache.delete_matching("v1:t:7:cards:cus_1~*") == 1
+    assert await cache.delete_matching("v1:t:7:cards:cus_1") == 1  # no wildcard: that key only
+    assert await cache.delete_matching("v1:t:7:cards:" + glob_escape("a*b")) == 1  # literal *
+    assert await cache.delete_matching("v1:t:?:nothing*") == 0
+
+    left = await cache.get_many(keys)
+    assert [key for key, value in zip(keys, left, strict=True) if value] == [
+        "v1:t:7:cards:cus_10", "v1:t:8:cards:cus_1", "v1:t:7:cards:axb",
+    ]  # fmt: skip
+
+
+async def test_a_purge_on_an_unreachable_redis_raises_instead_of_pretending() -> None:
+    down = RedisCache("redis://127.0.0.1:1/0", prefix="nowhere", timeout_seconds=0.05)
+    try:
+        with pytest.raises(RedisError):
+            await down.delete_matching("*")
+    finally:
+        await down.close()
 
 
 async def test_memory_cache_is_bounded_least_recently_used_first_out() -> None:

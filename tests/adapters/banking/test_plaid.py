@@ -17,6 +17,7 @@ from adapters.errors import (
     ProviderUnavailable,
 )
 from adapters.sandbox.banking_app import SANDBOX_CLIENT_ID, SANDBOX_SECRET, BankingSandbox
+from tests.adapters.banking.sandbox_fixtures import PlaidSpec
 
 
 def _paged(client: httpx.AsyncClient, page_size: int, restarts: int = 5) -> PlaidProvider:
@@ -235,3 +236,19 @@ async def test_a_hanging_provider_times_out_as_unavailable(
 def test_provider_repr_shows_no_secret(plaid: PlaidProvider) -> None:
     assert SANDBOX_SECRET not in repr(plaid)
     assert SANDBOX_SECRET not in repr(ProviderCredentials("id", SecretText(SANDBOX_SECRET)))
+
+
+async def test_revoke_access_removes_the_item_so_its_token_stops_working(
+    plaid: PlaidProvider, banking_sandbox: BankingSandbox, plaid_spec: PlaidSpec
+) -> None:
+    item_id, token = banking_sandbox.create_item("item-to-remove")
+    banking_sandbox.set_login_required(item_id)  # a broken login does not prevent removal
+
+    await plaid.revoke_access(SecretText(token))
+
+    assert "/item/remove" in plaid_spec.checked  # request and answer match Plaid's spec
+    assert banking_sandbox.removed_items == {item_id}
+    with pytest.raises(ProviderRejected):
+        await plaid.get_accounts(SecretText(token))
+    with pytest.raises(ProviderRejected):  # removing twice: the token is already invalid
+        await plaid.revoke_access(SecretText(token))
