@@ -12,7 +12,7 @@ from adapters import records
 from resolvers.analytics_enums import Dimension, Interval
 from resolvers.context import Info
 from resolvers.cost_directives import BANK_ACCOUNTS_COST, CARD_PAYMENTS_COST, PAGE, ListSize
-from resolvers.node import Node, encode_global_id, pk_of
+from resolvers.node import ENTITY_KEY, Node, encode_global_id, pk_of
 from resolvers.pagination import (
     Connection,
     check_first,
@@ -43,7 +43,9 @@ _SUMMARY_GROUP = Annotated["LedgerSummaryGroup", strawberry.lazy("resolvers.anal
 _BANK_SPEND = Annotated["BankSpend", strawberry.lazy("resolvers.analytics")]
 
 
-@strawberry.type(description="A customer of the tenant: a person or a business.")
+@strawberry.type(
+    directives=[ENTITY_KEY], description="A customer of the tenant: a person or a business."
+)
 class Customer(Node):
     pk: strawberry.Private[int]
     email_address: strawberry.Private[str | None]
