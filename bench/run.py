@@ -118,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--queries",
         default="q1,q2,q3",
-        help="any of q1,q2,q3,q4,q5 (q5: 10 %% postings mixed into Q1/Q2 reads)",
+        help="any of q1,q2,q3,q4,q5,e1,e100 (q5: 10 %% postings mixed into Q1/Q2 reads; "
+        "e1/e100: Federation's _entities with 1 and 100 customer representations)",
     )
     parser.add_argument(
         "--sandbox-latency-ms",

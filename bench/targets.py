@@ -24,7 +24,17 @@ __all__ = [
 ]
 
 QUERIES = Path(__file__).with_name("queries")
-OPERATIONS = {"q1": "Dashboard", "q2": "Statement", "q3": "Lookup", "q4": "Mixed"}
+OPERATIONS = {
+    "q1": "Dashboard",
+    "q2": "Statement",
+    "q3": "Lookup",
+    "q4": "Mixed",
+    "e1": "Entities",
+    "e100": "Entities",
+}
+# Federation's `_entities` with 1 and 100 representations: one document, two sets of variables.
+DOCUMENTS = {"e1": "entities", "e100": "entities"}
+ENTITIES = 100
 # Q5 mixes 10 % postings into Q1/Q2 reads: not one document, so not an OPERATION.
 MIXED = "q5"
 POSTING_PAIRS = 16  # postings rotate over this many account pairs (little row-lock contention)
@@ -40,6 +50,8 @@ class Targets:
     account_id: int
     account_entries: int
     customer_id: int
+    # e1/e100: customers spread over the tenant (every 100th by id)
+    entity_customer_ids: tuple[int, ...] = ()
 
 
 async def find_targets(database_url: str) -> Targets:
@@ -76,27 +88,45 @@ async def find_targets(database_url: str) -> Targets:
                 ),
                 {"t": tenant_id, "n": LOOKUP_POSITION},
             )
+            spread = await connection.scalars(
+                text(
+                    "select id from (select id, row_number() over (order by id) as n"
+                    " from customers where tenant_id = :t) as numbered"
+                    " where n % 100 = 0 order by id limit :n"
+                ),
+                {"t": tenant_id, "n": ENTITIES},
+            )
+            entity_customer_ids = tuple(int(pk) for pk in spread)
     finally:
         await engine.dispose()
-    return Targets(int(tenant_id), int(account[0]), int(account[1]), int(customer_id))
+    return Targets(
+        int(tenant_id), int(account[0]), int(account[1]), int(customer_id), entity_customer_ids
+    )
 
 
 def global_id(type_name: str, pk: int) -> str:
     return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
+def _representations(customer_ids: tuple[int, ...]) -> list[dict[str, str]]:
+    return [{"__typename": "Customer", "id": global_id("Customer", pk)} for pk in customer_ids]
+
+
 def write_bodies(directory: Path, targets: Targets) -> dict[str, Path]:
-    """Write q1.json..q3.json (query without comments, operationName, variables) to `directory`."""
+    """Write q1.json..q4.json, e1.json and e100.json (query without comments, operationName,
+    variables) to `directory`."""
     variables = {
         "q1": None,
         "q2": {"id": global_id("LedgerAccount", targets.account_id)},
         "q3": {"id": global_id("Customer", targets.customer_id)},
         "q4": {"id": global_id("Customer", targets.customer_id)},
+        "e1": {"representations": _representations(targets.entity_customer_ids[:1])},
+        "e100": {"representations": _representations(targets.entity_customer_ids)},
     }
     directory.mkdir(parents=True, exist_ok=True)
     bodies: dict[str, Path] = {}
     for name, operation in OPERATIONS.items():
-        lines = (QUERIES / f"{name}.graphql").read_text().splitlines()
+        lines = (QUERIES / f"{DOCUMENTS.get(name, name)}.graphql").read_text().splitlines()
         document = "\n".join(line for line in lines if not line.lstrip().startswith("#")) + "\n"
         body: dict[str, object] = {"query": document, "operationName": operation}
         if variables[name] is not None:
