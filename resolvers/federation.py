@@ -93,6 +93,7 @@ def entity_keys(representations: list[Any], *, limit: int) -> list[tuple[str, st
         if (
             not isinstance(representation, dict)
             or representation.keys() != _REPRESENTATION_KEYS
+            or not isinstance(representation["__typename"], str)
             or representation["__typename"] not in ENTITY_TYPE_NAMES
             or not isinstance(representation["id"], str)
         ):

@@ -164,6 +164,7 @@ async def test_entities_need_ledger_read_like_node(client: GraphQLClient, tenant
         pytest.param({"id": "Q3VzdG9tZXI6MQ=="}, id="no_typename"),
         pytest.param({"__typename": "Customer", "id": "Q3VzdG9tZXI6MQ==", "x": 1}, id="extra"),
         pytest.param("Customer:1", id="not_an_object"),
+        pytest.param({"__typename": ["Customer"], "id": "Q3VzdG9tZXI6MQ=="}, id="list_type"),
     ],
 )
 async def test_a_malformed_representation_is_bad_user_input(
