@@ -126,8 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--queries",
         default="q1,q2,q3",
-        help="any of q1,q2,q3,q4,q5,q6,q7 (q5: 10 %% postings mixed into Q1/Q2 reads; q6: a month's"
-        " ledgerSummary, q7: a year of daily balanceHistory of 50 accounts; gateway only)",
+        help="any of q1..q7, e1, e100 (q5: 10 %% postings mixed into Q1/Q2 reads; q6: a month's"
+        " ledgerSummary, q7: a year of daily balanceHistory of 50 accounts; e1/e100:"
+        " Federation's _entities with 1 and 100 customer representations; q6-e100 gateway only)",
     )
     parser.add_argument(
         "--sandbox-latency-ms",

@@ -116,6 +116,9 @@ def check_answers(url: str, bodies: Mapping[str, Path], token: str | None) -> di
             found = [node for node in data["nodes"] if node]
             points = sum(len(node["balanceHistory"]) for node in found)
             notes[name] = f"ok: {len(found)} accounts, {points} daily points, {len(raw)} bytes"
+        elif name in ("e1", "e100"):
+            found = [entity for entity in data["_entities"] if entity is not None]
+            notes[name] = f"ok: {len(found)} of {len(data['_entities'])} entities, {len(raw)} bytes"
         else:
             customer = data.get("customer")
             notes[name] = f"ok: {customer['displayName'] if customer else None!r}, {len(raw)} bytes"

@@ -33,10 +33,15 @@ OPERATIONS = {
     "q4": "Mixed",
     "q6": "Summary",
     "q7": "History",
+    "e1": "Entities",
+    "e100": "Entities",
 }
 # The analysts' queries (gateway only: the peers have no such fields). One takes a second or
 # more, so they run at --analyst-connections, not at the OLTP queries' concurrency.
 ANALYST_QUERIES = ("q6", "q7")
+# Federation's `_entities` with 1 and 100 representations: one document, two sets of variables.
+DOCUMENTS = {"e1": "entities", "e100": "entities"}
+ENTITIES = 100
 # Q5 mixes 10 % postings into Q1/Q2 reads: not one document, so not an OPERATION.
 MIXED = "q5"
 POSTING_PAIRS = 16  # postings rotate over this many account pairs (little row-lock contention)
@@ -58,6 +63,8 @@ class Targets:
     month: tuple[str, str] = ("", "")
     year: tuple[str, str] = ("", "")
     history_account_ids: tuple[int, ...] = ()
+    # e1/e100: customers spread over the tenant (every 100th by id)
+    entity_customer_ids: tuple[int, ...] = ()
 
 
 async def find_targets(database_url: str) -> Targets:
@@ -106,6 +113,15 @@ async def find_targets(database_url: str) -> Targets:
                     {"t": tenant_id, "n": HISTORY_ACCOUNTS},
                 )
             ).all()
+            spread = await connection.scalars(
+                text(
+                    "select id from (select id, row_number() over (order by id) as n"
+                    " from customers where tenant_id = :t) as numbered"
+                    " where n % 100 = 0 order by id limit :n"
+                ),
+                {"t": tenant_id, "n": ENTITIES},
+            )
+            entity_customer_ids = tuple(int(pk) for pk in spread)
     finally:
         await engine.dispose()
     last_day = _utc_day(latest)
@@ -114,6 +130,7 @@ async def find_targets(database_url: str) -> Targets:
         month=_last_full_month(last_day),
         year=((last_day - dt.timedelta(days=HISTORY_DAYS - 1)).isoformat(), last_day.isoformat()),
         history_account_ids=tuple(int(pk) for pk in history_ids),
+        entity_customer_ids=entity_customer_ids,
     )  # fmt: skip
 
 
@@ -139,6 +156,10 @@ def global_id(type_name: str, pk: int) -> str:
     return base64.b64encode(f"{type_name}:{pk}".encode()).decode()
 
 
+def _representations(customer_ids: tuple[int, ...]) -> list[dict[str, str]]:
+    return [{"__typename": "Customer", "id": global_id("Customer", pk)} for pk in customer_ids]
+
+
 def write_bodies(directory: Path, targets: Targets) -> dict[str, Path]:
     """Write q1.json, q2.json, ... (query without comments, operationName, variables) to
     `directory`, one per OPERATION."""
@@ -153,11 +174,13 @@ def write_bodies(directory: Path, targets: Targets) -> dict[str, Path]:
             "from": targets.year[0],
             "to": targets.year[1],
         },
+        "e1": {"representations": _representations(targets.entity_customer_ids[:1])},
+        "e100": {"representations": _representations(targets.entity_customer_ids)},
     }
     directory.mkdir(parents=True, exist_ok=True)
     bodies: dict[str, Path] = {}
     for name, operation in OPERATIONS.items():
-        lines = (QUERIES / f"{name}.graphql").read_text().splitlines()
+        lines = (QUERIES / f"{DOCUMENTS.get(name, name)}.graphql").read_text().splitlines()
         document = "\n".join(line for line in lines if not line.lstrip().startswith("#")) + "\n"
         body: dict[str, object] = {"query": document, "operationName": operation}
         if variables[name] is not None:

@@ -34,6 +34,8 @@ __all__ = [
     "InstalledAssets",
     "install",
     "main",
+    "npm_install",
+    "package_version",
     "read_manifest",
 ]
 
@@ -146,7 +148,7 @@ def install(root: Path = DEFAULT_ROOT) -> InstalledAssets:
     if current is not None and _is_current(current, assets_dir):
         return current
     npm_dir = root / "npm"
-    _npm_install(npm_dir)
+    npm_install(npm_dir, PINNED_VERSIONS)
     return _copy_assets(npm_dir / "node_modules", assets_dir)
 
 
@@ -160,12 +162,13 @@ def _is_current(installed: InstalledAssets, assets_dir: Path) -> bool:
     )
 
 
-def _npm_install(npm_dir: Path) -> None:
+def npm_install(npm_dir: Path, packages: Mapping[str, str]) -> None:
+    """`npm install` the pinned `packages` (name -> version) into `npm_dir`; InstallError if not."""
     npm = shutil.which("npm")
     if npm is None:
         raise InstallError("npm is not on PATH (install Node.js 18 or newer with npm)")
     npm_dir.mkdir(parents=True, exist_ok=True)
-    specs = [f"{package}@{version}" for package, version in PINNED_VERSIONS.items()]
+    specs = [f"{package}@{version}" for package, version in packages.items()]
     command = [
         npm,
         "install",
@@ -193,7 +196,7 @@ def _npm_install(npm_dir: Path) -> None:
 
 def _copy_assets(node_modules: Path, assets_dir: Path) -> InstalledAssets:
     for package, version in PINNED_VERSIONS.items():
-        found = _package_version(node_modules / package)
+        found = package_version(node_modules / package)
         if found != version:
             raise InstallError(f"npm installed {package} {found}, expected {version}")
     assets_dir.mkdir(parents=True, exist_ok=True)
@@ -236,7 +239,8 @@ def _copy_assets(node_modules: Path, assets_dir: Path) -> InstalledAssets:
     )
 
 
-def _package_version(package_dir: Path) -> str | None:
+def package_version(package_dir: Path) -> str | None:
+    """The version an installed package's package.json names, or None."""
     try:
         raw = json.loads((package_dir / "package.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

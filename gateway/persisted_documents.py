@@ -297,11 +297,16 @@ async def resolve_document(
     return ResolvedDocument(query, "text")
 
 
+# Fields that read the schema itself: introspection's, and Apollo Federation's `_service { sdl }`
+# (the same schema as SDL), so the client's introspection policy governs both.
+_SCHEMA_FIELDS = frozenset({"__schema", "__type", "_service"})
+
+
 class _IntrospectionFinder(Visitor):
     found = False
 
     def enter_field(self, node: FieldNode, *_args: Any) -> Any:
-        if node.name.value in ("__schema", "__type"):
+        if node.name.value in _SCHEMA_FIELDS:
             self.found = True
             return self.BREAK
         return None

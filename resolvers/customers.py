@@ -20,7 +20,7 @@ from resolvers.analytics_arguments import (
 from resolvers.analytics_enums import Dimension, Interval
 from resolvers.context import Info
 from resolvers.cost_directives import BANK_ACCOUNTS_COST, CARD_PAYMENTS_COST, PAGE, ListSize
-from resolvers.node import Node, encode_global_id, pk_of
+from resolvers.node import ENTITY_KEY, Node, encode_global_id, pk_of
 from resolvers.pagination import (
     After,
     Connection,
@@ -55,7 +55,9 @@ _BANK_SPEND = Annotated["BankSpend", strawberry.lazy("resolvers.analytics")]
 _RISK_SUMMARY = Annotated["CardRiskSummary", strawberry.lazy("resolvers.risk")]
 
 
-@strawberry.type(description="A customer of the tenant: a person or a business.")
+@strawberry.type(
+    directives=[ENTITY_KEY], description="A customer of the tenant: a person or a business."
+)
 class Customer(Node):
     pk: strawberry.Private[int]
     email_address: strawberry.Private[str | None]

@@ -13,7 +13,7 @@ from resolvers.analytics_enums import Interval
 from resolvers.context import Info
 from resolvers.cost_directives import FREE, PAGE
 from resolvers.money import Money
-from resolvers.node import Node, encode_global_id, pk_of
+from resolvers.node import ENTITY_KEY, Node, encode_global_id, pk_of
 from resolvers.pagination import (
     After,
     Connection,
@@ -67,7 +67,9 @@ class LedgerBalance:
         return Money.of(account.available_balance, account.currency, account.currency_exponent)
 
 
-@strawberry.type(description="An account of the double-entry ledger, in one currency.")
+@strawberry.type(
+    directives=[ENTITY_KEY], description="An account of the double-entry ledger, in one currency."
+)
 class LedgerAccount(Node):
     record: strawberry.Private[records.LedgerAccount]
     name: str = strawberry.field(description="Name of the account.")

@@ -12,7 +12,7 @@ from resolvers.context import Info
 from resolvers.cost_directives import ListSize
 from resolvers.ledger_accounts import LedgerAccount
 from resolvers.money import Money
-from resolvers.node import Node, encode_global_id, pk_of
+from resolvers.node import ENTITY_KEY, Node, encode_global_id, pk_of
 
 __all__ = ["LedgerEntry", "LedgerTransaction", "LedgerTransactionQuery"]
 
@@ -27,7 +27,8 @@ strawberry.enum(
 
 
 @strawberry.type(
-    description="A balanced set of entries, posted together (double entry: debits = credits)."
+    directives=[ENTITY_KEY],
+    description="A balanced set of entries, posted together (double entry: debits = credits).",
 )
 class LedgerTransaction(Node):
     record: strawberry.Private[records.LedgerTransaction]

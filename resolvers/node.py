@@ -7,10 +7,19 @@ import binascii
 import re
 
 import strawberry
+from strawberry.federation.schema_directives import Key
+from strawberry.federation.types import FieldSet
 
 from adapters.errors import NotFound
 
-__all__ = ["Node", "decode_global_id", "decode_id_of", "encode_global_id", "pk_of"]
+__all__ = [
+    "ENTITY_KEY",
+    "Node",
+    "decode_global_id",
+    "decode_id_of",
+    "encode_global_id",
+    "pk_of",
+]
 
 _PK = re.compile(r"[1-9][0-9]{0,18}")
 
@@ -20,6 +29,12 @@ class Node:
     id: strawberry.ID = strawberry.field(
         description="Opaque global id; pass it to `node(id:)` to fetch the object again."
     )
+
+
+# Apollo Federation: the entity types (Customer, LedgerAccount, LedgerTransaction) are keyed by
+# their global id, so a representation carries exactly what `node(id:)` takes
+# (resolvers.federation resolves them the way `node` does).
+ENTITY_KEY = Key(fields=FieldSet("id"))
 
 
 def encode_global_id(type_name: str, pk: int) -> strawberry.ID:

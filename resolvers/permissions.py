@@ -115,6 +115,9 @@ TYPE_SCOPES: Mapping[str, str | None] = {
     "PageInfo": None,
     # The caller's own rate limit (Query.rateLimit): nothing of the tenant's data
     "RateLimit": None,
+    # Apollo Federation's `_service { sdl }`: the schema, as introspection shows it (no scope;
+    # the client's introspection policy decides, gateway.persisted_documents)
+    "_Service": None,
 }
 
 # Every root field's scope, and the fields whose value needs another scope than their type's.
@@ -129,6 +132,9 @@ FIELD_SCOPES: Mapping[tuple[str, str], str | None] = {
     ("Query", "ledgerSummary"): LEDGER_READ,
     ("Query", "rateLimit"): None,
     ("Query", "auditEvents"): AUDIT_READ,
+    # Apollo Federation (resolvers.federation): entities are looked up as `node` looks them up
+    ("Query", "_entities"): LEDGER_READ,
+    ("Query", "_service"): None,
     ("Mutation", "postLedgerTransaction"): LEDGER_WRITE,
     ("Mutation", "postPendingTransaction"): LEDGER_WRITE,
     ("Mutation", "voidPendingTransaction"): LEDGER_WRITE,

@@ -1,4 +1,5 @@
-"""The schema: root types merged from each domain module, plus the Node entry point."""
+"""The schema: root types merged from each domain module, the Node entry point and the
+Apollo Federation subgraph fields (`_service`, `_entities`)."""
 
 from __future__ import annotations
 
@@ -27,10 +28,18 @@ from resolvers.context import Info
 from resolvers.cost_directives import ListSize
 from resolvers.customers import Customer, CustomerQuery
 from resolvers.fast_paths import resolve_simple_fields_directly
+from resolvers.federation import (
+    FEDERATION_SCALARS,
+    Entity,
+    FederationAny,
+    Service,
+    entity_keys,
+    subgraph_sdl,
+)
 from resolvers.ledger_accounts import LedgerAccount, LedgerAccountQuery
 from resolvers.ledger_mutations import LedgerMutation
 from resolvers.ledger_transactions import LedgerEntry, LedgerTransaction, LedgerTransactionQuery
-from resolvers.node import Node, decode_global_id
+from resolvers.node import Node, decode_global_id, pk_of
 from resolvers.permissions import install_scope_checks
 from resolvers.rate_limit import RateLimit, RateLimitQuery
 from resolvers.scalars import SCALARS
@@ -90,6 +99,45 @@ class NodeQuery:
         return list(await asyncio.gather(*(_resolve_node(info, i) for i in ids)))
 
 
+async def _resolve_entity(info: Info, type_name: str, global_id: str) -> Node | None:
+    """An entity as `node(id:)` finds it; null when the id does not name an object of the
+    representation's type (another type, another tenant, made up)."""
+    if pk_of(type_name, global_id) is None:
+        return None
+    return await _resolve_node(info, global_id)
+
+
+@strawberry.type
+class FederationQuery:
+    """The Apollo Federation v2 subgraph fields (resolvers.federation)."""
+
+    @strawberry.field(
+        name="_service",
+        description=(
+            "This subgraph's SDL, for Apollo Federation (the introspection policy applies)."
+        ),
+    )
+    def service(self, info: Info) -> Service:
+        return Service(sdl=subgraph_sdl(info.schema))
+
+    @strawberry.field(
+        name="_entities",
+        directives=[
+            ListSize(slicing_arguments=["representations"], require_one_slicing_argument=False)
+        ],
+        description=(
+            "Entities by key, for Apollo Federation: each representation is "
+            '{"__typename", "id"} with a global id; null where `node(id:)` would be null.'
+        ),
+    )
+    async def entities(
+        self, info: Info, representations: list[FederationAny]
+    ) -> list[Entity | None]:
+        keys = entity_keys(representations, limit=info.context.max_page_size)
+        found = await asyncio.gather(*(_resolve_entity(info, *key) for key in keys))
+        return list(found)  # type: ignore[arg-type]  # Node is one of the entity types here
+
+
 @strawberry.type(description="Read the ledger: customers, accounts, transactions and entries.")
 class Query(
     NodeQuery,
@@ -99,6 +147,7 @@ class Query(
     AnalyticsQuery,
     RateLimitQuery,
     AuditQuery,
+    FederationQuery,
 ):
     pass
 
@@ -119,7 +168,7 @@ class PartialErrors(SchemaExtension):
             result.errors = [*(result.errors or []), *partial]
 
 
-class _Schema(strawberry.Schema):
+class _Schema(strawberry.federation.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
@@ -155,6 +204,7 @@ def build_schema(*, max_depth: int = 12, max_aliases: int = 30) -> strawberry.Sc
         subscription=Subscription,
         types=[Customer, LedgerAccount, LedgerTransaction, LedgerEntry, RateLimit],
         config=StrawberryConfig(scalar_map=SCALARS),
+        scalar_overrides=dict(FEDERATION_SCALARS),
         extensions=extensions,
     )
     resolve_simple_fields_directly(schema)

@@ -10,7 +10,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator
 from html.parser import HTMLParser
@@ -18,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -46,6 +44,7 @@ from gateway.lifespan import Services
 from gateway.settings import Settings
 from tests.factories import make_customer
 from tests.fixtures.gateway import GraphQLClient
+from tests.fixtures.serving import serving
 from tests.gateway.chromium import chromium_path, open_page
 from tests.gateway.test_graphiql_examples import analyst_ledger
 
@@ -449,21 +448,8 @@ async def graphiql_server(
             services, settings=with_graphiql, development_token=gql.token(tenant_id)
         ),
     )
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
-    try:
-        for _ in range(500):  # uvicorn says nothing when it has started: poll, 10 s at most
-            if server.started or serving.done():
-                break
-            await asyncio.sleep(0.02)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await serving
-        listener.close()
+    async with serving(app) as url:
+        yield url
 
 
 async def test_an_anonymous_query_typed_into_the_first_tab_runs_and_shows_data(

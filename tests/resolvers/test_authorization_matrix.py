@@ -36,7 +36,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from strawberry.schema.config import StrawberryConfig
 
-from adapters.access.clients import ClientKind
+from adapters.access.clients import DEFAULT_POLICIES, ClientKind
 from adapters.audit.records import Actor, posting_event
 from adapters.audit.store import AuditStore
 from adapters.banking.sync import sync_bank_links
@@ -96,12 +96,16 @@ ROOT_ARGUMENTS = {
     "rateLimit": "",
     "ledgerAccountBalanceChanged": "(accountIds: [$account])",
     "ledgerTransactionPosted": "",
+    "_entities": "(representations: $entities)",
+    "_service": "",
 }
 VARIABLE_TYPES = {
     "customer": "ID!", "account": "ID!", "reversal": "ID!", "entries": "[LedgerEntryInput!]!",
     "pending": "ID!", "voidable": "ID!", "posted": "ID!", "postKey": "String!",
-    "reverseKey": "String!",
+    "reverseKey": "String!", "entities": "[_Any!]!",
 }  # fmt: skip
+# Root fields that read the schema: the client's introspection policy decides, before scopes.
+SCHEMA_ROOTS = frozenset({"_service"})
 
 # Every scope set for analysts (they send text); for the kinds that send registered documents,
 # none, each scope alone, and all.
@@ -247,8 +251,8 @@ SUBSCRIPTIONS = [d for d in _documents() if d.operation == "subscription"]
 
 # The policy in words, independently of the rule table: which scopes reaching each type takes.
 def _intended_scopes(target: Target) -> set[str]:
-    if target.root.field_name == "rateLimit":
-        return set()  # the caller's own rate limit: no tenant data
+    if target.root.field_name in ("rateLimit", "_service"):
+        return set()  # the caller's own rate limit, the schema's SDL: no tenant data
     intended = {LEDGER_WRITE} if target.root.type_name == "Mutation" else {LEDGER_READ}
     for edge in target.route:
         name = edge.named_type.name
@@ -410,11 +414,16 @@ async def _variables(engine: AsyncEngine, world: World, *, writes: bool) -> dict
         "customer": world.customer, "account": world.account, "reversal": world.reversal,
         "pending": pending[0], "voidable": pending[1], "posted": world.posted,
         "postKey": "matrix-post", "reverseKey": "matrix-reverse",
+        "entities": [{"__typename": "Customer", "id": world.customer}],
         "entries": [
             {"accountId": world.account, "direction": "DEBIT", "amount": "1", "currency": "USD"},
             {"accountId": credit, "direction": "CREDIT", "amount": "1", "currency": "USD"},
         ],
     }  # fmt: skip
+
+
+def _reads_the_schema(document: Document) -> bool:
+    return any(target.root.field_name in SCHEMA_ROOTS for target in document.targets)
 
 
 # Checking a response ----------------------------------------------------------------------
@@ -492,8 +501,17 @@ async def test_every_field_is_readable_exactly_when_the_rules_say_so(
         variables = await _variables(engine, world, writes=LEDGER_WRITE in scopes)
         failures = []
         for document in DOCUMENTS:
-            body = await matrix_gateway.run(caller, document.name, document.text, variables)
             label = f"{kind} {sorted(scopes)} {document.name}"
+            if not DEFAULT_POLICIES[kind].introspection and _reads_the_schema(document):
+                refused = await matrix_gateway.http.post(
+                    "/graphql", json=caller.body(document.name, document.text, variables),
+                    headers={"authorization": f"Bearer {caller.credential}"},
+                )  # fmt: skip
+                codes = [e["extensions"]["code"] for e in refused.json().get("errors", [])]
+                if refused.status_code != 403 or codes != ["INTROSPECTION_DISABLED"]:
+                    failures.append(f"{label}: expected INTROSPECTION_DISABLED, got {codes}")
+                continue
+            body = await matrix_gateway.run(caller, document.name, document.text, variables)
             failures += [f"{label}: {failure}" for failure in _check(caller, document, body)]
         return failures
 
