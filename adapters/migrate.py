@@ -20,7 +20,8 @@ import adapters.audit.tables  # the audit trail
 import adapters.banking.tables  # bank accounts and transactions
 import adapters.ledger.data_versions  # per-tenant data versions (response cache)
 import adapters.ledger.tables
-import adapters.providers.tables  # noqa: F401  (provider links)
+import adapters.providers.tables  # provider links
+import adapters.reconciliation.tables  # noqa: F401  (settlement accounts, results)
 from adapters.db import metadata
 
 __all__ = ["metadata", "pending_schema_changes", "upgrade_to_head"]
