@@ -14,6 +14,7 @@ from gateway.deadlines import DeadlineSettings, load_deadline_settings
 from gateway.limits import LimitSettings, load_limit_settings
 from gateway.provider_settings import ProviderSettings, load_provider_settings
 from gateway.rate_limits import RateLimitSettings, load_rate_limit_settings
+from gateway.reconciliation import ReconciliationSettings, load_reconciliation_settings
 from gateway.telemetry_settings import TelemetrySettings, load_telemetry_settings
 
 __all__ = ["DEV_JWT_SECRET", "ENVIRONMENTS", "Settings", "check_settings", "load_settings"]
@@ -73,6 +74,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     deadlines: DeadlineSettings = field(default_factory=DeadlineSettings)
     cors: CorsSettings = field(default_factory=CorsSettings)
+    reconciliation: ReconciliationSettings = field(default_factory=ReconciliationSettings)
 
     @property
     def is_development(self) -> bool:
@@ -221,6 +223,7 @@ def load_settings(
         limits=load_limit_settings(env),
         deadlines=load_deadline_settings(env),
         cors=load_cors_settings(env),
+        reconciliation=load_reconciliation_settings(env),
     )
     check_settings(settings)
     return settings

@@ -31,6 +31,7 @@ from resolvers.ledger_transactions import LedgerEntry, LedgerTransaction, Ledger
 from resolvers.node import Node, decode_global_id
 from resolvers.permissions import install_scope_checks
 from resolvers.rate_limit import RateLimit, RateLimitQuery
+from resolvers.reconciliation import ReconciliationQuery
 from resolvers.scalars import SCALARS
 from resolvers.selection_sets import refusing_empty_selection_sets
 
@@ -85,6 +86,7 @@ class Query(
     AnalyticsQuery,
     RateLimitQuery,
     AuditQuery,
+    ReconciliationQuery,
 ):
     pass
 
