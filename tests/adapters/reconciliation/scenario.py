@@ -46,8 +46,9 @@ class Scenario:
         ]
         return found
 
-    async def credit(self, **knobs: Any) -> None:
-        credit_payouts(self.world.banking, self.items, self.payouts, **knobs)
+    async def credit(self, only: list[dict[str, Any]] | None = None, **knobs: Any) -> None:
+        """Add the bank credits of every payout (or `only` these) and sync them."""
+        credit_payouts(self.world.banking, self.items, only or self.payouts, **knobs)
         assert self.world.runtime.secret_box is not None
         await sync_bank_links(
             self.world.engine,
