@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from adapters.ledger.posting import PostingService
 from adapters.ledger.posting_requests import EffectiveWindow
 from adapters.ledger.tables import tenants
 from adapters.money import format_minor_units
@@ -170,13 +169,7 @@ async def run_reconcile_command(args: argparse.Namespace, settings: Settings) ->
         if runtime is None or not runtime.card_processors:
             print("error: no card processor is configured", file=sys.stderr)  # noqa: T201
             return 2
-        posting = PostingService(
-            services.engine,
-            effective_window=EffectiveWindow(
-                max_backdate=dt.timedelta(days=config.max_backdate_days)
-            ),
-            lock_timeout_ms=settings.deadlines.lock_timeout_ms,
-        )
+        window = EffectiveWindow(max_backdate=dt.timedelta(days=config.max_backdate_days))
         runs = []
         for processor in runtime.card_processors.values():
             source = CardProcessorSettlements(
@@ -185,7 +178,7 @@ async def run_reconcile_command(args: argparse.Namespace, settings: Settings) ->
             runs.append(
                 await run_reconciliation(
                     engine=services.engine,
-                    posting=posting,
+                    effective_window=window,
                     source=source,
                     tenant_id=args.tenant,
                     start=start,

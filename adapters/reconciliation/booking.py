@@ -33,11 +33,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.cards.records import BalanceTransactionType
-from adapters.errors import AdapterError, IdempotencyMismatch, InvalidInput
+from adapters.errors import IdempotencyMismatch, InvalidInput
 from adapters.ledger.data_versions import bump_data_version
-from adapters.ledger.posting import PostingService
-from adapters.ledger.posting_requests import NewEntry, NewTransaction, transaction_fingerprint
-from adapters.ledger.tables import ledger_accounts, ledger_transactions
+from adapters.ledger.posting_batch import post_batch
+from adapters.ledger.posting_requests import (
+    DEFAULT_EFFECTIVE_WINDOW,
+    EffectiveWindow,
+    NewEntry,
+    NewTransaction,
+)
+from adapters.ledger.tables import ledger_accounts
 from adapters.money import currency_exponent
 from adapters.reconciliation.records import Reason, ReasonCode, Settlement, SettlementItem
 from adapters.reconciliation.tables import settlement_accounts
@@ -73,7 +78,7 @@ _ROLE_OF_TYPE = {
     BalanceTransactionType.FEE: "fees",
     BalanceTransactionType.PAYOUT: "payouts_in_transit",
 }
-_KEY_CHUNK = 500
+_BATCH = 500
 
 
 def _owner(provider: str) -> str:
@@ -208,13 +213,15 @@ class BookingResult:
 
 
 class SettlementBooker:
-    """Creates the chart and posts bookings for one engine; statements are counted per call:
-    one read of the chart (plus one transaction creating what is missing), one read of the
-    keys already booked per 500 keys, and one posting per booking not yet in the ledger."""
+    """Creates the chart and posts bookings for one engine: one read of the chart (plus one
+    transaction creating what is missing), then one batch posting (adapters.ledger
+    .posting_batch) per 500 bookings, whose keys already in the ledger replay."""
 
-    def __init__(self, engine: AsyncEngine, posting: PostingService) -> None:
+    def __init__(
+        self, engine: AsyncEngine, effective_window: EffectiveWindow = DEFAULT_EFFECTIVE_WINDOW
+    ) -> None:
         self._engine = engine
-        self._posting = posting
+        self._effective_window = effective_window
 
     async def ensure_accounts(
         self, tenant_id: int, wanted: set[AccountKey]
@@ -261,44 +268,28 @@ class SettlementBooker:
             )
             return {(row.owner, row.role, row.currency): int(row.ledger_account_id) for row in rows}
 
-    async def _fingerprints(self, tenant_id: int, keys: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        async with self._engine.connect() as connection:
-            for start in range(0, len(keys), _KEY_CHUNK):
-                rows = await connection.execute(
-                    select(
-                        ledger_transactions.c.idempotency_key,
-                        ledger_transactions.c.request_fingerprint,
-                    ).where(
-                        ledger_transactions.c.tenant_id == tenant_id,
-                        ledger_transactions.c.idempotency_key.in_(keys[start : start + _KEY_CHUNK]),
-                    )
-                )
-                found.update((row.idempotency_key, row.request_fingerprint) for row in rows)
-        return found
-
     async def book(self, tenant_id: int, transactions: Sequence[NewTransaction]) -> BookingResult:
-        """Post each transaction not yet in the ledger; report the ones that cannot be."""
-        wanted = {new.idempotency_key: transaction_fingerprint(new) for new in transactions}
-        present = await self._fingerprints(tenant_id, list(wanted))
+        """Post each transaction not yet in the ledger (batches of 500, one database
+        transaction each); report the ones that cannot be."""
         booked: set[str] = set()
         problems: dict[str, Reason] = {}
-        for new in transactions:
-            key = new.idempotency_key
-            if key in present:
-                if present[key] == wanted[key]:
+        for start in range(0, len(transactions), _BATCH):
+            outcomes = await post_batch(
+                self._engine,
+                tenant_id,
+                transactions[start : start + _BATCH],
+                effective_window=self._effective_window,
+            )
+            for outcome in outcomes:
+                key = outcome.idempotency_key
+                if outcome.error is None:
                     booked.add(key)
-                else:
+                elif isinstance(outcome.error, IdempotencyMismatch):
                     problems[key] = _conflict(key)
-                continue
-            try:
-                await self._posting.post_transaction(tenant_id, new)
-            except IdempotencyMismatch:
-                problems[key] = _conflict(key)
-            except AdapterError as error:
-                problems[key] = Reason(ReasonCode.NOT_BOOKED, f"{key} was not booked: {error}")
-            else:
-                booked.add(key)
+                else:
+                    problems[key] = Reason(
+                        ReasonCode.NOT_BOOKED, f"{key} was not booked: {outcome.error}"
+                    )
         return BookingResult(frozenset(booked), problems)
 
 

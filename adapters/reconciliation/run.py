@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.errors import InvalidInput
-from adapters.ledger.posting import PostingService
-from adapters.ledger.posting_requests import NewTransaction
+from adapters.ledger.posting_requests import (
+    DEFAULT_EFFECTIVE_WINDOW,
+    EffectiveWindow,
+    NewTransaction,
+)
 from adapters.reconciliation.booking import (
     SettlementBooker,
     arrival_key,
@@ -88,7 +91,7 @@ def _plan(
 async def run_reconciliation(
     *,
     engine: AsyncEngine,
-    posting: PostingService,
+    effective_window: EffectiveWindow = DEFAULT_EFFECTIVE_WINDOW,
     source: SettlementSource,
     tenant_id: int,
     start: dt.datetime,
@@ -100,7 +103,7 @@ async def run_reconciliation(
         raise InvalidInput("to must be after from", field="to")
     provider = source.provider
     settlements = await source.settlements(start - window.after, end + window.before)
-    booker = SettlementBooker(engine, posting)
+    booker = SettlementBooker(engine, effective_window)
     accounts = await booker.ensure_accounts(tenant_id, chart_for(settlements))
 
     plans: dict[str, NewTransaction] = {}

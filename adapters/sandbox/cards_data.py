@@ -237,6 +237,8 @@ class CardsSandboxData:
 
     def _make_refund(self, rng: random.Random, charge: Json, *, full: bool) -> None:
         amount = charge["amount"] if full else max(1, charge["amount"] // 2)
+        if charge["currency"] == "isk":  # whole krónur only (Stripe's ISK is two-decimal)
+            amount = max(100, amount // 100 * 100)
         refund_id = f"re_{_suffix('re', charge['id'])}"
         created = charge["created"] + _DAY
         self.objects[refund_id] = {

@@ -68,12 +68,11 @@ class Scenario:
         now: dt.datetime = LONG_AFTER,
         start: dt.datetime = START,
         end: dt.datetime = END,
-        posting: PostingService | None = None,
     ) -> ReconciliationRun:
         clock: Callable[[], dt.datetime] = lambda: now  # noqa: E731
         return await run_reconciliation(
             engine=self.world.engine,
-            posting=posting or self.posting(),
+            effective_window=EffectiveWindow(max_backdate=dt.timedelta(3650)),
             source=CardProcessorSettlements(self.world.runtime.card_processors["stripe"]),
             tenant_id=self.tenant_id,
             start=start,

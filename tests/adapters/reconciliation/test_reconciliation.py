@@ -175,7 +175,7 @@ async def test_a_conflicting_booking_under_the_providers_key_is_a_mismatch(
     movement = payout["_items"][0]
     posting = scenario.posting()
     # Someone books another body under the key reconciliation derives from the movement's id.
-    chart = await SettlementBooker(providers.engine, posting).ensure_accounts(
+    chart = await SettlementBooker(providers.engine).ensure_accounts(
         tenant_id, {("processor:stripe", "clearing", "USD"), ("processor:stripe", "fees", "USD")}
     )
     ids = [chart["processor:stripe", role, "USD"] for role in ("clearing", "fees")]
