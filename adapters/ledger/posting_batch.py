@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import ARRAY, Row, String, any_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -132,10 +132,20 @@ async def _existing(
 ) -> dict[str, tuple[int, str]]:
     found: dict[str, tuple[int, str]] = {}
     t = ledger_transactions.c
+    postgres = connection.dialect.name == "postgresql"
     for start in range(0, len(keys), _KEY_CHUNK):
+        chunk = keys[start : start + _KEY_CHUNK]
+        # On PostgreSQL one array parameter: a prepared statement's generic plan for 500 IN
+        # parameters may filter every row of the tenant against each (seconds per batch),
+        # `= ANY($1)` keeps the unique index.
+        matches = (
+            t.idempotency_key == any_(bindparam("keys", chunk, type_=ARRAY(String)))
+            if postgres
+            else t.idempotency_key.in_(chunk)
+        )
         rows = await connection.execute(
             select(t.idempotency_key, t.id, t.request_fingerprint).where(
-                t.tenant_id == tenant_id, t.idempotency_key.in_(keys[start : start + _KEY_CHUNK])
+                t.tenant_id == tenant_id, matches
             )
         )
         found.update((row.idempotency_key, (int(row.id), row.request_fingerprint)) for row in rows)
