@@ -107,7 +107,6 @@ async def post_batch(
     for new in batch:
         try:
             validate_new_transaction(new)
-            check_effective_at(new.effective_at, now, effective_window)
         except AdapterError as error:
             checked.append(BatchOutcome(new.idempotency_key, None, False, error))
         else:
@@ -116,7 +115,7 @@ async def post_batch(
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             async with writer.begin() as connection:
-                return await _write(connection, tenant_id, checked, now)
+                return await _write(connection, tenant_id, checked, now, effective_window)
         except IntegrityError as error:
             if "idempotency_key" not in str(error.orig):
                 raise
@@ -164,6 +163,7 @@ async def _write(
     tenant_id: int,
     checked: list[tuple[NewTransaction, str] | BatchOutcome],
     now: dt.datetime,
+    effective_window: EffectiveWindow,
 ) -> list[BatchOutcome]:
     valid = [item for item in checked if not isinstance(item, BatchOutcome)]
     locked = await lock_accounts(
@@ -191,6 +191,9 @@ async def _write(
             )
             continue
         try:
+            # Like the posting service: only new postings must lie in the window (a replay
+            # answers its first result even after the window moved on).
+            check_effective_at(new.effective_at, now, effective_window)
             deltas = _apply(running, new)
         except AdapterError as error:
             outcomes.append(BatchOutcome(key, None, False, error))

@@ -11,10 +11,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.errors import CurrencyMismatch, IdempotencyMismatch, InsufficientFunds, NotFound
+from adapters.errors import (
+    CurrencyMismatch,
+    IdempotencyMismatch,
+    InsufficientFunds,
+    InvalidInput,
+    NotFound,
+)
 from adapters.ledger.posting import PostingService
 from adapters.ledger.posting_batch import post_batch
-from adapters.ledger.posting_requests import NewEntry, NewTransaction
+from adapters.ledger.posting_requests import EffectiveWindow, NewEntry, NewTransaction
 from adapters.ledger.tables import ledger_account_versions, ledger_accounts, ledger_entries
 from adapters.records import Direction, TransactionStatus
 from tests.factories import make_account
@@ -156,3 +162,20 @@ async def test_racing_batches_write_each_key_once(engine: AsyncEngine, tenant_id
             )
         ).one()  # fmt: skip
     assert (debits, version) == (sum(range(1, 51)), 50)
+
+
+async def test_only_new_postings_must_lie_in_the_effective_window(
+    engine: AsyncEngine, tenant_id: int
+) -> None:
+    cash = await make_account(engine, tenant_id, name="cash")
+    sales = await make_account(engine, tenant_id, name="sales", normal_balance="credit")
+    old = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    booked = NewTransaction("old", _transfer("x", cash, sales, 1).entries, effective_at=old)
+    wide = EffectiveWindow(max_backdate=dt.timedelta(days=3650))
+    (first,) = await post_batch(engine, tenant_id, [booked], effective_window=wide)
+    assert first.error is None
+    newer = NewTransaction("older", booked.entries, effective_at=old)
+    replay, refused = await post_batch(engine, tenant_id, [booked, newer])
+    assert (replay.transaction_id, replay.replayed) == (first.transaction_id, True)
+    assert isinstance(refused.error, InvalidInput)
+    assert refused.error.field == "effective_at"
