@@ -22,7 +22,8 @@ import adapters.cards.adyen_tables  # Adyen notifications and payments
 import adapters.cards.risk  # card payment risk facts
 import adapters.ledger.data_versions  # per-tenant data versions (response cache)
 import adapters.ledger.tables
-import adapters.providers.tables  # noqa: F401  (provider links)
+import adapters.providers.tables  # provider links
+import adapters.reconciliation.tables  # noqa: F401  (settlement accounts, results)
 from adapters.db import metadata
 
 __all__ = ["metadata", "pending_schema_changes", "upgrade_to_head"]

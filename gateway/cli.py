@@ -16,6 +16,7 @@ from gateway.access_cli import add_access_commands, run_access_command
 from gateway.json_logs import configure_logging
 from gateway.log_redaction import install_log_redaction
 from gateway.privacy_cli import add_privacy_commands, run_privacy_command
+from gateway.reconciliation import add_reconcile_command, run_reconcile_command
 from gateway.settings import Settings, load_settings
 
 __all__ = ["main"]
@@ -227,6 +228,7 @@ def _parser() -> argparse.ArgumentParser:
         "and scopes then bound the token",
     )
 
+    add_reconcile_command(commands)
     commands.add_parser("export-schema", help="print the schema (SDL) to stdout")
     add_access_commands(commands)
     add_privacy_commands(commands)
@@ -252,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(_seed(settings, args.customers, args.seed, if_empty=args.if_empty))
     elif args.command == "sync-bank":
         return asyncio.run(_sync_bank(settings, args.tenant, args.customer))
+    elif args.command == "reconcile":
+        return asyncio.run(run_reconcile_command(args, settings))
     elif args.command == "token":
         scopes = [scope.strip() for scope in args.scopes.split(",") if scope.strip()]
         try:

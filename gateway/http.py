@@ -31,6 +31,7 @@ from strawberry.types.graphql import OperationType
 from adapters.audit.records import AuditBuffer
 from adapters.audit.store import AuditStore
 from adapters.errors import DeadlineExceeded
+from adapters.reconciliation.store import ReconciliationStore
 from gateway.audit import AuditRecorder, AuditUnavailable, actor_for
 from gateway.compiled import CompiledOperations
 from gateway.cost import CostAnalyzer, CostPlan, CostTooExpensive
@@ -282,6 +283,7 @@ class GraphQLHandler:
         self._limits = RequestLimits(settings.limits)
         self._deadlines = settings.deadlines
         self._audit = AuditRecorder(AuditStore(services.engine), schema._schema)
+        self._reconciliation = ReconciliationStore(services.engine)
         self._compiled: CompiledOperations | None = None
         if settings.compiled_operations and services.reader.builds_json:
             self._compiled = CompiledOperations(
@@ -547,6 +549,7 @@ class GraphQLHandler:
             deadline=deadline,
             audit=AuditBuffer(actor),
             audit_store=self._audit.store,
+            reconciliation_store=self._reconciliation,
         )
         allowed = {OperationType.QUERY} if is_get else {OperationType.QUERY, OperationType.MUTATION}
         try:

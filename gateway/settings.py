@@ -15,6 +15,7 @@ from gateway.export_settings import ExportSettings, load_export_settings
 from gateway.limits import LimitSettings, load_limit_settings
 from gateway.provider_settings import ProviderSettings, load_provider_settings
 from gateway.rate_limits import RateLimitSettings, load_rate_limit_settings
+from gateway.reconciliation import ReconciliationSettings, load_reconciliation_settings
 from gateway.subscription_settings import SubscriptionSettings, load_subscription_settings
 from gateway.telemetry_settings import TelemetrySettings, load_telemetry_settings
 
@@ -77,6 +78,7 @@ class Settings:
     cors: CorsSettings = field(default_factory=CorsSettings)
     subscriptions: SubscriptionSettings = field(default_factory=SubscriptionSettings)
     exports: ExportSettings = field(default_factory=ExportSettings)
+    reconciliation: ReconciliationSettings = field(default_factory=ReconciliationSettings)
 
     @property
     def is_development(self) -> bool:
@@ -227,6 +229,7 @@ def load_settings(
         cors=load_cors_settings(env),
         subscriptions=load_subscription_settings(env),
         exports=load_export_settings(env),
+        reconciliation=load_reconciliation_settings(env),
     )
     check_settings(settings)
     return settings

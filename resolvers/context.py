@@ -15,9 +15,11 @@ if TYPE_CHECKING:
     from adapters.events import LedgerEvent
     from adapters.ledger.posting import PostingService
     from adapters.provider_cache import StaleRead
+    from adapters.reconciliation.store import ReconciliationStore
     from resolvers.loaders import LedgerLoaders
     from resolvers.loaders.banking import BankingLoaders
     from resolvers.loaders.cards import CardLoaders
+    from resolvers.loaders.reconciliation import ReconciliationLoaders
     from resolvers.principal import Principal
     from resolvers.rate_limit import RateLimitStatus
 
@@ -94,6 +96,9 @@ class RequestContext:
     # Errors of fields that still answered (one processor of a merged list failed): added to
     # the response's `errors` after execution (resolvers.schema.PartialErrors).
     partial_errors: list[GraphQLError] = field(default_factory=list)
+    # Stored reconciliation results, for the reconciliation field (reconciliation:read).
+    reconciliation_store: ReconciliationStore | None = None
+    _reconciliation: ReconciliationLoaders | None = None
 
     @property
     def tenant_id(self) -> int:
@@ -114,6 +119,17 @@ class RequestContext:
         if self._banking is None and self.providers is not None:
             self._banking = self.providers.banking_loaders(self.tenant_id, self.deadline)
         return self._banking
+
+    @property
+    def reconciliation(self) -> ReconciliationLoaders:
+        """This request's reconciliation reads for its tenant (built on first use)."""
+        if self._reconciliation is None:
+            from resolvers.loaders.reconciliation import ReconciliationLoaders
+
+            if self.reconciliation_store is None:
+                raise RuntimeError("this context was built without a reconciliation store")
+            self._reconciliation = ReconciliationLoaders(self.reconciliation_store, self.tenant_id)
+        return self._reconciliation
 
     @property
     def used_providers(self) -> bool:

@@ -47,6 +47,7 @@ __all__ = [
     "PII_READ",
     "PROVIDERS_READ",
     "PUBLIC_ROOT_FIELDS",
+    "RECONCILIATION_READ",
     "TYPE_SCOPES",
     "ScopeRuleError",
     "entry_edges",
@@ -62,6 +63,7 @@ LEDGER_WRITE = "ledger:write"
 PROVIDERS_READ = "providers:read"
 PII_READ = "pii:read"
 AUDIT_READ = "audit:read"
+RECONCILIATION_READ = "reconciliation:read"
 
 # Root fields that read nothing of any tenant: a persisted query selecting only these may be
 # cached publicly on GET. Everything else is tenant-private.
@@ -110,6 +112,11 @@ TYPE_SCOPES: Mapping[str, str | None] = {
     "CardRiskReasonCount": PROVIDERS_READ,
     # The audit trail (who read personal data unmasked, who posted)
     **_paged("AuditEvent", AUDIT_READ),
+    # Reconciliation results: processor payouts against the ledger and the bank (amounts of
+    # both, no personal data); a scope of their own, for finance operations
+    "Reconciliation": RECONCILIATION_READ,
+    **_paged("ReconciliationItem", RECONCILIATION_READ),
+    "ReconciliationReason": RECONCILIATION_READ,
     # Values with no scope of their own: read with their holder
     "Money": None,
     "PageInfo": None,
@@ -135,6 +142,7 @@ FIELD_SCOPES: Mapping[tuple[str, str], str | None] = {
     # Apollo Federation (resolvers.federation): entities are looked up as `node` looks them up
     ("Query", "_entities"): LEDGER_READ,
     ("Query", "_service"): None,
+    ("Query", "reconciliation"): RECONCILIATION_READ,
     ("Mutation", "postLedgerTransaction"): LEDGER_WRITE,
     ("Mutation", "postPendingTransaction"): LEDGER_WRITE,
     ("Mutation", "voidPendingTransaction"): LEDGER_WRITE,

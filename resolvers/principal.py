@@ -20,6 +20,8 @@ SCOPES = {
     "providers:read": "read provider data: bank accounts, bank transactions, card payments",
     "pii:read": "read personal data unmasked (customer email addresses)",
     "audit:read": "read the tenant's audit trail (unmasked personal-data reads and postings)",
+    "reconciliation:read": "read reconciliation results: processor payouts against the ledger "
+    "and bank credits",
 }
 # Signed-in users (frontends, analysts): ad-hoc text and APQ allowed, introspection on.
 JWT_POLICY = OperationPolicy(

@@ -42,6 +42,7 @@ from resolvers.ledger_transactions import LedgerEntry, LedgerTransaction, Ledger
 from resolvers.node import Node, decode_global_id, pk_of
 from resolvers.permissions import install_scope_checks
 from resolvers.rate_limit import RateLimit, RateLimitQuery
+from resolvers.reconciliation import ReconciliationQuery
 from resolvers.scalars import SCALARS
 from resolvers.selection_sets import refusing_empty_selection_sets
 from resolvers.subscriptions import Subscription
@@ -148,6 +149,7 @@ class Query(
     RateLimitQuery,
     AuditQuery,
     FederationQuery,
+    ReconciliationQuery,
 ):
     pass
 

@@ -226,6 +226,8 @@ class Payout:
     failure_code: str | None
     provider: str
     fetched_at: dt.datetime
+    # What the bank statement shows for this payout, when the processor sets one.
+    statement_descriptor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

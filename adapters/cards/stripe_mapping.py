@@ -97,6 +97,14 @@ _BALANCE_TYPES |= {
 }
 
 
+def _balance_type(balance: Json) -> BalanceTransactionType:
+    """The movement's type; a dispute's withdrawal or reinstatement is an `adjustment` whose
+    reporting category says `dispute`."""
+    if balance["type"] == "adjustment" and balance.get("reporting_category") == "dispute":
+        return BalanceTransactionType.DISPUTE
+    return _BALANCE_TYPES.get(str(balance["type"]), BalanceTransactionType.OTHER)
+
+
 def _time(epoch: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch, tz=dt.UTC)
 
@@ -241,6 +249,7 @@ def map_payout(payout: Json, *, fetched_at: dt.datetime) -> Payout:
         failure_code=payout.get("failure_code"),
         provider=PROVIDER,
         fetched_at=fetched_at,
+        statement_descriptor=payout.get("statement_descriptor"),
     )
 
 
@@ -254,7 +263,7 @@ def map_balance_transaction(balance: Json, *, fetched_at: dt.datetime) -> Balanc
         net=int(balance["net"]),
         currency=currency,
         exponent=stripe_currency_exponent(currency),
-        type=_BALANCE_TYPES.get(str(balance["type"]), BalanceTransactionType.OTHER),
+        type=_balance_type(balance),
         status=BalanceTransactionStatus.AVAILABLE
         if status == "available"
         else BalanceTransactionStatus.PENDING,

@@ -41,6 +41,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from adapters.money import currency_exponent
+
 __all__ = [
     "ACCESS_TOKEN_PREFIX",
     "SANDBOX_CLIENT_ID",
@@ -220,7 +222,7 @@ class BankingSandbox:
     ) -> _Item:
         seed = int.from_bytes(hashlib.sha256(item_id.encode()).digest()[:8], "big")
         rng = random.Random(seed)  # noqa: S311  (deterministic sample data)
-        places = 0 if currency in ("JPY", "KRW") else 3 if currency in ("BHD", "KWD") else 2
+        places = currency_exponent(currency)  # ISK has none, BHD three: as ISO 4217 says
         unit = Decimal(1).scaleb(-places)
 
         def amount(low: int, high: int) -> Decimal:
@@ -302,8 +304,11 @@ class BankingSandbox:
         pending: bool = False,
         account: str = "chk",
         day: int = 30,
+        date: dt.date | None = None,
     ) -> str:
-        """Append a transaction (`amount` in Plaid's sign, positive = out); returns its id."""
+        """Append a transaction (`amount` in Plaid's sign, positive = out); returns its id.
+
+        It is dated `date`, or `day` days after the sandbox's epoch."""
         item = self._item(item_id)
         transaction_id = f"{item_id}-x{len(item.log):04d}"
         item.log.append(
@@ -313,7 +318,7 @@ class BankingSandbox:
                     transaction_id=transaction_id,
                     account_id=f"{item_id}-{account}",
                     amount=Decimal(amount),
-                    date=_EPOCH + dt.timedelta(days=day),
+                    date=date or _EPOCH + dt.timedelta(days=day),
                     name=name.upper(),
                     merchant_name=name,
                     category=("GENERAL_MERCHANDISE", "GENERAL_MERCHANDISE_OTHER"),

@@ -30,7 +30,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -79,6 +79,11 @@ class CardsSandboxFaults:
     fail_times: int | None = None
     retry_after_seconds: float | None = None
     hang_seconds: float | None = None
+    # Settlement faults (for reconciliation): balance transaction ids left out of, or listed
+    # twice in, their payout's listing; payout ids answered with another amount.
+    payout_missing_items: list[str] = field(default_factory=list)
+    payout_duplicated_items: list[str] = field(default_factory=list)
+    payout_amounts: dict[str, int] = field(default_factory=dict)
 
 
 class _StripeError(Exception):
@@ -328,12 +333,30 @@ class CardsSandbox:
         return await self._serve(request, lambda r: self._list(r, self.data.disputes()))
 
     async def _payouts(self, request: Request) -> Response:
-        return await self._serve(request, lambda r: self._list(r, self.data.payouts()))
+        def answer(request: Request) -> Json:
+            amounts = self.faults.payout_amounts
+            payouts = [
+                {**payout, "amount": amounts[payout["id"]]} if payout["id"] in amounts else payout
+                for payout in self.data.payouts()
+            ]
+            return self._list(request, payouts)
+
+        return await self._serve(request, answer)
 
     async def _balance_transactions(self, request: Request) -> Response:
         def answer(request: Request) -> Json:
             payout = request.query_params.get("payout")
-            return self._list(request, self.data.balance_transactions(payout_id=payout))
+            found = self.data.balance_transactions(payout_id=payout)
+            if payout is not None:
+                missing = set(self.faults.payout_missing_items)
+                twice = set(self.faults.payout_duplicated_items)
+                found = [
+                    copy
+                    for item in found
+                    if item["id"] not in missing
+                    for copy in ([item, item] if item["id"] in twice else [item])
+                ]
+            return self._list(request, found)
 
         return await self._serve(request, answer)
 

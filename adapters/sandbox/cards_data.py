@@ -49,11 +49,20 @@ class CardsSandboxData:
     and balance transactions.
     """
 
-    def __init__(self, *, seed: int = 0, payout_customers: int = 12) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        payout_customers: int = 12,
+        days_between_payments: float = 1.0,
+        payout_weeks: int = 8,
+    ) -> None:
         self.seed = seed
         self.objects: dict[str, Json] = {}
         self._intents_by_customer: dict[str, list[str]] = {}
         self._payout_customers = payout_customers
+        self._spacing = days_between_payments
+        self._payout_weeks = payout_weeks
         self._payouts: list[str] | None = None
 
     def _rng(self, *parts: object) -> random.Random:
@@ -92,7 +101,7 @@ class CardsSandboxData:
         currency = rng.choice(_CURRENCIES)
         scale = {"jpy": 1, "isk": 100}.get(currency, 100)
         amount = rng.randint(5, 500) * scale
-        created = BASE_TIME - k * _DAY - number * 60
+        created = BASE_TIME - int(k * self._spacing * _DAY) - number * 60
         outcome = rng.random()
         intent_id = f"pi_{number:09d}{k:03d}{_suffix(self.seed, customer_id, k)}"
         charge_id = f"ch_{number:09d}{k:03d}{_suffix('ch', self.seed, customer_id, k)}"
@@ -202,6 +211,8 @@ class CardsSandboxData:
     ) -> str:
         balance_id = f"txn_{_suffix('txn', source)}{rng.randint(0, 9999):04d}"
         fee = 0 if amount < 0 else amount * 29 // 1000 + (30 if currency != "jpy" else 0)
+        if currency == "isk":  # Stripe's ISK is two-decimal, but only whole krónur exist
+            fee = -(-fee // 100) * 100
         self.objects[balance_id] = {
             "id": balance_id,
             "object": "balance_transaction",
@@ -230,6 +241,8 @@ class CardsSandboxData:
 
     def _make_refund(self, rng: random.Random, charge: Json, *, full: bool) -> None:
         amount = charge["amount"] if full else max(1, charge["amount"] // 2)
+        if charge["currency"] == "isk":  # whole krónur only (Stripe's ISK is two-decimal)
+            amount = max(100, amount // 100 * 100)
         refund_id = f"re_{_suffix('re', charge['id'])}"
         created = charge["created"] + _DAY
         self.objects[refund_id] = {
@@ -254,11 +267,17 @@ class CardsSandboxData:
     def _make_dispute(self, rng: random.Random, charge: Json, intent_id: str) -> None:
         dispute_id = f"dp_{_suffix('dp', charge['id'])}"
         created = charge["created"] + 3 * _DAY
+        # The disputed amount is withdrawn from the balance (an adjustment, category dispute).
+        withdrawal = self._make_balance_transaction(
+            rng, source=dispute_id, kind="adjustment", amount=-charge["amount"],
+            currency=charge["currency"], at=created,
+        )  # fmt: skip
+        self.objects[withdrawal]["reporting_category"] = "dispute"
         self.objects[dispute_id] = {
             "id": dispute_id,
             "object": "dispute",
             "amount": charge["amount"],
-            "balance_transactions": [],
+            "balance_transactions": [self._public(self.objects[withdrawal])],
             "charge": charge["id"],
             "created": created,
             "currency": charge["currency"],
@@ -290,53 +309,77 @@ class CardsSandboxData:
         return sorted(found, key=lambda obj: (obj["created"], obj["id"]), reverse=True)
 
     def payouts(self) -> list[Json]:
+        """Weekly payouts, newest first: one per currency and week that netted positive.
+
+        A payout created at T settles every non-payout balance transaction of its currency
+        that became available in [T - 7 days, T); its amount is their net sum, so the items
+        a payout lists always add up to it (the fault knobs of the app break that on purpose).
+        Payouts arrive two days after creation; the newest week is still in transit.
+        """
         if self._payouts is None:
+            for customer in self._account_customers():
+                self.payment_intent_ids(customer)
+            movements = [
+                obj
+                for obj in self.objects.values()
+                if obj["object"] == "balance_transaction" and obj["type"] != "payout"
+            ]
             self._payouts = []
-            for k in range(8):
-                rng = self._rng("payout", k)
-                payout_id = f"po_{_suffix('po', self.seed, k)}"
-                created = BASE_TIME - k * 7 * _DAY
-                amount = rng.randint(1_000, 900_000)
-                self.objects[payout_id] = {
-                    "id": payout_id,
-                    "object": "payout",
-                    "amount": amount,
-                    "arrival_date": created + 2 * _DAY,
-                    "automatic": True,
-                    "balance_transaction": self._make_balance_transaction(
-                        rng, source=payout_id, kind="payout", amount=-amount,
-                        currency="usd", at=created,
-                    ),
-                    "created": created,
-                    "currency": "usd",
-                    "failure_code": None,
-                    "livemode": False,
-                    "metadata": {},
-                    "method": "standard",
-                    "reconciliation_status": "completed",
-                    "source_type": "card",
-                    "status": "paid" if k else "in_transit",
-                    "type": "bank_account",
-                }  # fmt: skip
-                self._payouts.append(payout_id)
+            for week in range(self._payout_weeks):
+                created = BASE_TIME - week * 7 * _DAY
+                settled: dict[str, list[Json]] = {}
+                for movement in movements:
+                    if created - 7 * _DAY <= movement["available_on"] < created:
+                        settled.setdefault(movement["currency"], []).append(movement)
+                for currency, items in sorted(settled.items()):
+                    amount = sum(item["net"] for item in items)
+                    if amount > 0:
+                        self._payouts.append(
+                            self._make_payout(week, currency, amount, created, items)
+                        )
+            self._payouts.sort(key=lambda id_: (self.objects[id_]["created"], id_), reverse=True)
         return [self.objects[id_] for id_ in self._payouts]
 
+    def _make_payout(
+        self, week: int, currency: str, amount: int, created: int, items: list[Json]
+    ) -> str:
+        rng = self._rng("payout", week, currency)
+        payout_id = f"po_{_suffix('po', self.seed, week, currency)}"
+        self.objects[payout_id] = {
+            "id": payout_id,
+            "object": "payout",
+            "amount": amount,
+            "arrival_date": created + 2 * _DAY,
+            "automatic": True,
+            "balance_transaction": self._make_balance_transaction(
+                rng, source=payout_id, kind="payout", amount=-amount, currency=currency,
+                at=created,
+            ),
+            "created": created,
+            "currency": currency,
+            "failure_code": None,
+            "livemode": False,
+            "metadata": {},
+            "method": "standard",
+            "reconciliation_status": "completed",
+            "source_type": "card",
+            "statement_descriptor": None,
+            "status": "paid" if week else "in_transit",
+            "type": "bank_account",
+            "_items": [item["id"] for item in items],
+        }  # fmt: skip
+        return payout_id
+
     def balance_transactions(self, *, payout_id: str | None = None) -> list[Json]:
-        for customer in self._account_customers():
-            self.payment_intent_ids(customer)
         self.payouts()
-        found = [obj for obj in self.objects.values() if obj["object"] == "balance_transaction"]
-        if payout_id is not None:
+        if payout_id is None:
+            found = [obj for obj in self.objects.values() if obj["object"] == "balance_transaction"]
+        else:
             payout = self.objects.get(payout_id)
-            if payout is None:
+            if payout is None or payout["object"] != "payout":
                 return []
-            # A payout settles what became available in the week before it was created.
-            found = [
-                obj
-                for obj in found
-                if obj["type"] != "payout"
-                and payout["created"] - 7 * _DAY <= obj["available_on"] < payout["created"]
-            ] + [self.objects[payout["balance_transaction"]]]
+            ids = [*payout["_items"], payout["balance_transaction"]]
+            found = [self.objects[id_] for id_ in ids]
         return sorted(found, key=lambda obj: (obj["created"], obj["id"]), reverse=True)
 
     # Expansion ------------------------------------------------------------------------

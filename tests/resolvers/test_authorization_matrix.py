@@ -45,6 +45,14 @@ from adapters.cards.risk import RiskStore
 from adapters.cards.risk_rules import PaymentFact, RiskOutcome
 from adapters.ledger.posting import PostingService
 from adapters.ledger.tables import customers
+from adapters.reconciliation.records import (
+    MissingOn,
+    Reason,
+    ReasonCode,
+    ReconciliationItem,
+    ReconciliationStatus,
+)
+from adapters.reconciliation.store import ReconciliationStore
 from adapters.records import TransactionStatus
 from gateway.errors import format_errors
 from gateway.lifespan import Services
@@ -58,6 +66,7 @@ from resolvers.permissions import (
     LEDGER_READ,
     LEDGER_WRITE,
     PROVIDERS_READ,
+    RECONCILIATION_READ,
     ScopeRuleError,
     field_scope,
     install_scope_checks,
@@ -89,6 +98,7 @@ ROOT_ARGUMENTS = {
     "ledgerTransaction": "(id: $reversal)",
     "ledgerSummary": "",
     "auditEvents": "(first: 1)",
+    "reconciliation": '(from: "2026-01-01T00:00:00Z", to: "2026-02-01T00:00:00Z")',
     "postLedgerTransaction": "(input: {idempotencyKey: $postKey, entries: $entries})",
     "postPendingTransaction": "(id: $pending)",
     "voidPendingTransaction": "(id: $voidable)",
@@ -261,6 +271,9 @@ def _intended_scopes(target: Target) -> set[str]:
         elif name.startswith("Audit"):  # the audit trail needs audit:read, not ledger:read
             intended.discard(LEDGER_READ)
             intended.add(AUDIT_READ)
+        elif name.startswith("Reconciliation"):  # its own scope, not ledger:read
+            intended.discard(LEDGER_READ)
+            intended.add(RECONCILIATION_READ)
         elif name.startswith(("Customer", "Ledger", "Node")) and not name.endswith("Payload"):
             intended.add(LEDGER_READ)
     return intended
@@ -367,6 +380,19 @@ async def _world(engine: AsyncEngine, providers: ProviderWorld, tenant_id: int) 
     # An event for auditEvents to reach (the matrix's own writes record more).
     actor = Actor(tenant_id=tenant_id, subject="matrix", client_id=None, request_id="seed")
     await AuditStore(engine).record([posting_event(actor, "post", sale.transaction.id, NOW)])
+    # A stored reconciliation result with every field set, for reconciliation to reach.
+    january = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    await ReconciliationStore(engine).replace(
+        tenant_id, "stripe", january, january + dt.timedelta(days=31),
+        [ReconciliationItem(
+            provider="stripe", payout_id="po_matrix", status=ReconciliationStatus.MISMATCHED,
+            missing_on=MissingOn.BANK, reasons=(Reason(ReasonCode.BANK_AMOUNT_DIFFERS, "x"),),
+            occurred_at=january + dt.timedelta(days=3), currency="USD", exponent=2,
+            payout_amount=100, items_net=100, item_count=1, bank_transaction_id=1,
+            bank_amount=99, bank_currency="USD", bank_exponent=2,
+            bank_date=dt.date(2026, 1, 5), checked_at=january,
+        )],
+    )  # fmt: skip
     return World(
         tenant_id=tenant_id,
         customer=encode_global_id("Customer", customer),

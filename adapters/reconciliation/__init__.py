@@ -1,0 +1,1 @@
+"""Reconciliation: processor settlements booked into the ledger and matched to bank credits."""
