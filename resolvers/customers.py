@@ -198,7 +198,13 @@ class Customer(Node):
             "that fired. Needs the providers:read scope (else null with FORBIDDEN)."
         )
     )
-    async def risk_summary(self, info: Info, window_days: int = 30) -> _RISK_SUMMARY | None:
+    async def risk_summary(
+        self,
+        info: Info,
+        window_days: Annotated[
+            int, strawberry.argument(description="Days up to now that the summary covers (1-365).")
+        ] = 30,
+    ) -> _RISK_SUMMARY | None:
         from resolvers.risk import customer_risk_summary
 
         return await customer_risk_summary(info, self.pk, window_days)

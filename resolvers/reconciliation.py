@@ -15,7 +15,9 @@ from resolvers.context import Info
 from resolvers.money import Money
 from resolvers.node import encode_global_id
 from resolvers.pagination import (
+    After,
     Connection,
+    First,
     check_first,
     decode_cursor,
     encode_cursor,
@@ -161,9 +163,12 @@ class Reconciliation:
     async def items(
         self,
         info: Info,
-        statuses: list[records.ReconciliationStatus] | None = None,
-        first: int = 100,
-        after: str | None = None,
+        statuses: Annotated[
+            list[records.ReconciliationStatus] | None,
+            strawberry.argument(description="Only items of these statuses; null for all."),
+        ] = None,
+        first: First = 100,
+        after: After = None,
     ) -> Connection[ReconciliationItem]:
         context = info.context
         limit = check_first(first, context.max_page_size)
@@ -193,8 +198,14 @@ class ReconciliationQuery:
     )
     def reconciliation(
         self,
-        start: Annotated[dt.datetime, strawberry.argument(name="from")],
-        end: Annotated[dt.datetime, strawberry.argument(name="to")],
+        start: Annotated[
+            dt.datetime,
+            strawberry.argument(name="from", description="Start of the window (included)."),
+        ],
+        end: Annotated[
+            dt.datetime,
+            strawberry.argument(name="to", description="End of the window (excluded)."),
+        ],
     ) -> Reconciliation:
         if start.utcoffset() is None or end.utcoffset() is None:
             raise InvalidInput("from and to need a time zone", field="from")

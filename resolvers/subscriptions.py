@@ -11,6 +11,7 @@ again here, and the loaders read only the caller's tenant.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import strawberry
 
@@ -62,7 +63,12 @@ class Subscription:
         )
     )
     async def ledger_account_balance_changed(
-        self, info: Info, account_ids: list[strawberry.ID]
+        self,
+        info: Info,
+        account_ids: Annotated[
+            list[strawberry.ID],
+            strawberry.argument(description="The ledger accounts to watch (1 up to the page cap)."),
+        ],
     ) -> AsyncGenerator[LedgerAccount, None]:
         if not account_ids:
             raise InvalidInput("name at least one account", field="accountIds")
