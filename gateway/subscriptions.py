@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from graphql import DocumentNode, get_operation_ast
+from graphql import DocumentNode, GraphQLSyntaxError, get_operation_ast, parse
 from strawberry import Schema
 from strawberry.types.execution import PreExecutionError
 
@@ -58,6 +58,19 @@ __all__ = [
     "TooManyConnections",
     "close_subscriptions_on_exit_signal",
 ]
+
+
+class ParseFailed(BadRequest):
+    code = "GRAPHQL_PARSE_FAILED"
+
+
+def _syntax_error(text: str) -> str:
+    try:
+        parse(text)
+    except GraphQLSyntaxError as error:
+        return error.message
+    return "the document does not parse"
+
 
 logger = logging.getLogger("gateway.subscriptions")
 
@@ -256,6 +269,8 @@ class SubscriptionHub:
             read.document, principal, services.trusted_documents, services.apq
         )
         document: DocumentNode | None = self._limits.parse(resolved.text)
+        if document is None:  # /graphql lets execution report it; a stream must not start
+            raise ParseFailed(_syntax_error(resolved.text))
         await check_document_policy(services.trusted_documents, principal, resolved, document)
         if document is not None:
             operation = get_operation_ast(document, read.operation_name)

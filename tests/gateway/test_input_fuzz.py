@@ -36,8 +36,10 @@ from graphql import (
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
+    GraphQLSyntaxError,
     GraphQLUnionType,
     get_named_type,
+    parse,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -299,7 +301,12 @@ class FuzzWorld:
 async def _subscribe_once(world: FuzzWorld, document: str, variables: dict[str, Any]) -> None:
     """A subscription's first answer, through the schema (the transports' own checks are in
     tests/gateway/test_subscriptions.py). Without an event source, one whose arguments pass
-    ends with SUBSCRIPTIONS_UNAVAILABLE; none may end with an internal error."""
+    ends with SUBSCRIPTIONS_UNAVAILABLE; none may end with an internal error. A document that
+    does not parse never gets here: the transports refuse it first (GRAPHQL_PARSE_FAILED)."""
+    try:
+        parse(document)
+    except GraphQLSyntaxError:
+        return
     results = await strawberry_schema.subscribe(document, variables, context_value=world.context)
     try:
         first = await anext(results)

@@ -425,9 +425,17 @@ async def test_sse_refuses_like_graphql_does_before_the_stream_starts(
             "/graphql/stream", json=body,
             headers={"authorization": f"Bearer {live.token(tenant_id)}", "accept": "text/html"},
         )  # fmt: skip
+        garbled = await client.post(
+            "/graphql/stream", json={"query": "subscription { ledgerTransactionPosted {"},
+            headers={"authorization": f"Bearer {live.token(tenant_id)}",
+                     "accept": "text/event-stream"},
+        )  # fmt: skip
     assert anonymous.status_code == 401
     assert anonymous.json()["errors"][0]["extensions"] == {"code": "UNAUTHENTICATED"}
     assert wrong_accept.status_code == 406
+    # refused in the stream, as any other refusal after authentication: one `next`, `complete`
+    assert '"code":"GRAPHQL_PARSE_FAILED"' in garbled.text.replace(" ", "")
+    assert "event: complete" in garbled.text
     async with open_sse(live.url, live.token(tenant_id, {"pii:read"}), TRANSACTIONS) as stream:
         name, data = await stream.event()
         assert name == "next"
