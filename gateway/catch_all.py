@@ -21,14 +21,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adapters.database_errors import is_transient_database_error
 from gateway.errors import database_unavailable_message
 
-__all__ = ["CatchAllMiddleware"]
+__all__ = ["CatchAllMiddleware", "request_id_of", "send_masked_error"]
 
 logger = logging.getLogger("gateway.catch_all")
 
 _RETRY_AFTER_SECONDS = 1
 
 
-def _request_id(scope: Scope) -> str:
+def request_id_of(scope: Scope) -> str:
+    """The request's `X-Request-Id` (at most 64 characters), or a new one."""
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
             return value.decode("latin-1")[:64] or uuid.uuid4().hex
@@ -56,14 +57,16 @@ class CatchAllMiddleware:
         try:
             await self._app(scope, receive, tracking_send)
         except Exception as error:
-            request_id = _request_id(scope)
+            request_id = request_id_of(scope)
             if started:
                 logger.exception("error after the response started, request_id=%s", request_id)
                 raise
-            await _send_error(error, request_id, send)
+            await send_masked_error(error, request_id, send)
 
 
-async def _send_error(error: Exception, request_id: str, send: Send) -> None:
+async def send_masked_error(error: Exception, request_id: str, send: Send) -> None:
+    """Answer an unexpected `error` masked: 503 when the database did not answer, else 500;
+    the real exception goes to the log only."""
     headers = [(b"x-request-id", request_id.encode()), (b"cache-control", b"no-store")]
     if is_transient_database_error(error):
         logger.warning(

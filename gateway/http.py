@@ -22,8 +22,10 @@ from typing import Any
 
 import orjson
 from graphql import DocumentNode, FieldNode, OperationDefinitionNode, get_operation_ast
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from strawberry import Schema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
@@ -52,7 +54,7 @@ from gateway.persisted_documents import (
     uses_introspection,
 )
 from gateway.rate_limits import RateLimitDecision, RateLimited, RateLimiter
-from gateway.request_body import read_capped_body
+from gateway.request_body import read_capped
 from gateway.response_cache import ResponseCache
 from gateway.telemetry import RequestRecord, RequestTelemetry
 from resolvers.context import RequestContext
@@ -62,7 +64,14 @@ from resolvers.permissions import PUBLIC_ROOT_FIELDS
 from resolvers.principal import Principal
 from resolvers.schema import limit_rules
 
-__all__ = ["GraphQLHandler", "GraphQLRequest", "check_document_policy", "read_payload"]
+__all__ = [
+    "GraphQLHandler",
+    "GraphQLRequest",
+    "Incoming",
+    "Outgoing",
+    "check_document_policy",
+    "read_payload",
+]
 
 logger = logging.getLogger("gateway.http")
 
@@ -121,7 +130,62 @@ class GraphQLRequest:
     operation_name: str | None
 
 
-def _media_type(request: Request) -> str:
+class Incoming:
+    """One HTTP request as the endpoint reads it, straight off the ASGI scope: method, headers
+    (lower-case names; the first of repeated headers wins, as in Starlette), the query string,
+    and the body, read only when asked for and with a cap."""
+
+    __slots__ = ("_receive", "_scope", "headers", "method")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self._scope = scope
+        self._receive = receive
+        self.method: str = scope["method"]
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key = name.decode("latin-1")
+            if key not in headers:
+                headers[key] = value.decode("latin-1")
+        self.headers = headers
+
+    @property
+    def query_params(self) -> QueryParams:
+        return QueryParams(self._scope.get("query_string", b"").decode("latin-1"))
+
+    async def body(self, max_bytes: int) -> bytes:
+        """The body (PayloadTooLarge past `max_bytes`)."""
+        return await read_capped(self.headers.get("content-length"), self._receive, max_bytes)
+
+
+class Outgoing:
+    """A whole answer: status, body and headers, sent over ASGI in one go (`send`) or handed to
+    Starlette (`response`)."""
+
+    __slots__ = ("body", "headers", "media_type", "status_code")
+
+    def __init__(self, body: bytes, status: int, media_type: str, headers: dict[str, str]) -> None:
+        self.body = body
+        self.status_code = status
+        self.media_type = media_type
+        self.headers = headers
+
+    def response(self) -> Response:
+        return Response(
+            self.body, status_code=self.status_code, media_type=self.media_type,
+            headers=self.headers,
+        )  # fmt: skip
+
+    async def send(self, send: Send) -> None:
+        raw = [
+            (b"content-type", self.media_type.encode()),
+            (b"content-length", str(len(self.body)).encode()),
+        ]
+        raw += [(name.encode(), value.encode("latin-1")) for name, value in self.headers.items()]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": raw})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def _media_type(request: Incoming) -> str:
     accept = request.headers.get("accept", "")
     if not accept:
         return _JSON
@@ -132,17 +196,13 @@ def _media_type(request: Request) -> str:
     raise NotAcceptable(f"this endpoint answers {_GRAPHQL_RESPONSE} or {_JSON}")
 
 
-def _json(body: Any, status: int, media_type: str, request_id: str, **headers: str) -> Response:
+def _json(body: Any, status: int, media_type: str, request_id: str, **headers: str) -> Outgoing:
     return _bytes(orjson.dumps(body), status, media_type, request_id, **headers)
 
 
-def _bytes(body: bytes, status: int, media_type: str, request_id: str, **headers: str) -> Response:
-    return Response(
-        body,
-        status_code=status,
-        media_type=media_type,
-        headers={"x-request-id": request_id, "cache-control": "no-store", **headers},
-    )
+def _bytes(body: bytes, status: int, media_type: str, request_id: str, **headers: str) -> Outgoing:
+    headers = {"x-request-id": request_id, "cache-control": "no-store", **headers}
+    return Outgoing(body, status, media_type, headers)
 
 
 def _json_param(raw: str | None, name: str) -> Any:
@@ -297,7 +357,7 @@ class GraphQLHandler:
             services.cache, services.reader, schema._schema, services.settings, services.metrics
         )
 
-    async def _read(self, request: Request) -> GraphQLRequest:
+    async def _read(self, request: Incoming) -> GraphQLRequest:
         if request.method == "GET":
             if not any(name in request.headers for name in _PREFLIGHT_HEADERS):
                 raise PreflightRequired(
@@ -317,7 +377,7 @@ class GraphQLHandler:
             content_type = request.headers.get("content-type", "")
             if not content_type.startswith(_JSON):
                 raise UnsupportedMediaType("POST bodies must be application/json")
-            body = await read_capped_body(request, self._max_bytes * 2)
+            body = await request.body(self._max_bytes * 2)
             try:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError:
@@ -359,7 +419,7 @@ class GraphQLHandler:
             example_operations=EXAMPLE_OPERATIONS,
         )
 
-    def _error(self, error: GatewayError, media_type: str, request_id: str) -> Response:
+    def _error(self, error: GatewayError, media_type: str, request_id: str) -> Outgoing:
         headers = {"www-authenticate": "Bearer"} if error.status_code == 401 else {}
         if error.status_code == 405:
             headers["allow"] = "POST"
@@ -409,7 +469,7 @@ class GraphQLHandler:
         media_type: str,
         request_id: str,
         response_cache: str | None,
-    ) -> Response:
+    ) -> Outgoing:
         """A successful answer built without the resolvers (a cached or a compiled body): the
         APQ registration, the caller's cost report and the headers the resolver path gives."""
         if resolved.register_apq is not None:
@@ -424,7 +484,7 @@ class GraphQLHandler:
 
     async def _admit(
         self,
-        request: Request,
+        request: Incoming,
         principal: Principal,
         resolved: ResolvedDocument,
         read: GraphQLRequest,
@@ -467,10 +527,21 @@ class GraphQLHandler:
         return _Admission(plan, estimated, max_cost, rate, report)
 
     async def __call__(self, request: Request) -> Response:
+        """The Starlette route: GraphiQL, GETs, and POSTs the fast lane left to the router."""
         if self._wants_graphiql(request):
             return self._graphiql()
+        answer = await self.answer(Incoming(request.scope, request.receive))
+        return answer.response()
+
+    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The same endpoint as a bare ASGI app, for POSTs (gateway.app's fast lane): no
+        Starlette Request, Response or middleware objects on the hottest path."""
+        answer = await self.answer(Incoming(scope, receive))
+        await answer.send(send)
+
+    async def answer(self, request: Incoming) -> Outgoing:
         # The one place that records every request's outcome and duration (gateway.telemetry).
-        record = self._telemetry.begin(request)
+        record = self._telemetry.begin(request.headers)
         status = 500
         try:
             response = await self._handle(request, record)
@@ -479,7 +550,7 @@ class GraphQLHandler:
         finally:
             record.finish(status)
 
-    async def _handle(self, request: Request, record: RequestRecord) -> Response:
+    async def _handle(self, request: Incoming, record: RequestRecord) -> Outgoing:
         services = self._services
         started = asyncio.get_running_loop().time()
         services.metrics.requests += 1

@@ -7,13 +7,15 @@ cap. Past the cap nothing more is read: the caller answers 413 with `PayloadTooL
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from resolvers.errors import BadRequest, GatewayError
 
-__all__ = ["PayloadTooLarge", "error_body", "read_capped_body"]
+__all__ = ["PayloadTooLarge", "error_body", "read_capped", "read_capped_body"]
 
 
 class PayloadTooLarge(GatewayError):
@@ -28,7 +30,29 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
 async def read_capped_body(request: Request, max_bytes: int) -> bytes:
     """The whole body when it is at most `max_bytes` long; raises PayloadTooLarge (413) as soon
     as it is known to be longer, and BadRequest for a `Content-Length` that is not a length."""
-    declared = request.headers.get("content-length")
+    return await _read(request.headers.get("content-length"), request.stream(), max_bytes)
+
+
+async def read_capped(content_length: str | None, receive: Receive, max_bytes: int) -> bytes:
+    """As `read_capped_body`, straight from an ASGI `receive` and the `Content-Length` header's
+    value (the GraphQL endpoint's own reading, without a Starlette Request); raises
+    starlette's ClientDisconnect when the client goes away mid-body."""
+    return await _read(content_length, _chunks(receive), max_bytes)
+
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+async def _read(declared: str | None, chunks: AsyncIterator[bytes], max_bytes: int) -> bytes:
     if declared is not None:
         try:
             length = int(declared)
@@ -38,12 +62,18 @@ async def read_capped_body(request: Request, max_bytes: int) -> bytes:
             raise BadRequest("Content-Length must be a number of bytes")
         if length > max_bytes:
             raise _too_large(max_bytes)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
+    first = b""
+    body: bytearray | None = None
+    async for chunk in chunks:
+        if body is None and not first:
+            first = chunk  # the usual case, one chunk: no copy
+        else:
+            if body is None:
+                body = bytearray(first)
+            body += chunk
+        if len(first if body is None else body) > max_bytes:
             raise _too_large(max_bytes)
-    return bytes(body)
+    return first if body is None else bytes(body)
 
 
 def error_body(error: GatewayError) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Telemetry of the GraphQL endpoint: one record per request, finished in one place.
 
-`RequestTelemetry.begin(request)` starts a `RequestRecord` (and, when tracing is on, the
+`RequestTelemetry.begin(headers)` starts a `RequestRecord` (and, when tracing is on, the
 operation's span); the handler tells it who is calling (`principal`), which document runs
 (`document`) and, on failure, the error code (`outcome`); `finish(status)` then, once:
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -58,19 +58,19 @@ class RequestRecord:
         "_telemetry",
         "_text",
         "cost",
+        "headers",
         "outcome",
         "principal",
-        "request",
         "request_id",
         "trace",
     )
 
     def __init__(
-        self, telemetry: RequestTelemetry, request: Request, trace: RequestTrace | None
+        self, telemetry: RequestTelemetry, headers: Mapping[str, str], trace: RequestTrace | None
     ) -> None:
         self._telemetry = telemetry
         self._started = time.perf_counter()
-        self.request = request
+        self.headers = headers
         self.trace = trace
         self.request_id = ""
         self.principal: Principal | None = None
@@ -100,7 +100,7 @@ class RequestRecord:
         client = client_label(self.principal)
         telemetry.metrics.observe_request(name or "anonymous", client, outcome, seconds)
         trace = self.trace
-        headers = self.request.headers
+        headers = self.headers
         if trace is not None:
             trace.operation(kind, name, self._text, document)
             trace.span.set_attribute("gateway.client", client)
@@ -141,9 +141,10 @@ class RequestTelemetry:
         self.parse = parse
         self.access_log = access_log
 
-    def begin(self, request: Request) -> RequestRecord:
-        trace = self.tracing.start(request.headers) if self.tracing.enabled else None
-        return RequestRecord(self, request, trace)
+    def begin(self, headers: Mapping[str, str]) -> RequestRecord:
+        """A record for a request with these headers (lower-case names)."""
+        trace = self.tracing.start(headers) if self.tracing.enabled else None
+        return RequestRecord(self, headers, trace)
 
 
 def _exposition(current: Callable[[], Any]) -> Collector:
