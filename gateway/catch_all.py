@@ -13,7 +13,7 @@ closed by the server.
 from __future__ import annotations
 
 import logging
-import uuid
+import os
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,19 +21,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from adapters.database_errors import is_transient_database_error
 from gateway.errors import database_unavailable_message
 
-__all__ = ["CatchAllMiddleware", "request_id_of", "send_masked_error"]
+__all__ = ["CatchAllMiddleware", "new_request_id", "request_id_of", "send_masked_error"]
 
 logger = logging.getLogger("gateway.catch_all")
 
 _RETRY_AFTER_SECONDS = 1
 
 
+def new_request_id() -> str:
+    """A fresh request id: 32 random hex digits, like `uuid4().hex` without building a UUID
+    (a few microseconds on every request)."""
+    return os.urandom(16).hex()
+
+
 def request_id_of(scope: Scope) -> str:
     """The request's `X-Request-Id` (at most 64 characters), or a new one."""
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            return value.decode("latin-1")[:64] or uuid.uuid4().hex
-    return uuid.uuid4().hex
+            return value.decode("latin-1")[:64] or new_request_id()
+    return new_request_id()
 
 
 class CatchAllMiddleware:

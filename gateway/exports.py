@@ -34,7 +34,6 @@ import datetime as dt
 import io
 import logging
 import re
-import uuid
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -63,6 +62,7 @@ from adapters.ledger.exports import EntryLine, LedgerExports
 from adapters.ledger.history import Counters
 from adapters.ledger.periods import day_start
 from adapters.money import format_minor_units
+from gateway.catch_all import new_request_id
 from gateway.lifespan import Services
 from gateway.rate_limits import RateLimitDecision, RateLimited, RateLimiter
 from resolvers.errors import GatewayError
@@ -537,7 +537,7 @@ class ExportEndpoints:
 
     async def serve(self, request: Request, export: Export) -> Response:
         headers = request.headers
-        request_id = headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        request_id = headers.get("x-request-id", "")[:64] or new_request_id()
         try:
             principal = await self._services.authenticator.authenticate(
                 headers.get("authorization"), headers.get("x-api-key")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +34,7 @@ from adapters.audit.store import AuditStore
 from adapters.errors import DeadlineExceeded
 from adapters.reconciliation.store import ReconciliationStore
 from gateway.audit import AuditRecorder, AuditUnavailable, actor_for
+from gateway.catch_all import new_request_id
 from gateway.compiled import CompiledOperations
 from gateway.cost import CostAnalyzer, CostPlan, CostTooExpensive
 from gateway.deadlines import OperationTimedOut
@@ -554,7 +554,7 @@ class GraphQLHandler:
         services = self._services
         started = asyncio.get_running_loop().time()
         services.metrics.requests += 1
-        request_id = request.headers.get("x-request-id", "")[:64] or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id", "")[:64] or new_request_id()
         record.request_id = request_id
         media_type = _JSON
         try:

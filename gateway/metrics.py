@@ -12,7 +12,12 @@ shows (README, "Telemetry"):
   request (operation name, API client id or `jwt`, `ok` or the first error code);
 - `gateway_sql_statement_duration_seconds{system}`, `gateway_provider_call_duration_seconds
   {provider, outcome}`;
-- hooks for the rate limiter and cost analysis (`rate_limited`, `observe_cost`);
+- hooks for the rate limiter and cost analysis (`rate_limited`, `observe_cost`).
+
+The histograms are `Histograms`: prometheus-client's `Histogram` takes a lock and walks its
+buckets on every observation, three of which every request makes (its duration, its cost, its
+SQL statement); these count with one `bisect` and two additions, and are exposed through
+prometheus-client's `HistogramMetricFamily` when scraped, in the same text format.
 - the provider transports' counters and breaker state (gateway.providers' collector).
 
 The statement hooks also add a child span to the request's trace (gateway.tracing).
@@ -20,27 +25,89 @@ The statement hooks also add a child span to the request's trace (gateway.tracin
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, fields
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from adapters.http_client import ProviderCall
 from gateway.tracing import record_provider_call, record_statement
 
-__all__ = ["BoundedLabel", "Metrics", "StatementTally"]
+__all__ = ["BoundedLabel", "HistogramSeries", "Histograms", "Metrics", "StatementTally"]
 
 # Request latencies of a gateway: sub-millisecond cache hits to multi-second provider fan-outs.
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _COST = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000)
 # Integer fields exposed under another name than `gateway_<field>_total`, or not at all.
 _RENAMED = {"compiled_operations": None, "resolver_operations": None}
+
+
+class HistogramSeries:
+    """One labelled series of a `Histograms`: per-bucket counts and the sum."""
+
+    __slots__ = ("_bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self._bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound (+Inf)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self._bounds, value)] += 1  # bucket `le` is inclusive
+        self.sum += value
+
+
+class Histograms(Collector):
+    """A Prometheus histogram with labels, counted without locks on the event loop and
+    exposed through prometheus-client when scraped (`collect`)."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str],
+        *,
+        buckets: Sequence[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._labels = tuple(labels)
+        self._bounds = tuple(sorted(float(bound) for bound in buckets if not math.isinf(bound)))
+        self._series: dict[tuple[str, ...], HistogramSeries] = {}
+        registry.register(self)
+
+    def labels(self, *values: str) -> HistogramSeries:
+        series = self._series.get(values)
+        if series is None:
+            if len(values) != len(self._labels):
+                raise ValueError(f"{self._name} takes the labels {self._labels}")
+            series = self._series[values] = HistogramSeries(self._bounds)
+        return series
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(self._name, self._documentation, labels=self._labels)
+        les = [floatToGoString(b) for b in self._bounds] + ["+Inf"]  # type: ignore[no-untyped-call]
+        for values, series in list(self._series.items()):
+            cumulative, buckets = 0, []
+            for le, count in zip(les, list(series.counts), strict=True):
+                cumulative += count
+                buckets.append((le, float(cumulative)))
+            family.add_metric(list(values), buckets, sum_value=series.sum)
+        yield family
 
 
 @dataclass(slots=True)
@@ -95,20 +162,17 @@ class Metrics:
     registry: CollectorRegistry = field(
         default_factory=lambda: CollectorRegistry(auto_describe=False)
     )
-    request_seconds: Histogram = field(init=False)
-    statement_seconds: Histogram = field(init=False)
-    provider_seconds: Histogram = field(init=False)
+    request_seconds: Histograms = field(init=False)
+    statement_seconds: Histograms = field(init=False)
+    provider_seconds: Histograms = field(init=False)
     rate_limited_requests: Counter = field(init=False)
-    operation_cost: Histogram = field(init=False)
+    operation_cost: Histograms = field(init=False)
     operation_label: BoundedLabel = field(default_factory=BoundedLabel)
-    # Labelled children by (metric name, labels): prometheus-client's .labels() takes a lock and
-    # builds a key on every call; the request path asks for the same few children again.
-    _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         registry = self.registry
         registry.register(_IntegerCounters(self))
-        self.request_seconds = Histogram(
+        self.request_seconds = Histograms(
             "gateway_request_duration_seconds",
             "GraphQL requests by operation name, client (API client id or jwt) and outcome "
             "(ok or the first error code).",
@@ -116,14 +180,14 @@ class Metrics:
             buckets=_SECONDS,
             registry=registry,
         )
-        self.statement_seconds = Histogram(
+        self.statement_seconds = Histograms(
             "gateway_sql_statement_duration_seconds",
             "SQL statements sent to the database.",
             ["system"],
             buckets=_SECONDS,
             registry=registry,
         )
-        self.provider_seconds = Histogram(
+        self.provider_seconds = Histograms(
             "gateway_provider_call_duration_seconds",
             "Calls to a provider, retries included, by outcome (ok, 5xx/429 status, error, "
             "circuit_open).",
@@ -138,7 +202,7 @@ class Metrics:
             ["client"],
             registry=registry,
         )
-        self.operation_cost = Histogram(
+        self.operation_cost = Histograms(
             "gateway_operation_cost",
             "Operation cost (demand control), estimated before and actual after execution.",
             ["client", "kind"],
@@ -177,16 +241,9 @@ class Metrics:
         self.provider_seconds.labels(call.provider, call.outcome).observe(seconds)
         record_provider_call(call)
 
-    def _child(self, metric: Histogram | Counter, *labels: str) -> Any:
-        key = (metric._name, *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
-
     def observe_request(self, operation: str, client: str, outcome: str, seconds: float) -> None:
         operation = self.operation_label(operation)
-        self._child(self.request_seconds, operation, client, outcome).observe(seconds)
+        self.request_seconds.labels(operation, client, outcome).observe(seconds)
 
     def rate_limited(self, client: str) -> None:
         """For the rate limiter: one request refused (HTTP 429)."""
@@ -194,9 +251,9 @@ class Metrics:
 
     def observe_cost(self, client: str, *, estimated: int, actual: int | None = None) -> None:
         """For cost analysis: an operation's estimated (and, after execution, actual) cost."""
-        self._child(self.operation_cost, client, "estimated").observe(estimated)
+        self.operation_cost.labels(client, "estimated").observe(estimated)
         if actual is not None:
-            self._child(self.operation_cost, client, "actual").observe(actual)
+            self.operation_cost.labels(client, "actual").observe(actual)
 
     # -- exposition -------------------------------------------------------------------------
 
@@ -214,7 +271,7 @@ class StatementTimerHook:
 
     __slots__ = ("_histogram", "_system")
 
-    def __init__(self, histogram: Histogram, system: str) -> None:
+    def __init__(self, histogram: HistogramSeries, system: str) -> None:
         self._histogram = histogram
         self._system = system
 

@@ -115,18 +115,33 @@ class RateLimitDecision:
     """The outcome of charging one operation, with the IETF RateLimit headers to send."""
 
     allowed: bool
-    status: RateLimitStatus
+    limit: int
+    cost: int
+    remaining: int
+    reset_seconds: float
     retry_after_seconds: float
     period_seconds: int
+    decided_at: float  # time.time() of the charge
+
+    @property
+    def status(self) -> RateLimitStatus:
+        """The `rateLimit` root field's answer."""
+        return RateLimitStatus(
+            limit=self.limit,
+            cost=self.cost,
+            remaining=self.remaining,
+            reset_at=dt.datetime.fromtimestamp(self.decided_at + self.reset_seconds, dt.UTC),
+        )
 
     @property
     def headers(self) -> dict[str, str]:
         """`RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers), and
         `Retry-After` when refused."""
-        reset = max(0, math.ceil((self.status.reset_at - dt.datetime.now(dt.UTC)).total_seconds()))
         headers = {
-            "ratelimit-policy": f'"{_POLICY_NAME}";q={self.status.limit};w={self.period_seconds}',
-            "ratelimit": f'"{_POLICY_NAME}";r={self.status.remaining};t={reset}',
+            "ratelimit-policy": f'"{_POLICY_NAME}";q={self.limit};w={self.period_seconds}',
+            "ratelimit": (
+                f'"{_POLICY_NAME}";r={self.remaining};t={max(0, math.ceil(self.reset_seconds))}'
+            ),
         }
         if not self.allowed:
             headers["retry-after"] = str(max(1, math.ceil(self.retry_after_seconds)))
@@ -182,14 +197,15 @@ class RateLimiter:
         result = await self._charge(_key(principal), charged, limit)
         if not result.allowed:
             self.metrics.rejected += 1
-        status = RateLimitStatus(
-            limit=limit,
-            cost=charged,
-            remaining=result.remaining,
-            reset_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=result.reset_seconds),
-        )
         return RateLimitDecision(
-            result.allowed, status, result.retry_after_seconds, self.settings.period_seconds
+            result.allowed,
+            limit,
+            charged,
+            result.remaining,
+            result.reset_seconds,
+            result.retry_after_seconds,
+            self.settings.period_seconds,
+            time.time(),
         )
 
     def collector(self) -> Collector:

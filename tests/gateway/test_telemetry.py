@@ -436,3 +436,32 @@ def test_telemetry_settings_from_the_environment() -> None:
         load_settings({"METRICS_PORT": "http"})
     with pytest.raises(ValueError, match="LOG_FORMAT"):
         load_settings({"LOG_FORMAT": "xml"})
+
+
+def test_histograms_expose_what_prometheus_clients_histogram_exposes() -> None:
+    """The lock-free histograms give the same samples as prometheus-client's own Histogram
+    for the same observations: bucket bounds inclusive, counts cumulative, sum and count."""
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from gateway.metrics import Histograms
+
+    bounds = (0.001, 0.01, 0.1, 1.0)
+    observations = [0.0, 0.001, 0.0010001, 0.01, 0.05, 0.1, 0.99, 1.0, 1.5, 42.0]
+    ours_registry, theirs_registry = CollectorRegistry(), CollectorRegistry()
+    ours = Histograms("h", "doc", ["kind"], buckets=bounds, registry=ours_registry)
+    theirs = Histogram("h", "doc", ["kind"], buckets=bounds, registry=theirs_registry)
+    for observed in observations:
+        ours.labels("a").observe(observed)
+        theirs.labels("a").observe(observed)
+
+    def without_created(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+        return {
+            (sample.name, json.dumps(sample.labels, sort_keys=True)): sample.value
+            for family in registry.collect()
+            for sample in family.samples
+            if not sample.name.endswith("_created")
+        }
+
+    assert without_created(ours_registry) == without_created(theirs_registry)
+    with pytest.raises(ValueError, match="labels"):
+        ours.labels("a", "b")
