@@ -248,17 +248,25 @@ def _value(entity: Entity, alias: str, name: str) -> str:
     return per_entity[entity][name]
 
 
-def _money_parts(entity: Entity, alias: str, source: str) -> tuple[str, str, str]:
-    """(minor units, currency, exponent) SQL of a money value of the row."""
+def _money_parts(
+    entity: Entity, alias: str, source: str, account: str | None
+) -> tuple[str, str, str, str | None]:
+    """(minor units, currency, exponent, lookup) SQL of a money value of the row: `lookup`,
+    when not None, is the FROM clause the exponent is read through (one row). `account`: the
+    alias of the ledger account an entry row is known to belong to (its `entries` page)."""
     if entity == "account":
-        return _account_money(alias, source), f"{alias}.currency", f"{alias}.currency_exponent"
+        money = _account_money(alias, source)
+        return money, f"{alias}.currency", f"{alias}.currency_exponent", None
+    if entity == "entry" and source == "amount" and account is not None:
+        return f"{alias}.amount", f"{alias}.currency", f"{account}.currency_exponent", None
     if entity == "entry" and source == "amount":
-        # The exponent the amounts were written with: the account's stored one.
-        exponent = (
-            f"(select x.currency_exponent from ledger_accounts as x "
-            f"where x.tenant_id = ${TENANT_PARAM} and x.id = {alias}.account_id)"
+        # The exponent the amounts were written with: the account's stored one, read once for
+        # the whole Money object (the amount needs it twice).
+        lookup = (
+            f"from ledger_accounts as x "
+            f"where x.tenant_id = ${TENANT_PARAM} and x.id = {alias}.account_id"
         )
-        return f"{alias}.amount", f"{alias}.currency", exponent
+        return f"{alias}.amount", f"{alias}.currency", "x.currency_exponent", lookup
     raise KeyError(source)
 
 
@@ -323,7 +331,8 @@ _TO_MANY: dict[str, tuple[Entity, str, str]] = {
 @dataclass
 class _Renderer:
     aliases: int = 0
-    _names: dict[str, int] = field(default_factory=dict)
+    # Entry row alias -> the alias of the account row they all belong to (`account.entries`).
+    _account_of: dict[str, str] = field(default_factory=dict)
 
     def alias(self, entity: Entity) -> str:
         self.aliases += 1
@@ -344,7 +353,8 @@ class _Renderer:
         if isinstance(expr, Value):
             return _value(entity, alias, expr.name)
         if isinstance(expr, MoneyOf):
-            minor, currency, exponent = _money_parts(entity, alias, expr.source)
+            account = self._account_of.get(alias)
+            minor, currency, exponent, lookup = _money_parts(entity, alias, expr.source, account)
             money: list[str] = []
             for key, part in expr.fields:
                 if isinstance(part, Const):
@@ -363,7 +373,8 @@ class _Renderer:
                 else:
                     raise KeyError(part)
                 money.append(f"'{key}', {sql}")
-            return f"json_build_object({', '.join(money)})"
+            built = f"json_build_object({', '.join(money)})"
+            return built if lookup is None else f"(select {built} {lookup})"
         if isinstance(expr, Obj):
             return self.obj(expr, entity, alias)
         if isinstance(expr, Relation):
@@ -421,6 +432,8 @@ class _Renderer:
         spec = _CONNECTIONS[connection.name]
         entity = spec.table
         a = self.alias(entity)
+        if connection.name == "account.entries":
+            self._account_of[a] = parent_alias
         limit = connection.limit.sql()
         conditions = [f"{a}.tenant_id = ${TENANT_PARAM}"]
         if spec.parent_column is not None:

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from sqlalchemy import update
 
 from adapters.ledger.posting import PostingService
-from adapters.ledger.tables import customers
+from adapters.ledger.tables import customers, ledger_accounts
 from adapters.records import TransactionStatus
 from gateway.graphiql_examples import EXAMPLE_OPERATIONS
 from resolvers.node import encode_global_id
@@ -117,6 +117,15 @@ async def _seed(database: Database) -> World:
             await posting.reverse_transaction(tenant, transaction.id, f"reverse-{number}")
         ids["LedgerTransaction"].append(encode_global_id("LedgerTransaction", transaction.id))
         ids["LedgerEntry"].extend(encode_global_id("LedgerEntry", e.id) for e in result.entries)
+    # An account whose stored exponent is not ISO 4217's (as if ISO changed it after the
+    # account was opened): amounts show with the account's exponent on both paths, whether the
+    # entries are read under their account or under their transaction.
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(ledger_accounts)
+            .where(ledger_accounts.c.id == accounts_by_currency["USD"][0])
+            .values(currency_exponent=3)
+        )
     other_customer = await make_customer(engine, other, display_name="Other tenant")
     other_account = await make_account(engine, other, customer_id=other_customer)
     foreign: list[str] = [
