@@ -67,15 +67,30 @@ RATIO_QUERIES = ("q1", "q2", "q3")  # what the peers serve
 
 @dataclass(frozen=True, slots=True)
 class Setting:
-    """One way of serving the gateway: worker processes and the response cache."""
+    """One way of serving the gateway: worker processes, the response cache, and whether cost
+    analysis, rate limits and the access log are on (`protection`, issue 8's overhead)."""
 
     workers: int = 1
     response_cache: str | None = None  # RESPONSE_CACHE=on|off; None leaves it unset
+    protection: str | None = None  # on|off; None: the gateway's defaults, access log quiet
 
     @property
     def label(self) -> str:
         cache = "" if self.response_cache is None else f" cache {self.response_cache}"
-        return f"gateway w{self.workers}{cache}"
+        protection = "" if self.protection is None else f" protection {self.protection}"
+        return f"gateway w{self.workers}{cache}{protection}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The gateway's environment for this setting, over the benchmark's own."""
+        env = {} if self.response_cache is None else {"RESPONSE_CACHE": self.response_cache}
+        if self.protection == "on":
+            # Everything on, the access log written (one JSON line per request to the log file).
+            env |= {"RATE_LIMITS": "on", "COST_ANALYSIS": "on", "ACCESS_LOG": "on",
+                    "LOG_LEVEL": "info"}  # fmt: skip
+        elif self.protection == "off":
+            env |= {"RATE_LIMITS": "off", "COST_ANALYSIS": "off", "ACCESS_LOG": "off"}
+        return env
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +161,13 @@ def _parser() -> argparse.ArgumentParser:
         default="off,on",
         help="RESPONSE_CACHE for the gateway: off, on, or off,on (each a run);"
         " 'unset' leaves the environment alone",
+    )
+    parser.add_argument(
+        "--protection",
+        default="default",
+        help="on, off, or on,off (each a run, alternating within a round): 'off' turns cost"
+        " analysis, rate limits and the access log off; 'on' turns them on with the access log"
+        " written (LOG_LEVEL=info); the report then gives the overhead of 'on' over 'off'",
     )
     parser.add_argument(
         "--compiled-operations",
@@ -343,7 +365,7 @@ def _gateway_run(
                         round_number, wrk, f"{base}/metrics")  # fmt: skip
     base = f"http://127.0.0.1:{options.port}"
     command = [sys.executable, "-m", "gateway", "serve", "--workers", str(setting.workers)]
-    log_name = log or f"gateway-w{setting.workers}-cache-{setting.response_cache or 'unset'}.log"
+    log_name = log or f"{setting.label.replace(' ', '-')}.log"
     with running(command, env=env, ready=lambda: answers_get(f"{base}/readyz"),
                  log=out / log_name):  # fmt: skip
         if round_number == 1:
@@ -406,7 +428,20 @@ def _settings(options: argparse.Namespace) -> list[Setting]:
             caches.append(None)
         else:
             raise SystemExit(f"--response-cache takes on, off or unset: {item!r}")
-    return [Setting(w, c) for c in dict.fromkeys(caches) for w in dict.fromkeys(workers)]
+    protections: list[str | None] = []
+    for item in (part.strip() for part in options.protection.split(",")):
+        if item in ("on", "off"):
+            protections.append(item)
+        elif item in ("default", ""):
+            protections.append(None)
+        else:
+            raise SystemExit(f"--protection takes on, off or default: {item!r}")
+    return [
+        Setting(w, c, p)
+        for c in dict.fromkeys(caches)
+        for w in dict.fromkeys(workers)
+        for p in dict.fromkeys(protections)
+    ]
 
 
 def _rate(rps: float) -> str:
@@ -432,6 +467,7 @@ def _table(measurements: Sequence[Measurement], queries: Sequence[str], latency_
     ]
     rps: dict[tuple[str, str], float] = {}
     p99: dict[tuple[str, str], float] = {}
+    p50: dict[tuple[str, str], float] = {}
     for server in servers:
         for query in queries:
             runs = [m for m in measurements if m.server == server and m.query == query]
@@ -439,9 +475,10 @@ def _table(measurements: Sequence[Measurement], queries: Sequence[str], latency_
                 continue
             rps[server, query] = statistics.fmean(m.result.rps for m in runs)
             p99[server, query] = statistics.fmean(m.result.p99_ms for m in runs)
+            p50[server, query] = statistics.fmean(m.result.p50_ms for m in runs)
             lines.append(
                 f"| {server} | {query} | {_rate(rps[server, query])}"
-                f" | {statistics.fmean(m.result.p50_ms for m in runs):.1f}"
+                f" | {p50[server, query]:.1f}"
                 f" | {p99[server, query]:.1f}"
                 f" | {sum(m.result.non2xx for m in runs)}"
                 f" | {sum(m.result.socket_errors for m in runs)}"
@@ -475,6 +512,7 @@ def _table(measurements: Sequence[Measurement], queries: Sequence[str], latency_
                     f" | {p99[gateway, query]:.1f} | " + " | ".join(cells) + " |"
                 )
     lines += _best_workers(gateways, queries, rps)
+    lines += _overhead(gateways, queries, rps, p50)
     q4 = [m for m in measurements if m.query.startswith("q4") and m.server.startswith("gateway")]
     if q4:
         lines += [
@@ -512,6 +550,40 @@ def _best_workers(
         each = ", ".join(f"{w}: {r:.0f}" for r, w in runs)
         lines.append(f"- {query}{' ' + cache if cache else ''}: {best[1]} workers ({each})")
     return lines
+
+
+def _overhead(
+    gateways: Sequence[str],
+    queries: Sequence[str],
+    rps: Mapping[tuple[str, str], float],
+    p50: Mapping[tuple[str, str], float],
+) -> list[str]:
+    """With --protection on,off: what cost analysis, rate limits and the access log add to a
+    request's time (the same setting otherwise, the same run)."""
+    rows = []
+    for on in gateways:
+        if not on.endswith(" protection on"):
+            continue
+        off = on.removesuffix(" on") + " off"
+        setting = on.removesuffix(" protection on")
+        for query in queries:
+            if (on, query) in rps and (off, query) in rps:
+                # Time per request at saturation is 1/throughput: on's over off's, less one.
+                extra = rps[off, query] / rps[on, query] - 1
+                rows.append(
+                    f"| {setting} | {query} | {rps[on, query]:.0f} | {rps[off, query]:.0f}"
+                    f" | {p50[on, query]:.1f} | {p50[off, query]:.1f} | {extra * 100:+.1f} % |"
+                )
+    if not rows:
+        return []
+    return [
+        "",
+        "Protection overhead (cost analysis, rate limits and the access log; same run):",
+        "",
+        "| setting | query | req/s on | req/s off | p50 ms on | p50 ms off | time per request |",
+        "|---|---|---:|---:|---:|---:|---:|",
+        *rows,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -587,8 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for round_number in range(1, options.rounds + 1):
         for index, setting in enumerate(settings_to_run):
             gateway_env = dict(env)
-            if setting.response_cache is not None:
-                gateway_env["RESPONSE_CACHE"] = setting.response_cache
+            gateway_env |= setting.env
             gateway = _Gateway(gateway_env, workloads, tokens, setting)
             _say(f"== round {round_number}: {setting.label}")
             measurements += _gateway_run(options, wrk, out, round_number, gateway)
