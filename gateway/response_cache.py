@@ -44,10 +44,11 @@ deployment; otherwise an in-process LRU of its own) with a TTL that only bounds 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -72,6 +73,7 @@ from resolvers.principal import Principal
 __all__ = [
     "PROVIDER_FIELDS",
     "UNVERSIONED_FIELDS",
+    "BatchedVersions",
     "DataVersions",
     "ResponseCache",
     "ResponseKey",
@@ -108,9 +110,60 @@ _LOCAL_ENTRIES = 2048
 
 
 class DataVersions(Protocol):
-    """Where the tenant's data version is read (adapters.ledger.queries.LedgerReader)."""
+    """Where tenants' data versions are read (adapters.ledger.queries.LedgerReader)."""
 
-    async def data_version(self, tenant_id: int) -> int: ...
+    async def data_versions(self, tenant_ids: Sequence[int]) -> Mapping[int, int]: ...
+
+
+class BatchedVersions:
+    """Data version reads of one process, sent as one statement per turn of the event loop.
+
+    Under load many requests reach `key_for` in the same turn; each would otherwise send its
+    own one-row read. A read joins the batch only while the batch has not been sent: the
+    statement is sent in a later turn, after every read it answers was asked, so each asker
+    gets a version read after it asked, which is all the never-stale argument above needs.
+    A batch once sent is never joined. Each asker waits on its own future, so cancelling one
+    (a client gone, a deadline) cancels no other.
+    """
+
+    def __init__(self, source: DataVersions) -> None:
+        self._source = source
+        self._pending: dict[int, list[asyncio.Future[int]]] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def data_version(self, tenant_id: int) -> int:
+        loop = asyncio.get_running_loop()
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = {}
+            loop.call_soon(self._send)
+        future: asyncio.Future[int] = loop.create_future()
+        pending.setdefault(tenant_id, []).append(future)
+        return await future
+
+    def _send(self) -> None:
+        batch, self._pending = self._pending, None
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._read(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _read(self, batch: dict[int, list[asyncio.Future[int]]]) -> None:
+        try:
+            versions = await self._source.data_versions(list(batch))
+        except BaseException as error:  # every asker hears of it (key_for: not cached)
+            failure = error if isinstance(error, Exception) else RuntimeError("read cancelled")
+            for futures in batch.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(failure)
+            if failure is not error:
+                raise
+            return
+        for tenant_id, futures in batch.items():
+            for future in futures:
+                if not future.done():
+                    future.set_result(versions[tenant_id])
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +223,7 @@ class ResponseCache:
     ) -> None:
         self.enabled = settings.response_cache
         self._cache = cache
-        self._versions = versions
+        self._versions = BatchedVersions(versions)
         self._schema = schema
         self._ttl = float(settings.response_cache_ttl_seconds)
         self._metrics = metrics
@@ -218,7 +271,8 @@ class ResponseCache:
     ) -> ResponseKey | None:
         """The key of this request's answer, or None when it is not to be cached.
 
-        Reads the tenant's data version (one statement): call it before executing.
+        Reads the tenant's data version (one statement, shared with the other requests of the
+        same turn of the event loop: BatchedVersions): call it before executing.
         """
         if not self.enabled:
             return None

@@ -226,10 +226,10 @@ _ENTRIES_BY_ACCOUNT = _statement(
     _ENTRY_RESULT,
 )
 
-_DATA_VERSION = _statement(
-    "select version from tenant_data_versions where tenant_id = $1",
-    ("tenant_id",),
-    "select version from tenant_data_versions where tenant_id = :tenant_id",
+_DATA_VERSIONS = _statement(
+    "select tenant_id, version from tenant_data_versions where tenant_id = any($1::bigint[])",
+    ("ids",),
+    "select tenant_id, version from tenant_data_versions where tenant_id in :ids",
     [],
 )
 
@@ -369,14 +369,20 @@ class LedgerReader:
         finally:
             self._timed(sql, started, time.time_ns(), failed)
 
-    async def data_version(self, tenant_id: int) -> int:
-        """The tenant's data version (adapters.ledger.data_versions); 0 before any write.
+    async def data_versions(self, tenant_ids: Sequence[int]) -> dict[int, int]:
+        """The tenants' data versions (adapters.ledger.data_versions); 0 before any write.
 
         One statement on the primary, outside any transaction, never cached: it sees every
         write committed before it started.
         """
-        rows = await self._rows(_DATA_VERSION, tenant_id=tenant_id)
-        return int(rows[0][0]) if rows else 0
+        rows = await self._rows(_DATA_VERSIONS, ids=list(tenant_ids))
+        versions = dict.fromkeys(tenant_ids, 0)
+        versions.update((int(tenant), int(version)) for tenant, version in rows)
+        return versions
+
+    async def data_version(self, tenant_id: int) -> int:
+        """One tenant's data version (`data_versions`)."""
+        return (await self.data_versions([tenant_id]))[tenant_id]
 
     # -- customers ------------------------------------------------------------------------
 

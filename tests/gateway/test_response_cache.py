@@ -31,7 +31,12 @@ from gateway.auth import mint_token
 from gateway.lifespan import Services
 from gateway.persisted_documents import ApqStore
 from gateway.rate_limits import DEFAULT_RATE_LIMITS, RateLimiter, RateLimitSettings
-from gateway.response_cache import UNVERSIONED_FIELDS, selects_uncached_fields
+from gateway.response_cache import (
+    UNVERSIONED_FIELDS,
+    BatchedVersions,
+    DataVersions,
+    selects_uncached_fields,
+)
 from gateway.settings import Settings, load_settings
 from resolvers.node import encode_global_id
 from resolvers.principal import SCOPES
@@ -148,6 +153,87 @@ async def test_a_repeated_read_is_served_without_executing(
     ] == "hit"
     metrics = await gateway.http.get("/metrics")
     assert _sample(metrics.text, "gateway_response_cache_hits_total") == hits + 2
+
+
+async def test_version_reads_asked_in_one_turn_share_one_statement(
+    database: Database, services: Services, tenant_id: int
+) -> None:
+    other = await make_tenant(database.engine)
+    await bump_data_version_of(database, other, times=3)
+    written = await services.reader.data_version(other)  # the first version is random
+    versions = BatchedVersions(services.reader)
+    with database.metrics.measure_statements() as tally:
+        read = await asyncio.gather(
+            *(versions.data_version(t) for t in (tenant_id, other, tenant_id, other, 0))
+        )
+    assert read == [0, written, 0, written, 0]  # a tenant without writes (or none) reads 0
+    assert tally.count == 1
+    with database.metrics.measure_statements() as tally:
+        assert await versions.data_version(other) == written
+        assert await versions.data_version(other) == written
+    assert tally.count == 2  # one after the other: a statement each
+
+
+class _Held:
+    """The real reader, with each answer held until the test lets it go."""
+
+    def __init__(self, reader: DataVersions) -> None:
+        self.reader = reader
+        self.sent = 0
+        self.release = asyncio.Event()
+
+    async def data_versions(self, tenant_ids: Any) -> Any:
+        self.sent += 1
+        versions = await self.reader.data_versions(tenant_ids)
+        await self.release.wait()
+        return versions
+
+
+async def _until(condition: Any) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("never happened")
+
+
+async def test_a_version_read_asked_after_a_batch_was_sent_never_joins_it(
+    database: Database, services: Services, tenant_id: int
+) -> None:
+    held = _Held(services.reader)
+    versions = BatchedVersions(held)
+    early = asyncio.create_task(versions.data_version(tenant_id))
+    await _until(lambda: held.sent == 1)  # its statement is out (and answered 0, held)
+    await bump_data_version_of(database, tenant_id, times=1)  # a write commits
+    late = asyncio.create_task(versions.data_version(tenant_id))  # asked after the commit
+    await _until(lambda: held.sent == 2)
+    held.release.set()
+    assert await early == 0
+    assert await late != 0  # joining the earlier batch would have read 0: stale
+
+
+async def test_a_cancelled_version_read_cancels_no_other(
+    database: Database, services: Services, tenant_id: int
+) -> None:
+    await bump_data_version_of(database, tenant_id, times=2)
+    written = await services.reader.data_version(tenant_id)
+    held = _Held(services.reader)
+    versions = BatchedVersions(held)
+    gone = asyncio.create_task(versions.data_version(tenant_id))
+    staying = asyncio.create_task(versions.data_version(tenant_id))
+    await _until(lambda: held.sent == 1)
+    gone.cancel()
+    held.release.set()
+    assert await staying == written
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert held.sent == 1
+
+
+async def bump_data_version_of(database: Database, tenant_id: int, *, times: int) -> None:
+    async with database.engine.begin() as connection:
+        for _ in range(times):
+            await bump_data_version(connection, tenant_id)
 
 
 async def test_entries_are_never_shared_across_tenants_scopes_variables_names_or_documents(
