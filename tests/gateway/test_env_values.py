@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.cli import main
+from gateway.deadlines import load_deadline_settings
 from gateway.env_values import (
     flag,
     integer,
@@ -12,6 +14,9 @@ from gateway.env_values import (
     optional_integer,
     positive_float,
 )
+from gateway.limits import LimitSettings, load_limit_settings
+from gateway.provider_settings import load_provider_settings
+from gateway.settings import load_settings
 
 # Integers ------------------------------------------------------------------------------------
 
@@ -145,3 +150,115 @@ def test_on_unless_off_is_on_unless_an_off_spelling_is_given() -> None:
         assert on_unless_off({"SWITCH": text}, "SWITCH") is False
     with pytest.raises(ValueError, match=r"^SWITCH must be a boolean"):
         on_unless_off({"SWITCH": "disabled"}, "SWITCH")
+
+
+# Through the real loaders -------------------------------------------------------------------
+
+
+def test_the_settings_loaders_strip_whitespace_and_accept_a_plus_sign() -> None:
+    settings = load_settings(
+        {
+            "LOCK_TIMEOUT_MS": " 7 ",
+            "MAX_PAGE_SIZE": "+50",
+            "RATE_LIMIT_PARTNER": " 300 ",
+            "RECONCILIATION_LOOKBACK_DAYS": "+7",
+            "CORS_MAX_AGE_SECONDS": " 60",
+            "OPERATION_TIMEOUT_SECONDS": " 2.5 ",
+            "PROVIDER_TIMEOUT_SECONDS": "+1.5",
+            "RESPONSE_CACHE": " OFF ",
+            "METRICS_PORT": " 9464 ",
+        }
+    )
+    assert settings.deadlines.lock_timeout_ms == 7
+    assert settings.max_page_size == 50
+    assert settings.rate_limits.limits["partner"] == 300
+    assert settings.reconciliation.lookback_days == 7
+    assert settings.cors.max_age_seconds == 60
+    assert settings.deadlines.seconds_for("partner") == 2.5
+    assert settings.providers.timeout_seconds == 1.5
+    assert settings.response_cache is False
+    assert settings.telemetry.metrics_port == 9464
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RATE_LIMIT_PARTNER", "0.5"),  # was int(0.5): a budget of 0 points
+        ("RATE_LIMIT_PERIOD_SECONDS", "0.5"),  # was a period of 0 seconds
+        ("RATE_LIMIT_REDIS_TIMEOUT_MS", "nan"),  # was accepted
+        ("RATE_LIMITS", "disabled"),  # was read as on
+        ("COST_ANALYSIS", "maybe"),  # was read as on
+        ("COST_MAX_PARTNER", "1e4"),
+        ("COST_DEFAULT_LIST_SIZE", "-1"),  # was clamped to 0: lists cost nothing
+        ("ADYEN_INGEST_CONCURRENCY", "inf"),  # was an OverflowError without the name
+        ("ADYEN_INGEST_CONCURRENCY", "0"),  # was raised to 1
+        ("PROVIDER_MAX_CONCURRENCY", "0"),  # was a semaphore nothing passes
+        ("PROVIDER_MAX_CONCURRENCY", "2.5"),  # was truncated to 2
+        ("PROVIDER_BREAKER_FAILURE_THRESHOLD", "0"),  # was raised to 1
+        ("PROVIDER_CACHE_TTL_SECONDS", "inf"),
+        ("WEBHOOK_MAX_BODY_BYTES", "1e6"),
+        ("SANDBOX_LATENCY_MS", "nan"),
+        ("LOCK_TIMEOUT_MS", "2.5"),
+        ("OPERATION_TIMEOUT_SECONDS", "3601"),
+        ("SUBSCRIPTION_INIT_TIMEOUT_SECONDS", "2.5"),
+        ("EXPORT_MAX_DAYS", "0"),
+        ("RECONCILIATION_WINDOW_BEFORE_DAYS", "367"),
+        ("METRICS_PORT", "65536"),
+        ("MAX_ALIASES", "-1"),
+        ("GATEWAY_PORT", "80.0"),
+        ("DATABASE_POOL_SIZE", ""),  # empty stays refused where it always was
+        ("CORS_ALLOW_CREDENTIALS", ""),
+    ],
+)
+def test_a_malformed_value_refuses_to_load_and_names_its_variable(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{name} must be ") as refused:
+        load_settings({name: value})
+    assert f"got {value.strip()!r}" in str(refused.value)
+
+
+def test_empty_values_keep_their_old_meaning() -> None:
+    settings = load_settings(
+        {
+            "MAX_TOKENS": "",
+            "OPERATION_TIMEOUT_SECONDS_ANALYST": "",
+            "RATE_LIMITS": "",
+            "COST_ANALYSIS": " ",
+            "METRICS_PORT": "",
+        }
+    )
+    assert settings.limits == LimitSettings()
+    assert settings.deadlines.seconds_for("analyst") == 30.0
+    assert (settings.rate_limits.enabled, settings.cost.enabled) == (True, True)
+    assert settings.telemetry.metrics_port is None
+
+
+def test_switches_turn_off_only_with_an_off_spelling() -> None:
+    settings = load_settings(
+        {"RATE_LIMITS": "off", "COST_ANALYSIS": "0", "COST_REPORT_ANALYSTS": "no"}
+    )
+    assert settings.rate_limits.enabled is False
+    assert settings.cost.enabled is False
+    assert settings.cost.report_to_analysts is False  # "no" used to leave it on
+    assert load_settings({"GATEWAY_ENV": "development"}).graphiql is True
+    assert load_settings({"GRAPHIQL": " false "}).graphiql is False
+
+
+def test_the_module_loaders_refuse_on_their_own() -> None:
+    assert load_limit_settings({"MAX_LIST_LENGTH": " +20 "}).max_list_length == 20
+    with pytest.raises(ValueError, match=r"^MAX_LIST_LENGTH must be an integer >= 1, got '0'$"):
+        load_limit_settings({"MAX_LIST_LENGTH": "0"})
+    assert load_deadline_settings({"LOCK_TIMEOUT_MS": "+250"}).lock_timeout_ms == 250
+    with pytest.raises(ValueError, match=r"^LOCK_TIMEOUT_MS must be an integer >= 1, got '0'$"):
+        load_deadline_settings({"LOCK_TIMEOUT_MS": "0"})
+    read = load_provider_settings({"SANDBOX_LATENCY_MS": " 250 "}, environment="development")
+    assert read.sandbox_latency_seconds == 0.25
+
+
+def test_the_command_line_reports_a_malformed_value_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RATE_LIMIT_ANALYST", "0.5")
+    assert main(["export-schema"]) == 2
+    assert "configuration error: RATE_LIMIT_ANALYST must be an integer >= 1, got '0.5'" in (
+        capsys.readouterr().err
+    )
