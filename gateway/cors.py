@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
+from gateway.env_values import flag, integer
+
 __all__ = ["ALLOWED_HEADERS", "CorsSettings", "cors_middleware", "load_cors_settings"]
 
 # Headers a browser client may send: credentials, media type, the CSRF preflight headers and
@@ -57,16 +59,11 @@ def load_cors_settings(env: Mapping[str, str]) -> CorsSettings:
         for origin in env.get("CORS_ALLOWED_ORIGINS", "").split(",")
         if origin.strip()
     )
-    credentials = env.get("CORS_ALLOW_CREDENTIALS", "false").strip().lower()
-    if credentials not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
-        raise ValueError(f"CORS_ALLOW_CREDENTIALS must be a boolean, got {credentials!r}")
-    max_age = env.get("CORS_MAX_AGE_SECONDS", "600")
-    if not max_age.isdigit():
-        raise ValueError(f"CORS_MAX_AGE_SECONDS must be a non-negative integer, got {max_age!r}")
+    defaults = CorsSettings()
     return CorsSettings(
         allowed_origins=origins,
-        allow_credentials=credentials in {"1", "true", "yes", "on"},
-        max_age_seconds=int(max_age),
+        allow_credentials=flag(env, "CORS_ALLOW_CREDENTIALS", defaults.allow_credentials),
+        max_age_seconds=integer(env, "CORS_MAX_AGE_SECONDS", defaults.max_age_seconds, minimum=0),
     )
 
 

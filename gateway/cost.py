@@ -61,6 +61,7 @@ from graphql import (
 )
 
 from adapters.access.documents import NewDocument
+from gateway.env_values import integer, on_unless_off
 from resolvers.cost_directives import Cost, ListSize
 from resolvers.errors import GatewayError
 from resolvers.principal import Principal
@@ -98,21 +99,15 @@ class CostSettings:
 
 def load_cost_settings(env: Mapping[str, str] | None = None) -> CostSettings:
     env = os.environ if env is None else env
-    enabled = env.get("COST_ANALYSIS", "on").strip().lower() not in {"0", "off", "false", "no"}
-    budgets = {}
-    for kind, default in DEFAULT_MAX_COST.items():
-        name = f"COST_MAX_{kind.upper()}"
-        value = int(env.get(name, str(default)))
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-        budgets[kind] = value
-    list_size = int(env.get("COST_DEFAULT_LIST_SIZE", "20"))
-    analysts = env.get("COST_REPORT_ANALYSTS", "on").strip().lower() not in {"0", "off", "false"}
+    budgets = {
+        kind: integer(env, f"COST_MAX_{kind.upper()}", default, minimum=1)
+        for kind, default in DEFAULT_MAX_COST.items()
+    }
     return CostSettings(
-        enabled=enabled,
+        enabled=on_unless_off(env, "COST_ANALYSIS"),
         max_cost=budgets,
-        default_list_size=max(list_size, 0),
-        report_to_analysts=analysts,
+        default_list_size=integer(env, "COST_DEFAULT_LIST_SIZE", 20, minimum=0),
+        report_to_analysts=on_unless_off(env, "COST_REPORT_ANALYSTS"),
     )
 
 

@@ -23,6 +23,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.env_values import integer, positive_float
 from resolvers.errors import GatewayError
 
 __all__ = ["DeadlineSettings", "OperationTimedOut", "load_deadline_settings"]
@@ -61,23 +62,12 @@ class DeadlineSettings:
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 < value <= 3600:
-        raise ValueError(f"{name} must be in (0, 3600], got {value}")
-    return value
+    # Up to an hour; an empty value has always meant the default.
+    return positive_float(env, name, default, maximum=3600, empty_is_default=True)
 
 
 def load_deadline_settings(env: Mapping[str, str]) -> DeadlineSettings:
     defaults = DeadlineSettings()
-    lock_raw = env.get("LOCK_TIMEOUT_MS", str(defaults.lock_timeout_ms))
-    if not lock_raw.isdigit() or int(lock_raw) < 1:
-        raise ValueError(f"LOCK_TIMEOUT_MS must be a positive integer, got {lock_raw!r}")
 
     def kind(name: str, default: float) -> float:
         # OPERATION_TIMEOUT_SECONDS sets every kind; OPERATION_TIMEOUT_SECONDS_<KIND> one.
@@ -89,7 +79,7 @@ def load_deadline_settings(env: Mapping[str, str]) -> DeadlineSettings:
         partner_seconds=kind("PARTNER", defaults.partner_seconds),
         analyst_seconds=kind("ANALYST", defaults.analyst_seconds),
         grace_seconds=_seconds(env, "OPERATION_TIMEOUT_GRACE_SECONDS", defaults.grace_seconds),
-        lock_timeout_ms=int(lock_raw),
+        lock_timeout_ms=integer(env, "LOCK_TIMEOUT_MS", defaults.lock_timeout_ms, minimum=1),
     )
 
 

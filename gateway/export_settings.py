@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.env_values import integer
+
 __all__ = ["ExportSettings", "load_export_settings"]
 
 
@@ -25,22 +27,11 @@ class ExportSettings:
     batch_rows: int = 2000
 
 
-def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name, str(default))
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
 def load_export_settings(env: Mapping[str, str]) -> ExportSettings:
     defaults = ExportSettings()
     return ExportSettings(
-        max_days=_at_least_one(env, "EXPORT_MAX_DAYS", defaults.max_days),
-        cost=_at_least_one(env, "EXPORT_COST", defaults.cost),
-        max_concurrent=_at_least_one(env, "EXPORT_MAX_CONCURRENT", defaults.max_concurrent),
-        batch_rows=_at_least_one(env, "EXPORT_BATCH_ROWS", defaults.batch_rows),
+        max_days=integer(env, "EXPORT_MAX_DAYS", defaults.max_days, minimum=1),
+        cost=integer(env, "EXPORT_COST", defaults.cost, minimum=1),
+        max_concurrent=integer(env, "EXPORT_MAX_CONCURRENT", defaults.max_concurrent, minimum=1),
+        batch_rows=integer(env, "EXPORT_BATCH_ROWS", defaults.batch_rows, minimum=1),
     )

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from graphql import DocumentNode, GraphQLError, ListValueNode, Visitor, parse, visit
 
+from gateway.env_values import integer
 from resolvers.errors import BadRequest
 
 __all__ = ["LimitExceeded", "LimitSettings", "RequestLimits", "load_limit_settings"]
@@ -41,26 +42,18 @@ class LimitSettings:
     max_list_length: int = 100
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        number = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-    if number < 1:
-        raise ValueError(f"{name} must be >= 1, got {number}")
-    return number
+def _cap(env: Mapping[str, str], name: str, default: int) -> int:
+    # These caps have always read an empty value as their default.
+    return integer(env, name, default, minimum=1, empty_is_default=True)
 
 
 def load_limit_settings(env: Mapping[str, str]) -> LimitSettings:
     defaults = LimitSettings()
     return LimitSettings(
-        max_tokens=_int(env, "MAX_TOKENS", defaults.max_tokens),
-        max_variables_bytes=_int(env, "MAX_VARIABLES_BYTES", defaults.max_variables_bytes),
-        max_variables_depth=_int(env, "MAX_VARIABLES_DEPTH", defaults.max_variables_depth),
-        max_list_length=_int(env, "MAX_LIST_LENGTH", defaults.max_list_length),
+        max_tokens=_cap(env, "MAX_TOKENS", defaults.max_tokens),
+        max_variables_bytes=_cap(env, "MAX_VARIABLES_BYTES", defaults.max_variables_bytes),
+        max_variables_depth=_cap(env, "MAX_VARIABLES_DEPTH", defaults.max_variables_depth),
+        max_list_length=_cap(env, "MAX_LIST_LENGTH", defaults.max_list_length),
     )
 
 

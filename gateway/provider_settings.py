@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from adapters.cards.adyen_webhooks import decode_hmac_key
 from adapters.crypto import DEV_SECRET_KEYRING, SecretText
+from gateway.env_values import integer, non_negative_float
 
 __all__ = ["ProviderSettings", "load_provider_settings"]
 
@@ -76,16 +77,6 @@ class ProviderSettings:
         return self.mode == "sandbox"
 
 
-def _float(value: str, name: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if number < 0:
-        raise ValueError(f"{name} must be >= 0, got {number}")
-    return number
-
-
 def _merchant_accounts(value: str) -> tuple[tuple[str, int], ...]:
     """`Account=tenant,Other=tenant` as pairs; ValueError naming the variable otherwise."""
     pairs = []
@@ -120,9 +111,7 @@ def _adyen(env: Mapping[str, str], environment: str) -> dict[str, object]:
         "adyen_merchant_accounts": accounts,
         "adyen_api_key": _secret(env.get("ADYEN_API_KEY")),
         "adyen_checkout_url": env.get("ADYEN_CHECKOUT_URL", _ADYEN_CHECKOUT_URL),
-        "adyen_ingest_concurrency": max(
-            1, int(_float(env.get("ADYEN_INGEST_CONCURRENCY", "4"), "ADYEN_INGEST_CONCURRENCY"))
-        ),
+        "adyen_ingest_concurrency": integer(env, "ADYEN_INGEST_CONCURRENCY", 4, minimum=1),
     }
 
 
@@ -154,46 +143,29 @@ def load_provider_settings(env: Mapping[str, str], *, environment: str) -> Provi
         obuk_client_token=_secret(env.get("OBUK_CLIENT_TOKEN")),
         obuk_institution_name=env.get("OBUK_INSTITUTION_NAME", defaults.obuk_institution_name),
         secret_keyring=SecretText(keyring),
-        timeout_seconds=_float(
-            env.get("PROVIDER_TIMEOUT_SECONDS", str(defaults.timeout_seconds)),
-            "PROVIDER_TIMEOUT_SECONDS",
+        timeout_seconds=non_negative_float(
+            env, "PROVIDER_TIMEOUT_SECONDS", defaults.timeout_seconds
         ),
-        max_concurrency=int(
-            _float(
-                env.get("PROVIDER_MAX_CONCURRENCY", str(defaults.max_concurrency)),
-                "PROVIDER_MAX_CONCURRENCY",
-            )
+        max_concurrency=integer(
+            env, "PROVIDER_MAX_CONCURRENCY", defaults.max_concurrency, minimum=1
         ),
-        breaker_failure_threshold=max(
-            1,
-            int(
-                _float(
-                    env.get(
-                        "PROVIDER_BREAKER_FAILURE_THRESHOLD",
-                        str(defaults.breaker_failure_threshold),
-                    ),
-                    "PROVIDER_BREAKER_FAILURE_THRESHOLD",
-                )
-            ),
+        breaker_failure_threshold=integer(
+            env,
+            "PROVIDER_BREAKER_FAILURE_THRESHOLD",
+            defaults.breaker_failure_threshold,
+            minimum=1,
         ),
-        breaker_cooldown_seconds=_float(
-            env.get("PROVIDER_BREAKER_COOLDOWN_SECONDS", str(defaults.breaker_cooldown_seconds)),
-            "PROVIDER_BREAKER_COOLDOWN_SECONDS",
+        breaker_cooldown_seconds=non_negative_float(
+            env, "PROVIDER_BREAKER_COOLDOWN_SECONDS", defaults.breaker_cooldown_seconds
         ),
-        cache_ttl_seconds=_float(
-            env.get("PROVIDER_CACHE_TTL_SECONDS", str(defaults.cache_ttl_seconds)),
-            "PROVIDER_CACHE_TTL_SECONDS",
+        cache_ttl_seconds=non_negative_float(
+            env, "PROVIDER_CACHE_TTL_SECONDS", defaults.cache_ttl_seconds
         ),
-        cache_stale_seconds=_float(
-            env.get("PROVIDER_CACHE_STALE_SECONDS", str(defaults.cache_stale_seconds)),
-            "PROVIDER_CACHE_STALE_SECONDS",
+        cache_stale_seconds=non_negative_float(
+            env, "PROVIDER_CACHE_STALE_SECONDS", defaults.cache_stale_seconds
         ),
-        webhook_max_body_bytes=int(
-            _float(
-                env.get("WEBHOOK_MAX_BODY_BYTES", str(defaults.webhook_max_body_bytes)),
-                "WEBHOOK_MAX_BODY_BYTES",
-            )
+        webhook_max_body_bytes=integer(
+            env, "WEBHOOK_MAX_BODY_BYTES", defaults.webhook_max_body_bytes, minimum=0
         ),
-        sandbox_latency_seconds=_float(env.get("SANDBOX_LATENCY_MS", "0"), "SANDBOX_LATENCY_MS")
-        / 1000,
+        sandbox_latency_seconds=non_negative_float(env, "SANDBOX_LATENCY_MS", 0) / 1000,
     )

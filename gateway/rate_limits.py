@@ -34,6 +34,7 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from adapters.rate_limiter import GcraResult, GcraStore, MemoryGcra, RedisGcra
+from gateway.env_values import integer, on_unless_off, positive_float
 from resolvers.errors import GatewayError
 from resolvers.principal import Principal
 from resolvers.rate_limit import RateLimitStatus
@@ -76,26 +77,18 @@ class RateLimitSettings:
         return self.limits.get(principal.kind, DEFAULT_RATE_LIMITS["first_party"])
 
 
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    value = float(env.get(name, str(default)))
-    if value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
-    return value
-
-
 def load_rate_limit_settings(env: Mapping[str, str] | None = None) -> RateLimitSettings:
     env = os.environ if env is None else env
-    enabled = env.get("RATE_LIMITS", "on").strip().lower() not in {"0", "off", "false", "no"}
     limits = {
-        kind: int(_positive(env, f"RATE_LIMIT_{kind.upper()}", default))
+        kind: integer(env, f"RATE_LIMIT_{kind.upper()}", default, minimum=1)
         for kind, default in DEFAULT_RATE_LIMITS.items()
     }
     return RateLimitSettings(
-        enabled=enabled,
+        enabled=on_unless_off(env, "RATE_LIMITS"),
         limits=limits,
-        period_seconds=int(_positive(env, "RATE_LIMIT_PERIOD_SECONDS", 60)),
-        redis_timeout_seconds=_positive(env, "RATE_LIMIT_REDIS_TIMEOUT_MS", 500) / 1000,
-        redis_backoff_seconds=_positive(env, "RATE_LIMIT_REDIS_BACKOFF_SECONDS", 5),
+        period_seconds=integer(env, "RATE_LIMIT_PERIOD_SECONDS", 60, minimum=1),
+        redis_timeout_seconds=positive_float(env, "RATE_LIMIT_REDIS_TIMEOUT_MS", 500) / 1000,
+        redis_backoff_seconds=positive_float(env, "RATE_LIMIT_REDIS_BACKOFF_SECONDS", 5),
     )
 
 

@@ -29,6 +29,7 @@ from adapters.reconciliation.matching import MatchWindow
 from adapters.reconciliation.records import ReconciliationItem
 from adapters.reconciliation.run import ReconciliationRun, run_reconciliation
 from adapters.reconciliation.sources import CardProcessorSettlements
+from gateway.env_values import integer
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -70,10 +71,7 @@ def load_reconciliation_settings(env: Mapping[str, str]) -> ReconciliationSettin
         ("RECONCILIATION_LOOKBACK_DAYS", "lookback_days", 3660),
         ("RECONCILIATION_MAX_BACKDATE_DAYS", "max_backdate_days", 36600),
     ):
-        text = env.get(name, str(getattr(defaults, field))).strip()
-        if not text.isdigit() or int(text) > bound:
-            raise ValueError(f"{name} must be a whole number of days from 0 to {bound}")
-        values[field] = int(text)
+        values[field] = integer(env, name, getattr(defaults, field), minimum=0, maximum=bound)
     return ReconciliationSettings(**values)
 
 

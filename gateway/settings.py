@@ -11,6 +11,7 @@ from adapters.crypto import SecretText
 from gateway.cors import CorsSettings, load_cors_settings
 from gateway.cost import CostSettings, load_cost_settings
 from gateway.deadlines import DeadlineSettings, load_deadline_settings
+from gateway.env_values import flag, integer
 from gateway.export_settings import ExportSettings, load_export_settings
 from gateway.limits import LimitSettings, load_limit_settings
 from gateway.provider_settings import ProviderSettings, load_provider_settings
@@ -94,29 +95,6 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _flag(value: str, name: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(f"{name} must be a boolean (true/false), got {value!r}")
-
-
-def _int(value: str, name: str, *, minimum: int = 0) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if number < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {number}")
-    return number
-
-
 def check_settings(settings: Settings) -> None:
     """Refuse (ValueError) settings a gateway must not start with; nothing to do in development."""
     if settings.environment not in ENVIRONMENTS:
@@ -165,10 +143,8 @@ def load_settings(
     settings = Settings(
         environment=environment,
         database_url=env.get("DATABASE_URL", defaults.database_url),
-        database_pool_size=_int(
-            env.get("DATABASE_POOL_SIZE", str(defaults.database_pool_size)),
-            "DATABASE_POOL_SIZE",
-            minimum=1,
+        database_pool_size=integer(
+            env, "DATABASE_POOL_SIZE", defaults.database_pool_size, minimum=1
         ),
         redis_url=env.get("REDIS_URL") or None,
         redis_key_prefix=env.get("REDIS_KEY_PREFIX") or defaults.redis_key_prefix,
@@ -177,48 +153,33 @@ def load_settings(
         jwt_audience=env.get("JWT_AUDIENCE", defaults.jwt_audience),
         jwt_jwks_url=jwks_url,
         api_key_pepper=SecretText(env.get("API_KEY_PEPPER", "")),
-        apq_ttl_seconds=_int(
-            env.get("APQ_TTL_SECONDS", str(defaults.apq_ttl_seconds)), "APQ_TTL_SECONDS", minimum=1
-        ),
-        response_cache=_flag(env.get("RESPONSE_CACHE", "on"), "RESPONSE_CACHE"),
-        response_cache_ttl_seconds=_int(
-            env.get("RESPONSE_CACHE_TTL_SECONDS", str(defaults.response_cache_ttl_seconds)),
-            "RESPONSE_CACHE_TTL_SECONDS",
-            minimum=1,
+        apq_ttl_seconds=integer(env, "APQ_TTL_SECONDS", defaults.apq_ttl_seconds, minimum=1),
+        response_cache=flag(env, "RESPONSE_CACHE", defaults.response_cache),
+        response_cache_ttl_seconds=integer(
+            env, "RESPONSE_CACHE_TTL_SECONDS", defaults.response_cache_ttl_seconds, minimum=1
         ),
         host=env.get("GATEWAY_HOST", defaults.host),
-        port=_int(env.get("GATEWAY_PORT", str(defaults.port)), "GATEWAY_PORT", minimum=1),
+        port=integer(env, "GATEWAY_PORT", defaults.port, minimum=1),
         log_level=env.get("LOG_LEVEL", defaults.log_level),
-        max_page_size=_int(
-            env.get("MAX_PAGE_SIZE", str(defaults.max_page_size)), "MAX_PAGE_SIZE", minimum=1
-        ),
+        max_page_size=integer(env, "MAX_PAGE_SIZE", defaults.max_page_size, minimum=1),
         ledger_max_backdate_days=min(
-            _int(
-                env.get("LEDGER_MAX_BACKDATE_DAYS", str(defaults.ledger_max_backdate_days)),
-                "LEDGER_MAX_BACKDATE_DAYS",
-            ),
+            integer(env, "LEDGER_MAX_BACKDATE_DAYS", defaults.ledger_max_backdate_days, minimum=0),
             3_650_000,  # ten thousand years: unbounded in practice, and no overflow
         ),
         ledger_max_future_skew_seconds=min(
-            _int(
-                env.get(
-                    "LEDGER_MAX_FUTURE_SKEW_SECONDS", str(defaults.ledger_max_future_skew_seconds)
-                ),
+            integer(
+                env,
                 "LEDGER_MAX_FUTURE_SKEW_SECONDS",
+                defaults.ledger_max_future_skew_seconds,
+                minimum=0,
             ),
             10**11,
         ),
-        max_query_depth=_int(
-            env.get("MAX_QUERY_DEPTH", str(defaults.max_query_depth)), "MAX_QUERY_DEPTH", minimum=1
-        ),
-        max_aliases=_int(env.get("MAX_ALIASES", str(defaults.max_aliases)), "MAX_ALIASES"),
-        max_query_bytes=_int(
-            env.get("MAX_QUERY_BYTES", str(defaults.max_query_bytes)), "MAX_QUERY_BYTES", minimum=1
-        ),
-        graphiql=_flag(
-            env.get("GRAPHIQL", "true" if environment == "development" else "false"), "GRAPHIQL"
-        ),
-        compiled_operations=_flag(env.get("COMPILED_OPERATIONS", "on"), "COMPILED_OPERATIONS"),
+        max_query_depth=integer(env, "MAX_QUERY_DEPTH", defaults.max_query_depth, minimum=1),
+        max_aliases=integer(env, "MAX_ALIASES", defaults.max_aliases, minimum=0),
+        max_query_bytes=integer(env, "MAX_QUERY_BYTES", defaults.max_query_bytes, minimum=1),
+        graphiql=flag(env, "GRAPHIQL", environment == "development"),
+        compiled_operations=flag(env, "COMPILED_OPERATIONS", defaults.compiled_operations),
         graphiql_assets_dir=Path(env.get("GRAPHIQL_ASSETS_DIR", str(defaults.graphiql_assets_dir))),
         providers=load_provider_settings(env, environment=environment),
         cost=load_cost_settings(env),

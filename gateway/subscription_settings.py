@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gateway.env_values import integer
+
 __all__ = ["SubscriptionSettings", "load_subscription_settings"]
 
 
@@ -27,30 +29,29 @@ class SubscriptionSettings:
     init_timeout_seconds: float = 10.0
 
 
-def _positive(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name, str(default))
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
 def load_subscription_settings(env: Mapping[str, str]) -> SubscriptionSettings:
     defaults = SubscriptionSettings()
     return SubscriptionSettings(
-        queue_size=_positive(env, "SUBSCRIPTION_QUEUE_SIZE", defaults.queue_size),
-        max_connections_per_client=_positive(
-            env, "SUBSCRIPTION_MAX_CONNECTIONS_PER_CLIENT", defaults.max_connections_per_client
+        queue_size=integer(env, "SUBSCRIPTION_QUEUE_SIZE", defaults.queue_size, minimum=1),
+        max_connections_per_client=integer(
+            env,
+            "SUBSCRIPTION_MAX_CONNECTIONS_PER_CLIENT",
+            defaults.max_connections_per_client,
+            minimum=1,
         ),
-        max_operations_per_connection=_positive(
+        max_operations_per_connection=integer(
             env,
             "SUBSCRIPTION_MAX_OPERATIONS_PER_CONNECTION",
             defaults.max_operations_per_connection,
+            minimum=1,
         ),
+        # Whole seconds, as it has always been read.
         init_timeout_seconds=float(
-            _positive(env, "SUBSCRIPTION_INIT_TIMEOUT_SECONDS", int(defaults.init_timeout_seconds))
+            integer(
+                env,
+                "SUBSCRIPTION_INIT_TIMEOUT_SECONDS",
+                int(defaults.init_timeout_seconds),
+                minimum=1,
+            )
         ),
     )

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from adapters.crypto import SecretText
+from gateway.env_values import flag, optional_integer
 
 __all__ = ["OPEN_METRICS_ENVIRONMENTS", "TelemetrySettings", "load_telemetry_settings"]
 
@@ -43,25 +44,14 @@ def load_telemetry_settings(env: Mapping[str, str]) -> TelemetrySettings:
     log_format = env.get("LOG_FORMAT", "json").strip().lower()
     if log_format not in ("json", "text"):
         raise ValueError(f"LOG_FORMAT must be json or text, got {log_format!r}")
-    access_log = env.get("ACCESS_LOG", "on").strip().lower()
-    if access_log not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
-        raise ValueError(f"ACCESS_LOG must be on or off, got {access_log!r}")
-    port_text = env.get("METRICS_PORT") or None
-    port = None
-    if port_text is not None:
-        try:
-            port = int(port_text)
-        except ValueError:
-            raise ValueError(f"METRICS_PORT must be a port number, got {port_text!r}") from None
-        if not 0 < port < 65536:
-            raise ValueError(f"METRICS_PORT must be a port number, got {port_text!r}")
     token = env.get("METRICS_TOKEN") or None
     return TelemetrySettings(
         otlp_traces_endpoint=endpoint,
         service_name=env.get("OTEL_SERVICE_NAME", "finance-gateway"),
         log_format=log_format,
-        access_log=access_log in ("on", "true", "1", "yes"),
+        access_log=flag(env, "ACCESS_LOG", True),
         metrics_token=SecretText(token) if token else None,
-        metrics_port=port,
+        # Unset or empty: /metrics stays on the main port.
+        metrics_port=optional_integer(env, "METRICS_PORT", minimum=1, maximum=65535),
         metrics_host=env.get("METRICS_HOST", "127.0.0.1"),
     )
