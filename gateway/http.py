@@ -574,6 +574,7 @@ class GraphQLHandler:
             record.document(resolved.text, document, read.operation_name)
             await self._check_document(principal, resolved, document)
             admission = await self._admit(request, principal, resolved, read, document)
+            record.cost = admission.estimated
         except GatewayError as error:
             record.outcome = error.code
             return self._error(error, media_type, request_id)

@@ -341,7 +341,7 @@ async def test_one_json_access_line_per_request(
     )} == {
         "request_id": "req-telemetry-1", "client": "jwt", "tenant": tenant_id,
         "operation_type": "query", "operation_name": name, "status": 200, "code": None,
-        "cost": None, "client_name": "web-app", "client_version": "1.2.3",
+        "cost": 2, "client_name": "web-app", "client_version": "1.2.3",
     }  # fmt: skip
     assert line["duration_ms"] > 0
     refused = json.loads(JsonFormatter().format(records[1]))
