@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from redis import asyncio as redis_asyncio
 
 __all__ = ["GcraResult", "GcraStore", "MemoryGcra", "RedisGcra"]
 
 
-@dataclass(frozen=True, slots=True)
-class GcraResult:
+class GcraResult(NamedTuple):
     """`remaining` points now; `reset_seconds` until the budget is whole again;
     `retry_after_seconds` until a refused request would fit (0 when allowed)."""
 
@@ -64,6 +62,10 @@ class MemoryGcra:
         self._max_keys = max_keys
 
     async def charge(self, key: str, *, cost: int, limit: int, period: float) -> GcraResult:
+        return self.charge_now(key, cost=cost, limit=limit, period=period)
+
+    def charge_now(self, key: str, *, cost: int, limit: int, period: float) -> GcraResult:
+        """`charge` without a coroutine (nothing here waits)."""
         now = time.monotonic() * 1000
         tat, result = _decide(self._tats.get(key, now), now, cost, limit, period * 1000)
         self._tats[key] = tat

@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -103,8 +104,7 @@ class RateLimited(GatewayError):
         self.headers = headers
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimitDecision:
+class RateLimitDecision(NamedTuple):
     """The outcome of charging one operation, with the IETF RateLimit headers to send."""
 
     allowed: bool
@@ -187,7 +187,12 @@ class RateLimiter:
         """Charge `cost` points (at least 1, at most the whole budget); never raises."""
         limit = self.settings.limit(principal)
         charged = min(max(cost, 1), limit)
-        result = await self._charge(_key(principal), charged, limit)
+        if self._shared is None:  # in-process only: nothing to wait for
+            period = float(self.settings.period_seconds)
+            result = self._local.charge_now(_key(principal), cost=charged, limit=limit,
+                                            period=period)  # fmt: skip
+        else:
+            result = await self._charge(_key(principal), charged, limit)
         if not result.allowed:
             self.metrics.rejected += 1
         return RateLimitDecision(
