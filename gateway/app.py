@@ -96,6 +96,12 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             return JSONResponse({"error": "providers are not configured"}, status_code=404)
         return await handlers.plaid(request)
 
+    def close() -> None:
+        if hub is not None:
+            hub.close()
+        if handler is not None:
+            handler.close()
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         if services is not None:
@@ -104,8 +110,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
                 async with metrics_server(settings, current):
                     yield
             finally:
-                if hub is not None:
-                    hub.close()
+                close()
             return
         async with open_services(settings) as opened, metrics_server(settings, current):
             state["services"] = opened
@@ -119,8 +124,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
             try:
                 yield
             finally:
-                if hub is not None:
-                    hub.close()
+                close()
 
     if services is not None:
         state["services"] = services

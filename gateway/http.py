@@ -56,7 +56,7 @@ from gateway.persisted_documents import (
 from gateway.rate_limits import RateLimitDecision, RateLimited, RateLimiter
 from gateway.request_body import read_capped
 from gateway.response_cache import ResponseCache
-from gateway.telemetry import RequestRecord, RequestTelemetry
+from gateway.telemetry import AccessLog, RequestRecord, RequestTelemetry
 from resolvers.context import RequestContext
 from resolvers.errors import BadRequest, GatewayError, UnsupportedMediaType
 from resolvers.loaders import LedgerLoaders
@@ -331,7 +331,7 @@ class GraphQLHandler:
             services.metrics,
             services.tracing,
             parse=self._parse,
-            access_log=settings.telemetry.access_log,
+            access_log=AccessLog() if settings.telemetry.access_log else None,
         )
         rules = limit_rules(max_depth=settings.max_query_depth, max_aliases=settings.max_aliases)
         self._cost = CostAnalyzer(
@@ -356,6 +356,11 @@ class GraphQLHandler:
         self._responses = ResponseCache.for_process(
             services.cache, services.reader, schema._schema, services.settings, services.metrics
         )
+
+    def close(self) -> None:
+        """At shutdown: write the access lines still kept (gateway.telemetry.AccessLog)."""
+        if self._telemetry.access_log is not None:
+            self._telemetry.access_log.flush()
 
     async def _read(self, request: Incoming) -> GraphQLRequest:
         if request.method == "GET":

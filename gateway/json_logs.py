@@ -17,57 +17,111 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO
 
 import orjson
 
-__all__ = ["JsonFormatter", "configure_logging"]
+from gateway.log_redaction import RedactingFilter, redact
+
+__all__ = ["JsonFormatter", "configure_logging", "json_line", "json_stream_handler"]
 
 # Attributes every LogRecord has: whatever else a record carries came from `extra=`.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
+def json_line(
+    created: float,
+    level: str,
+    logger: str,
+    message: str,
+    fields: Iterable[tuple[str, Any]],
+    redact: Callable[[str], str] | None,
+) -> str:
+    """One line of this format: `ts`, `level`, `logger`, `message`, then `fields` (string
+    values through `redact`)."""
+    entry: dict[str, Any] = {
+        "ts": dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+    }
+    for key, value in fields:
+        entry[key] = redact(value) if redact is not None and isinstance(value, str) else value
+    return orjson.dumps(entry, default=str).decode()
+
+
 class JsonFormatter(logging.Formatter):
     def __init__(self, *, redact: Callable[[str], str] | None = None) -> None:
         super().__init__()
-        self._redact = redact
+        self.redact = redact
 
     def format(self, record: logging.LogRecord) -> str:
-        redact = self._redact
-        entry: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key in _STANDARD or key.startswith("_"):
-                continue
-            entry[key] = redact(value) if redact is not None and isinstance(value, str) else value
+        extra = [
+            (key, value)
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD and not key.startswith("_")
+        ]
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            extra.append(("exception", self.formatException(record.exc_info)))
         elif record.exc_text:
-            entry["exception"] = record.exc_text
+            extra.append(("exception", record.exc_text))
         if record.stack_info:
-            entry["stack"] = self.formatStack(record.stack_info)
-        return orjson.dumps(entry, default=str).decode()
+            extra.append(("stack", self.formatStack(record.stack_info)))
+        return json_line(
+            record.created,
+            record.levelname.lower(),
+            record.name,
+            record.getMessage(),
+            extra,
+            self.redact,
+        )
+
+
+_json_handler: logging.StreamHandler[TextIO] | None = None
+
+
+def json_stream_handler(logger: logging.Logger) -> logging.StreamHandler[TextIO] | None:
+    """The JSON handler `configure_logging` installed, when it alone writes `logger`'s INFO
+    records (no handler, filter or propagation stop of another on the way; the only filter
+    on the handler redaction's): a caller may then format such records itself, with
+    `json_line` and the handler's `redact`, and write them to its stream. None otherwise (a
+    test's capture handler, an operator's own set-up): log through `logger`."""
+    handler = _json_handler
+    root = logging.root
+    if handler is None or len(root.handlers) != 1 or root.handlers[0] is not handler:
+        return None
+    if not isinstance(handler.formatter, JsonFormatter):
+        return None
+    if handler.level > logging.INFO or not logger.isEnabledFor(logging.INFO):
+        return None
+    node: logging.Logger | None = logger
+    while node is not None and node is not root:
+        if node.handlers or node.filters or not node.propagate:
+            return None
+        node = node.parent
+    if not all(isinstance(each, RedactingFilter) for each in handler.filters):
+        return None
+    return handler
 
 
 def configure_logging(level: str, log_format: str = "json") -> None:
     """The root handler on stderr: JSON lines, or `time level logger message` text."""
-    from gateway.log_redaction import redact
-
+    global _json_handler
     handler = logging.StreamHandler(sys.stderr)
+    _json_handler = None
     if log_format == "json":
         # Redaction masks messages and arguments (a record factory and filter); the fields
         # given with `extra=` are masked here.
         handler.setFormatter(JsonFormatter(redact=redact))
+        _json_handler = handler
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    # Neither format prints where a call was made: skip finding it (a stack walk per record,
-    # the logging documentation's own advice for speed).
+    # Neither format prints where a call was made, nor the thread or process: skip finding
+    # them (a stack walk per record, and three look-ups; the logging documentation's own
+    # advice for speed).
     logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

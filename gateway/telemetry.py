@@ -6,22 +6,23 @@ operation's span); the handler tells it who is calling (`principal`), which docu
 
 - observes `gateway_request_duration_seconds{operation, client, outcome}` (gateway.metrics);
 - names and ends the span (gateway.tracing);
-- writes one access-log line (logger `gateway.access`, JSON with gateway.json_logs): request
-  id, client, tenant, operation type and name, status, code, duration, cost (set by cost
-  analysis when it exists; null until then), and the `apollographql-client-name` /
-  `-version` headers.
+- writes one access-log line (`AccessLog`: logger `gateway.access`, JSON with
+  gateway.json_logs): request id, client, tenant, operation type and name, status, code,
+  duration, estimated cost (null when the request was refused before cost analysis), and the
+  `apollographql-client-name` / `-version` headers.
 
 Also here: who may read /metrics (`metrics_endpoint`) and its own port (`metrics_server`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from graphql import DocumentNode
 from prometheus_client import start_http_server
@@ -29,15 +30,17 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from gateway.json_logs import JsonFormatter, json_line, json_stream_handler
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.telemetry_settings import OPEN_METRICS_ENVIRONMENTS
 from gateway.tracing import RequestTrace, Tracing, operation_of
 from resolvers.principal import Principal
 
-__all__ = ["RequestRecord", "RequestTelemetry", "metrics_endpoint", "metrics_server"]
+__all__ = ["AccessLog", "RequestRecord", "RequestTelemetry", "metrics_endpoint", "metrics_server"]
 
 access_logger = logging.getLogger("gateway.access")
+ACCESS_MESSAGE = "graphql request"
 _CLIENT_HEADERS = ("apollographql-client-name", "apollographql-client-version")
 
 
@@ -105,7 +108,8 @@ class RequestRecord:
             trace.operation(kind, name, self._text, document)
             trace.span.set_attribute("gateway.client", client)
             trace.finish(outcome, status)
-        if telemetry.access_log and access_logger.isEnabledFor(logging.INFO):
+        access_log = telemetry.access_log
+        if access_log is not None and access_log.logger.isEnabledFor(logging.INFO):
             principal = self.principal
             fields: dict[str, Any] = {
                 "request_id": self.request_id,
@@ -122,7 +126,77 @@ class RequestRecord:
             }
             if trace is not None:
                 fields["trace_id"] = format(trace.span.get_span_context().trace_id, "032x")
-            access_logger.info("graphql request", extra=fields)
+            access_log.write(fields)
+
+
+class AccessLog:
+    """The access lines (logger `gateway.access`, message `graphql request`).
+
+    Written the stdlib way (`logger.info(..., extra=fields)`) whenever something else than
+    the JSON handler of gateway.json_logs would see them: a test's capture, an operator's own
+    logging set-up, the text format. When that handler alone writes them (what `gateway
+    serve` sets up), the lines are kept for up to `flush_seconds` (or `max_pending` lines)
+    and then formatted and written to its stream together, with its redaction and in its
+    format: the same lines, without a LogRecord, a lock and a write each. A record made and
+    formatted one request at a time cost more than a one-row query's cost analysis, rate
+    limit and metrics together (bench/README.md). `flush()` writes what is kept; the app's
+    shutdown calls it.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        *,
+        flush_seconds: float = 0.05,
+        max_pending: int = 512,
+    ) -> None:
+        self.logger = access_logger if logger is None else logger
+        self._flush_seconds = flush_seconds
+        self._max_pending = max_pending
+        self._pending: list[tuple[float, dict[str, Any]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def write(self, fields: dict[str, Any]) -> None:
+        if json_stream_handler(self.logger) is None:
+            self.logger.info(ACCESS_MESSAGE, extra=fields)
+            return
+        self._pending.append((time.time(), fields))
+        if len(self._pending) >= self._max_pending:
+            self.flush()
+        elif self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # outside the event loop: nothing would flush later
+                self.flush()
+                return
+            self._timer = loop.call_later(self._flush_seconds, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        handler = json_stream_handler(self.logger)
+        if handler is None:  # the logging set-up changed since: the stdlib way after all
+            for _created, fields in pending:
+                self.logger.info(ACCESS_MESSAGE, extra=fields)
+            return
+        redact = cast(JsonFormatter, handler.formatter).redact
+        name = self.logger.name
+        text = "".join(
+            json_line(created, "info", name, ACCESS_MESSAGE, fields.items(), redact) + "\n"
+            for created, fields in pending
+        )
+        handler.acquire()
+        try:
+            handler.stream.write(text)
+            handler.flush()
+        except (OSError, ValueError):
+            pass  # the stream is gone (closed stderr): so are the lines, as logging's would be
+        finally:
+            handler.release()
 
 
 class RequestTelemetry:
@@ -134,7 +208,7 @@ class RequestTelemetry:
         tracing: Tracing,
         *,
         parse: Callable[[str], DocumentNode | None],
-        access_log: bool = True,
+        access_log: AccessLog | None = None,
     ) -> None:
         self.metrics = metrics
         self.tracing = tracing

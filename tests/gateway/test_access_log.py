@@ -1,0 +1,224 @@
+"""The access log (gateway.telemetry.AccessLog): batched straight to the JSON handler's stream
+when that handler alone writes it, the stdlib way otherwise; the same lines either way."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway import json_logs
+from gateway.app import create_app
+from gateway.auth import mint_token
+from gateway.json_logs import JsonFormatter, configure_logging, json_stream_handler
+from gateway.lifespan import Services
+from gateway.log_redaction import redact
+from gateway.settings import Settings
+from gateway.telemetry import ACCESS_MESSAGE, AccessLog
+from resolvers.principal import SCOPES
+
+
+@contextmanager
+def _json_logging() -> Iterator[io.StringIO]:
+    """`gateway serve`'s logging set-up (JSON lines at INFO), its stream captured, in place of
+    the test's own (pytest's capture handlers, restored afterwards)."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, json_logs._json_handler, logging._srcfile)
+    saved_flags = (logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
+    configure_logging("info", "json")
+    stream = io.StringIO()
+    handler = root.handlers[0]
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        json_logs._json_handler = saved[2]
+        logging._srcfile = saved[3]
+        logging.logThreads, logging.logProcesses, logging.logMultiprocessing = saved_flags
+
+
+def _fields(**changes: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "request_id": "req-1",
+        "client": "jwt",
+        "tenant": 7,
+        "operation_type": "query",
+        "operation_name": "Lookup",
+        "status": 200,
+        "code": None,
+        "duration_ms": 0.412,
+        "cost": 2,
+        "client_name": None,
+        "client_version": None,
+    }
+    return fields | changes
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+async def test_lines_are_kept_then_written_together_in_the_json_handlers_format() -> None:
+    with _json_logging() as json_logging:
+        access = AccessLog(flush_seconds=60)
+        secret = "Bearer abc.def.ghi"
+        access.write(_fields(request_id="req-1"))
+        access.write(
+            _fields(request_id="req-2", operation_name=secret, client_name="me@example.com")
+        )
+        assert json_logging.getvalue() == ""  # kept: nothing written per request
+
+        access.flush()
+        first, second = _lines(json_logging)
+        # Exactly what the handler's formatter writes for the same record (but the time).
+        record = logging.makeLogRecord(
+            {"name": "gateway.access", "levelno": logging.INFO, "levelname": "INFO",
+             "msg": ACCESS_MESSAGE, **_fields(request_id="req-1")}
+        )  # fmt: skip
+        expected = json.loads(JsonFormatter(redact=redact).format(record))
+        assert {k: v for k, v in first.items() if k != "ts"} == {
+            k: v for k, v in expected.items() if k != "ts"
+        }
+        assert list(first) == list(expected)
+        # Redacted as the formatter redacts every string field.
+        assert second["request_id"] == "req-2"
+        assert secret not in json_logging.getvalue()
+        assert "abc.def.ghi" not in second["operation_name"]
+        assert second["client_name"] == "[EMAIL]"
+        assert first["ts"] <= second["ts"]
+        access.flush()  # nothing left: nothing written twice
+        assert len(_lines(json_logging)) == 2
+
+
+async def test_kept_lines_are_written_by_the_loop_after_flush_seconds() -> None:
+    with _json_logging() as json_logging:
+        access = AccessLog(flush_seconds=0.01)
+        access.write(_fields())
+        assert json_logging.getvalue() == ""
+        await asyncio.sleep(0.2)
+        assert [line["request_id"] for line in _lines(json_logging)] == ["req-1"]
+
+
+async def test_at_max_pending_lines_are_written_at_once() -> None:
+    with _json_logging() as json_logging:
+        access = AccessLog(flush_seconds=60, max_pending=3)
+        for number in range(7):
+            access.write(_fields(request_id=f"req-{number}"))
+        assert [line["request_id"] for line in _lines(json_logging)] == [
+            f"req-{number}" for number in range(6)
+        ]
+        access.flush()
+        assert len(_lines(json_logging)) == 7
+
+
+def test_outside_an_event_loop_a_line_is_written_at_once() -> None:
+    with _json_logging() as json_logging:
+        AccessLog(flush_seconds=60).write(_fields())
+        assert len(_lines(json_logging)) == 1
+
+
+async def test_any_other_handler_gets_records_the_stdlib_way(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with _json_logging() as json_logging:
+        access = AccessLog(flush_seconds=60)
+        logging.getLogger().addHandler(caplog.handler)  # a second handler on the root
+        with caplog.at_level(logging.INFO, logger="gateway.access"):
+            access.write(_fields(request_id="seen"))
+            records = [r for r in caplog.records if r.name == "gateway.access"]
+            assert [getattr(r, "request_id", None) for r in records] == ["seen"]
+            # and the JSON handler wrote it through logging at once, not kept
+            assert [line["request_id"] for line in _lines(json_logging)] == ["seen"]
+
+
+async def test_kept_lines_go_the_stdlib_way_when_the_set_up_changed_before_the_flush() -> None:
+    with _json_logging() as json_logging:
+        access = AccessLog(flush_seconds=60)
+        access.write(_fields(request_id="kept"))
+        other = io.StringIO()
+        extra = logging.StreamHandler(other)
+        extra.setFormatter(logging.Formatter("%(name)s %(message)s %(request_id)s"))
+        logging.getLogger().addHandler(extra)
+        try:
+            access.flush()
+        finally:
+            logging.getLogger().removeHandler(extra)
+        assert other.getvalue() == f"gateway.access {ACCESS_MESSAGE} kept\n"
+        assert [line["request_id"] for line in _lines(json_logging)] == ["kept"]
+
+
+def test_the_direct_way_only_when_the_json_handler_alone_writes_the_logger() -> None:
+    with _json_logging():
+        access_logger = logging.getLogger("gateway.access")
+        handler = logging.getLogger().handlers[0]
+        assert json_stream_handler(access_logger) is handler
+
+        parent = logging.getLogger("gateway")
+        parent.addHandler(logging.NullHandler())
+        assert json_stream_handler(access_logger) is None
+        parent.handlers.clear()
+
+        access_logger.addFilter(logging.Filter("nothing"))
+        assert json_stream_handler(access_logger) is None
+        access_logger.filters.clear()
+
+        access_logger.propagate = False
+        assert json_stream_handler(access_logger) is None
+        access_logger.propagate = True
+
+        handler.setLevel(logging.WARNING)
+        assert json_stream_handler(access_logger) is None
+        handler.setLevel(logging.NOTSET)
+
+        access_logger.setLevel(logging.WARNING)
+        assert json_stream_handler(access_logger) is None
+        access_logger.setLevel(logging.NOTSET)
+
+        formatter = handler.formatter
+        handler.setFormatter(logging.Formatter())
+        assert json_stream_handler(access_logger) is None
+        handler.setFormatter(formatter)
+        assert json_stream_handler(access_logger) is handler
+
+
+def test_the_text_format_has_no_direct_way() -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, json_logs._json_handler)
+    try:
+        configure_logging("info", "text")
+        assert json_stream_handler(logging.getLogger("gateway.access")) is None
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+        json_logs._json_handler = saved[2]
+
+
+async def test_the_apps_shutdown_writes_the_kept_lines(
+    settings: Settings, services: Services, tenant_id: int
+) -> None:
+    app = create_app(settings, services)
+    token = mint_token(settings, tenant_id=tenant_id, scopes=SCOPES)
+    with _json_logging() as json_logging:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                response = await client.post(
+                    "/graphql",
+                    json={"query": "query Shutdown { customers(first: 1) { totalCount } }"},
+                    headers={"authorization": f"Bearer {token}", "x-request-id": "at-exit"},
+                )
+            assert response.status_code == 200, response.text
+        lines = [line for line in _lines(json_logging) if line["logger"] == "gateway.access"]
+    assert [(line["request_id"], line["operation_name"]) for line in lines] == [
+        ("at-exit", "Shutdown")
+    ]
