@@ -41,7 +41,12 @@ __all__ = ["AccessLog", "RequestRecord", "RequestTelemetry", "metrics_endpoint",
 
 access_logger = logging.getLogger("gateway.access")
 ACCESS_MESSAGE = "graphql request"
+_REDACTED_CACHE = 4096
 _CLIENT_HEADERS = ("apollographql-client-name", "apollographql-client-version")
+# Access-line fields only the gateway writes (an operation type, a hex trace id); with the
+# request id when the gateway generated it.
+_OWN = frozenset({"operation_type", "trace_id"})
+_OWN_WITH_ID = _OWN | {"request_id"}
 
 
 def client_label(principal: Principal | None) -> str:
@@ -65,6 +70,7 @@ class RequestRecord:
         "outcome",
         "principal",
         "request_id",
+        "request_id_generated",
         "trace",
     )
 
@@ -76,6 +82,7 @@ class RequestRecord:
         self.headers = headers
         self.trace = trace
         self.request_id = ""
+        self.request_id_generated = False  # True: ours (hex), not a caller's header
         self.principal: Principal | None = None
         self.outcome: str | None = None
         # Cost analysis sets this (issue 8, item 1): logged, and observed by Metrics.observe_cost.
@@ -124,9 +131,10 @@ class RequestRecord:
                 "client_name": headers.get(_CLIENT_HEADERS[0], "")[:64] or None,
                 "client_version": headers.get(_CLIENT_HEADERS[1], "")[:64] or None,
             }
+            own = _OWN_WITH_ID if self.request_id_generated else _OWN
             if trace is not None:
                 fields["trace_id"] = format(trace.span.get_span_context().trace_id, "032x")
-            access_log.write(fields)
+            access_log.write(fields, own=own)
 
 
 class AccessLog:
@@ -153,14 +161,17 @@ class AccessLog:
         self.logger = access_logger if logger is None else logger
         self._flush_seconds = flush_seconds
         self._max_pending = max_pending
-        self._pending: list[tuple[float, dict[str, Any]]] = []
+        self._pending: list[tuple[float, dict[str, Any], frozenset[str]]] = []
+        self._redacted: dict[str, str] = {}  # operation and client names repeat
         self._timer: asyncio.TimerHandle | None = None
 
-    def write(self, fields: dict[str, Any]) -> None:
+    def write(self, fields: dict[str, Any], *, own: frozenset[str] = frozenset()) -> None:
+        """One line of `fields`; `own` names string fields whose values the gateway made
+        itself (a request id it generated): redaction has nothing to find in them."""
         if json_stream_handler(self.logger) is None:
             self.logger.info(ACCESS_MESSAGE, extra=fields)
             return
-        self._pending.append((time.time(), fields))
+        self._pending.append((time.time(), fields, own))
         if len(self._pending) >= self._max_pending:
             self.flush()
         elif self._timer is None:
@@ -171,6 +182,27 @@ class AccessLog:
                 return
             self._timer = loop.call_later(self._flush_seconds, self.flush)
 
+    def _masked(
+        self, fields: dict[str, Any], own: frozenset[str], redact: Callable[[str], str] | None
+    ) -> list[tuple[str, Any]]:
+        """`fields` as the handler's formatter would redact them: every string but the
+        gateway's own values, each distinct one redacted once (a line's redaction otherwise
+        cost more than the rest of it)."""
+        if redact is None:
+            return list(fields.items())
+        cache = self._redacted
+        masked: list[tuple[str, Any]] = []
+        for key, value in fields.items():
+            if isinstance(value, str) and key not in own:
+                found = cache.get(value)
+                if found is None:
+                    if len(cache) >= _REDACTED_CACHE:
+                        cache.clear()
+                    found = cache[value] = redact(value)
+                value = found
+            masked.append((key, value))
+        return masked
+
     def flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -180,15 +212,16 @@ class AccessLog:
             return
         handler = json_stream_handler(self.logger)
         if handler is None:  # the logging set-up changed since: the stdlib way after all
-            for _created, fields in pending:
+            for _created, fields, _own in pending:
                 self.logger.info(ACCESS_MESSAGE, extra=fields)
             return
         redact = cast(JsonFormatter, handler.formatter).redact
         name = self.logger.name
         text = "".join(
-            json_line(created, "info", name, ACCESS_MESSAGE, fields.items(), redact) + "\n"
-            for created, fields in pending
-        )
+            json_line(created, "info", name, ACCESS_MESSAGE, self._masked(fields, own, redact),
+                      None) + "\n"
+            for created, fields, own in pending
+        )  # fmt: skip
         handler.acquire()
         try:
             handler.stream.write(text)

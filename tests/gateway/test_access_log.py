@@ -99,6 +99,14 @@ async def test_lines_are_kept_then_written_together_in_the_json_handlers_format(
         access.flush()  # nothing left: nothing written twice
         assert len(_lines(json_logging)) == 2
 
+        # The gateway's own values (a request id it generated) are written as they are.
+        access.write(_fields(request_id="Bearer x"), own=frozenset({"request_id"}))
+        access.write(_fields(request_id="Bearer x"))
+        access.flush()
+        assert [line["request_id"] for line in _lines(json_logging)[2:]] == [
+            "Bearer x", "Bearer [REDACTED]"
+        ]  # fmt: skip
+
 
 async def test_kept_lines_are_written_by_the_loop_after_flush_seconds() -> None:
     with _json_logging() as json_logging:
@@ -215,10 +223,14 @@ async def test_the_apps_shutdown_writes_the_kept_lines(
                 response = await client.post(
                     "/graphql",
                     json={"query": "query Shutdown { customers(first: 1) { totalCount } }"},
-                    headers={"authorization": f"Bearer {token}", "x-request-id": "at-exit"},
+                    # A caller's request id is the caller's text: redacted like any other.
+                    headers={
+                        "authorization": f"Bearer {token}",
+                        "x-request-id": "at-exit Bearer s3cr3t",
+                    },
                 )
             assert response.status_code == 200, response.text
         lines = [line for line in _lines(json_logging) if line["logger"] == "gateway.access"]
     assert [(line["request_id"], line["operation_name"]) for line in lines] == [
-        ("at-exit", "Shutdown")
+        ("at-exit Bearer [REDACTED]", "Shutdown")
     ]
