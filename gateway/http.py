@@ -16,8 +16,7 @@ import asyncio
 import logging
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from graphql import DocumentNode, FieldNode, OperationDefinitionNode, get_operation_ast
@@ -102,9 +101,10 @@ class PreflightRequired(BadRequest):
     code = "CSRF_PREFLIGHT_REQUIRED"
 
 
-@dataclass(frozen=True, slots=True)
-class _Admission:
-    """What `_admit` decided: the estimate, the rate-limit charge, whether to report cost."""
+class _Admission(NamedTuple):
+    """What `_admit` decided: the estimate, the rate-limit charge, whether to report cost.
+    (Named tuples, here and for the request's other per-request records: a frozen dataclass
+    sets each field through object.__setattr__.)"""
 
     plan: CostPlan | None
     estimated: int
@@ -121,8 +121,7 @@ class _Admission:
         return {"estimated": self.estimated, "actual": actual, "maxCost": self.max_cost}
 
 
-@dataclass(frozen=True, slots=True)
-class GraphQLRequest:
+class GraphQLRequest(NamedTuple):
     """A request's document selection, variables and operation name, as sent."""
 
     document: DocumentRequest

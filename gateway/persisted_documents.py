@@ -32,8 +32,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 from graphql import (
@@ -122,8 +121,7 @@ class ManifestError(ValueError):
     """A manifest that is not one of the two formats, or holds a document that cannot run."""
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentRequest:
+class DocumentRequest(NamedTuple):
     """The document-selecting parts of a GraphQL request, as sent."""
 
     query: str | None
@@ -132,8 +130,7 @@ class DocumentRequest:
     relay_doc_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedDocument:
+class ResolvedDocument(NamedTuple):
     """The text to run and where it came from; `register_apq` is the hash to store after a
     successful run (APQ registration)."""
 

@@ -49,8 +49,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 from graphql import (
@@ -166,8 +165,7 @@ class BatchedVersions:
                     future.set_result(versions[tenant_id])
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseKey:
+class ResponseKey(NamedTuple):
     """The cache key of one request's answer, with the tenant and version it was taken at."""
 
     key: str
