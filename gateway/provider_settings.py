@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from adapters.cards.adyen_webhooks import decode_hmac_key
 from adapters.crypto import DEV_SECRET_KEYRING, SecretText
-from gateway.env_values import integer, non_negative_float
+from gateway.env_values import integer, non_negative_float, positive_float
 
 __all__ = ["ProviderSettings", "load_provider_settings"]
 
@@ -143,9 +143,8 @@ def load_provider_settings(env: Mapping[str, str], *, environment: str) -> Provi
         obuk_client_token=_secret(env.get("OBUK_CLIENT_TOKEN")),
         obuk_institution_name=env.get("OBUK_INSTITUTION_NAME", defaults.obuk_institution_name),
         secret_keyring=SecretText(keyring),
-        timeout_seconds=non_negative_float(
-            env, "PROVIDER_TIMEOUT_SECONDS", defaults.timeout_seconds
-        ),
+        # 0 would time every provider read out at once: refused, as any non-positive value.
+        timeout_seconds=positive_float(env, "PROVIDER_TIMEOUT_SECONDS", defaults.timeout_seconds),
         max_concurrency=integer(
             env, "PROVIDER_MAX_CONCURRENCY", defaults.max_concurrency, minimum=1
         ),

@@ -159,7 +159,7 @@ def load_settings(
             env, "RESPONSE_CACHE_TTL_SECONDS", defaults.response_cache_ttl_seconds, minimum=1
         ),
         host=env.get("GATEWAY_HOST", defaults.host),
-        port=integer(env, "GATEWAY_PORT", defaults.port, minimum=1),
+        port=integer(env, "GATEWAY_PORT", defaults.port, minimum=1, maximum=65535),
         log_level=env.get("LOG_LEVEL", defaults.log_level),
         max_page_size=integer(env, "MAX_PAGE_SIZE", defaults.max_page_size, minimum=1),
         ledger_max_backdate_days=min(

@@ -206,6 +206,8 @@ def test_the_settings_loaders_strip_whitespace_and_accept_a_plus_sign() -> None:
         ("METRICS_PORT", "65536"),
         ("MAX_ALIASES", "-1"),
         ("GATEWAY_PORT", "80.0"),
+        ("GATEWAY_PORT", "65536"),  # was accepted, then refused by the socket at bind
+        ("PROVIDER_TIMEOUT_SECONDS", "0"),  # was accepted: every provider read timed out
         ("DATABASE_POOL_SIZE", ""),  # empty stays refused where it always was
         ("CORS_ALLOW_CREDENTIALS", ""),
     ],
