@@ -20,8 +20,9 @@ written for it through these paths.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Table
+from sqlalchemy import BigInteger, Column, ForeignKey, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -40,15 +41,23 @@ tenant_data_versions = Table(
 _FIRST_VERSION_BOUND = 2**62
 
 
-async def bump_data_version(connection: AsyncConnection, tenant_id: int) -> None:
-    """Add one to the tenant's data version inside the caller's transaction (upsert)."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(tenant_data_versions).values(
-        tenant_id=tenant_id, version=secrets.randbelow(_FIRST_VERSION_BOUND) + 1
-    )
-    await connection.execute(
-        statement.on_conflict_do_update(
+def _bump(dialect: Any) -> Any:
+    return (
+        dialect.insert(tenant_data_versions)
+        .values(tenant_id=bindparam("p_tenant_id"), version=bindparam("p_first_version"))
+        .on_conflict_do_update(
             index_elements=[tenant_data_versions.c.tenant_id],
             set_={"version": tenant_data_versions.c.version + 1},
         )
     )
+
+
+# Built once per dialect (a statement object keeps its cache key: a write binds, not builds).
+_BUMP = {"postgresql": _bump(postgresql), "sqlite": _bump(sqlite)}
+
+
+async def bump_data_version(connection: AsyncConnection, tenant_id: int) -> None:
+    """Add one to the tenant's data version inside the caller's transaction (upsert)."""
+    statement = _BUMP["postgresql" if connection.dialect.name == "postgresql" else "sqlite"]
+    first = secrets.randbelow(_FIRST_VERSION_BOUND) + 1
+    await connection.execute(statement, {"p_tenant_id": tenant_id, "p_first_version": first})

@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, and_, insert, select, text, update
+from sqlalchemy import Row, and_, bindparam, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -74,6 +74,15 @@ _FLIPPED = {Direction.DEBIT: Direction.CREDIT, Direction.CREDIT: Direction.DEBIT
 # transient database failure (lost connection, serialization failure, deadlock, pool timeout)
 # is retried once too, which the idempotency key makes safe even if the commit had landed.
 _ATTEMPTS = 2
+
+# Statements built once: a statement object keeps its cache key, so a posting binds values
+# instead of building and keying each statement anew.
+_BY_KEY = select(ledger_transactions).where(
+    ledger_transactions.c.tenant_id == bindparam("p_tenant_id"),
+    ledger_transactions.c.idempotency_key == bindparam("p_key"),
+)
+_INSERT_TRANSACTION = insert(ledger_transactions).returning(*ledger_transactions.c)
+_INSERT_ENTRIES = insert(ledger_entries).returning(*ledger_entries.c, sort_by_parameter_order=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,28 +314,23 @@ class PostingService:
         now = self._clock()
         effective_at = now if new.effective_at is None else new.effective_at
         async with _translated_integrity_errors():
-            transaction = (
-                await connection.execute(
-                    insert(ledger_transactions)
-                    .values(
-                        tenant_id=tenant_id,
-                        idempotency_key=new.idempotency_key,
-                        request_fingerprint=fingerprint,
-                        description=new.description,
-                        status=str(status),
-                        effective_at=effective_at,
-                        posted_at=now if status == TransactionStatus.POSTED else None,
-                        reverses_transaction_id=reverses_transaction_id,
-                        metadata={},
-                    )
-                    .returning(*ledger_transactions.c)
-                )
-            ).one()
+            values = {
+                "tenant_id": tenant_id,
+                "idempotency_key": new.idempotency_key,
+                "request_fingerprint": fingerprint,
+                "description": new.description,
+                "status": str(status),
+                "effective_at": effective_at,
+                "posted_at": now if status == TransactionStatus.POSTED else None,
+                "reverses_transaction_id": reverses_transaction_id,
+                "metadata": {},
+            }
+            transaction = (await connection.execute(_INSERT_TRANSACTION, values)).one()
             versions = await apply_changes(
                 connection, tenant_id, deltas, int(transaction.id), transaction.effective_at
             )
             entries = await connection.execute(
-                insert(ledger_entries).returning(*ledger_entries.c, sort_by_parameter_order=True),
+                _INSERT_ENTRIES,
                 [
                     {
                         "tenant_id": tenant_id,
@@ -432,12 +436,7 @@ async def _replay(
 ) -> PostingResult | None:
     """The earlier result for `key`, None when unused; IdempotencyMismatch for another body."""
     transaction = (
-        await connection.execute(
-            select(ledger_transactions).where(
-                ledger_transactions.c.tenant_id == tenant_id,
-                ledger_transactions.c.idempotency_key == key,
-            )
-        )
+        await connection.execute(_BY_KEY, {"p_tenant_id": tenant_id, "p_key": key})
     ).one_or_none()
     if transaction is None:
         return None

@@ -12,7 +12,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.errors import InsufficientFunds, InvalidInput
@@ -29,18 +29,39 @@ Deltas = dict[int, dict[str, int]]
 """Account id -> counter name -> signed change."""
 
 
+# Built once: a statement object keeps its cache key, so a posting only binds values instead
+# of building and keying each statement anew (a third of a posting's CPU went to that).
+_columns = ledger_accounts.c
+_LOCK_ACCOUNTS = (
+    select(ledger_accounts)
+    .where(
+        _columns.tenant_id == bindparam("p_tenant_id"),
+        _columns.id.in_(bindparam("p_account_ids", expanding=True)),
+    )
+    .order_by(_columns.id)
+    .with_for_update()
+)
+_CHANGE_COUNTERS = (
+    update(ledger_accounts)
+    .where(
+        _columns.tenant_id == bindparam("p_tenant_id"),
+        _columns.id == bindparam("p_account_id"),
+    )
+    .values(
+        {counter: _columns[counter] + bindparam(f"p_{counter}") for counter in COUNTERS}
+        | {"lock_version": _columns.lock_version + 1}
+    )
+    .returning(_columns.lock_version, *(_columns[c] for c in COUNTERS))
+)
+_INSERT_VERSIONS = insert(ledger_account_versions)
+
+
 async def lock_accounts(
     connection: AsyncConnection, tenant_id: int, account_ids: Iterable[int]
 ) -> dict[int, Row[Any]]:
     """This tenant's accounts among `account_ids`, row-locked in ascending id order."""
     rows = await connection.execute(
-        select(ledger_accounts)
-        .where(
-            ledger_accounts.c.tenant_id == tenant_id,
-            ledger_accounts.c.id.in_(sorted(account_ids)),
-        )
-        .order_by(ledger_accounts.c.id)
-        .with_for_update()
+        _LOCK_ACCOUNTS, {"p_tenant_id": tenant_id, "p_account_ids": sorted(account_ids)}
     )
     return {int(row.id): row for row in rows}
 
@@ -100,19 +121,10 @@ async def apply_changes(
 
     Returns each touched account id with its new lock_version, in ascending id order."""
     versions: list[dict[str, Any]] = []
-    columns = ledger_accounts.c
     for account_id, changes in sorted(deltas.items()):
-        account = (
-            await connection.execute(
-                update(ledger_accounts)
-                .where(columns.tenant_id == tenant_id, columns.id == account_id)
-                .values(
-                    {counter: columns[counter] + changes[counter] for counter in COUNTERS}
-                    | {"lock_version": columns.lock_version + 1}
-                )
-                .returning(columns.lock_version, *(columns[c] for c in COUNTERS))
-            )
-        ).one()
+        parameters = {f"p_{counter}": changes[counter] for counter in COUNTERS}
+        parameters |= {"p_tenant_id": tenant_id, "p_account_id": account_id}
+        account = (await connection.execute(_CHANGE_COUNTERS, parameters)).one()
         versions.append(
             {
                 "account_id": account_id,
@@ -122,5 +134,5 @@ async def apply_changes(
                 **account._asdict(),
             }
         )
-    await connection.execute(insert(ledger_account_versions), versions)
+    await connection.execute(_INSERT_VERSIONS, versions)
     return tuple((int(row["account_id"]), int(row["lock_version"])) for row in versions)
