@@ -558,10 +558,8 @@ class GraphQLHandler:
         services = self._services
         started = asyncio.get_running_loop().time()
         services.metrics.requests += 1
-        given = request.headers.get("x-request-id", "")[:64]
-        request_id = given or new_request_id()
+        request_id = request.headers.get("x-request-id", "")[:64] or new_request_id()
         record.request_id = request_id
-        record.request_id_generated = not given
         media_type = _JSON
         try:
             headers = request.headers

@@ -70,7 +70,6 @@ class RequestRecord:
         "outcome",
         "principal",
         "request_id",
-        "request_id_generated",
         "trace",
     )
 
@@ -82,7 +81,6 @@ class RequestRecord:
         self.headers = headers
         self.trace = trace
         self.request_id = ""
-        self.request_id_generated = False  # True: ours (hex), not a caller's header
         self.principal: Principal | None = None
         self.outcome: str | None = None
         # Cost analysis sets this (issue 8, item 1): logged, and observed by Metrics.observe_cost.
@@ -131,7 +129,8 @@ class RequestRecord:
                 "client_name": headers.get(_CLIENT_HEADERS[0], "")[:64] or None,
                 "client_version": headers.get(_CLIENT_HEADERS[1], "")[:64] or None,
             }
-            own = _OWN_WITH_ID if self.request_id_generated else _OWN
+            # Without the caller's x-request-id (gateway.http), the id is ours: hex.
+            own = _OWN if headers.get("x-request-id", "")[:64] else _OWN_WITH_ID
             if trace is not None:
                 fields["trace_id"] = format(trace.span.get_span_context().trace_id, "032x")
             access_log.write(fields, own=own)
@@ -151,14 +150,8 @@ class AccessLog:
     shutdown calls it.
     """
 
-    def __init__(
-        self,
-        logger: logging.Logger | None = None,
-        *,
-        flush_seconds: float = 0.05,
-        max_pending: int = 512,
-    ) -> None:
-        self.logger = access_logger if logger is None else logger
+    def __init__(self, *, flush_seconds: float = 0.05, max_pending: int = 512) -> None:
+        self.logger = access_logger
         self._flush_seconds = flush_seconds
         self._max_pending = max_pending
         self._pending: list[tuple[float, dict[str, Any], frozenset[str]]] = []
