@@ -16,7 +16,7 @@ from starlette.websockets import WebSocket
 from gateway.catch_all import CatchAllMiddleware
 from gateway.cors import cors_middleware
 from gateway.exports import export_routes
-from gateway.fast_lane import GraphQLFastLane
+from gateway.fast_lane import GatewayStarlette, GraphQLFastLane
 from gateway.graphiql import graphiql_routes
 from gateway.graphql_sse import serve_graphql_sse
 from gateway.graphql_ws import serve_graphql_ws
@@ -142,14 +142,14 @@ def create_app(settings: Settings, services: Services | None = None) -> Starlett
     ]
     if settings.graphiql:
         routes.extend(graphiql_routes(settings.graphiql_assets_dir / "assets"))
-    # GraphQL POSTs go straight to the endpoint (gateway.fast_lane); CORS answers preflights
-    # before routing (none at all unless origins are configured); then anything a route lets
-    # escape answers masked JSON with a request id (503 when the database could not answer),
-    # never Starlette's plain-text 500.
+    # GraphQL POSTs go straight to the endpoint, ahead of Starlette (gateway.fast_lane); CORS
+    # answers preflights before routing (none at all unless origins are configured); then
+    # anything a route lets escape answers masked JSON with a request id (503 when the
+    # database could not answer), never Starlette's plain-text 500.
     cors = cors_middleware(settings.cors)
-    middleware = [
-        Middleware(GraphQLFastLane, handler=graphql_handler, cors=bool(cors)),
-        *cors,
-        Middleware(CatchAllMiddleware),
-    ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
+    return GatewayStarlette(
+        GraphQLFastLane(graphql_handler, cors=bool(cors)),
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[*cors, Middleware(CatchAllMiddleware)],
+    )

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.types import Receive
+from starlette.types import Message, Receive
 
 from resolvers.errors import BadRequest, GatewayError
 
@@ -37,12 +37,19 @@ async def read_capped(content_length: str | None, receive: Receive, max_bytes: i
     """As `read_capped_body`, straight from an ASGI `receive` and the `Content-Length` header's
     value (the GraphQL endpoint's own reading, without a Starlette Request); raises
     starlette's ClientDisconnect when the client goes away mid-body."""
-    return await _read(content_length, _chunks(receive), max_bytes)
+    _check_declared(content_length, max_bytes)
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        # The usual case, the whole body in one message: no stream to set up.
+        body: bytes = message.get("body", b"")
+        if len(body) > max_bytes:
+            raise _too_large(max_bytes)
+        return body
+    return await _read(None, _chunks(receive, message), max_bytes)
 
 
-async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+async def _chunks(receive: Receive, message: Message) -> AsyncIterator[bytes]:
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect
         chunk: bytes = message.get("body", b"")
@@ -50,23 +57,29 @@ async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
             yield chunk
         if not message.get("more_body", False):
             return
+        message = await receive()
+
+
+def _check_declared(declared: str | None, max_bytes: int) -> None:
+    if declared is None:
+        return
+    try:
+        length = int(declared)
+    except ValueError:
+        raise BadRequest("Content-Length must be a number of bytes") from None
+    if length < 0:
+        raise BadRequest("Content-Length must be a number of bytes")
+    if length > max_bytes:
+        raise _too_large(max_bytes)
 
 
 async def _read(declared: str | None, chunks: AsyncIterator[bytes], max_bytes: int) -> bytes:
-    if declared is not None:
-        try:
-            length = int(declared)
-        except ValueError:
-            raise BadRequest("Content-Length must be a number of bytes") from None
-        if length < 0:
-            raise BadRequest("Content-Length must be a number of bytes")
-        if length > max_bytes:
-            raise _too_large(max_bytes)
+    _check_declared(declared, max_bytes)
     first = b""
     body: bytearray | None = None
     async for chunk in chunks:
         if body is None and not first:
-            first = chunk  # the usual case, one chunk: no copy
+            first = chunk  # one chunk: no copy
         else:
             if body is None:
                 body = bytearray(first)
