@@ -531,17 +531,12 @@ class GraphQLHandler:
         return _Admission(plan, estimated, max_cost, rate, report)
 
     async def __call__(self, request: Request) -> Response:
-        """The Starlette route: GraphiQL, GETs, and POSTs the fast lane left to the router."""
+        """The Starlette route: GraphiQL, GETs, and POSTs the fast lane left to the router
+        (gateway.fast_lane takes the others ahead of Starlette)."""
         if self._wants_graphiql(request):
             return self._graphiql()
         answer = await self.answer(Incoming(request.scope, request.receive))
         return answer.response()
-
-    async def asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The same endpoint as a bare ASGI app, for POSTs (gateway.app's fast lane): no
-        Starlette Request, Response or middleware objects on the hottest path."""
-        answer = await self.answer(Incoming(scope, receive))
-        await answer.send(send)
 
     async def answer(self, request: Incoming) -> Outgoing:
         # The one place that records every request's outcome and duration (gateway.telemetry).

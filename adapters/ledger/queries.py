@@ -254,11 +254,11 @@ def _pages(
 class LedgerReader:
     """Read side of the ledger for one engine. Safe to share across requests.
 
-    On PostgreSQL each read is one statement on asyncpg's own pool (adapters.read_pool),
-    outside any transaction; SQLite reads go through SQLAlchemy Core. `on_statement` counts
-    the PostgreSQL statements (SQLite's are counted by the engine's own hook), and
-    `on_statement_timed` times them (SQLite's: the engine's `on_statement_timed`). Close with
-    `aclose()`.
+    On PostgreSQL each read is one statement on a pool of asyncpg connections
+    (adapters.read_pool), outside any transaction; SQLite reads go through SQLAlchemy Core.
+    `on_statement` counts the PostgreSQL statements (SQLite's are counted by the engine's own
+    hook), and `on_statement_timed` times them (SQLite's: the engine's `on_statement_timed`).
+    Close with `aclose()`.
     """
 
     def __init__(
