@@ -255,12 +255,27 @@ def _publicly_cacheable(
     return is_get and resolved.is_persisted and document is not None and _is_public(document, name)
 
 
-def _headers(public: bool, response_cache: str | None) -> dict[str, str]:
-    cache_control = f"public, max-age={_PUBLIC_MAX_AGE}" if public else "no-store"
-    headers = {"cache-control": cache_control, "vary": "Accept"}
+def _answered(
+    body: bytes,
+    status: int,
+    media_type: str,
+    request_id: str,
+    *,
+    public: bool,
+    response_cache: str | None,
+    admission: _Admission,
+) -> Outgoing:
+    """An executed (or cached) answer with its headers, built in one dict."""
+    headers = {
+        "x-request-id": request_id,
+        "cache-control": f"public, max-age={_PUBLIC_MAX_AGE}" if public else "no-store",
+        "vary": "Accept",
+    }
     if response_cache is not None:
         headers["x-cache"] = response_cache
-    return headers
+    if admission.rate is not None:
+        headers.update(admission.rate.headers)
+    return Outgoing(body, status, media_type, headers)
 
 
 def read_payload(payload: Any, max_bytes: int) -> GraphQLRequest:
@@ -483,8 +498,8 @@ class GraphQLHandler:
             answer.setdefault("extensions", {})["cost"] = admission.cost(answer.get("data"))
             body = orjson.dumps(answer)
         public = _publicly_cacheable(is_get, resolved, document, read.operation_name)
-        extra = _headers(public, response_cache) | admission.headers
-        return _bytes(body, 200, media_type, request_id, **extra)
+        return _answered(body, 200, media_type, request_id, public=public,
+                         response_cache=response_cache, admission=admission)  # fmt: skip
 
     async def _admit(
         self,
@@ -687,5 +702,6 @@ class GraphQLHandler:
             response.setdefault("extensions", {})["cost"] = admission.cost(result.data)
             answer = orjson.dumps(response)
         public = succeeded and _publicly_cacheable(is_get, resolved, document, read.operation_name)
-        extra = _headers(public, None if cache_key is None else "miss") | admission.headers
-        return _bytes(answer, status, media_type, request_id, **extra)
+        response_cache = None if cache_key is None else "miss"
+        return _answered(answer, status, media_type, request_id, public=public,
+                         response_cache=response_cache, admission=admission)  # fmt: skip

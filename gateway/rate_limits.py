@@ -104,6 +104,10 @@ class RateLimited(GatewayError):
         self.headers = headers
 
 
+# RateLimit-Policy values by (limit, period): the same few on every response.
+_POLICIES: dict[tuple[int, int], str] = {}
+
+
 class RateLimitDecision(NamedTuple):
     """The outcome of charging one operation, with the IETF RateLimit headers to send."""
 
@@ -130,8 +134,13 @@ class RateLimitDecision(NamedTuple):
     def headers(self) -> dict[str, str]:
         """`RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers), and
         `Retry-After` when refused."""
+        policy = _POLICIES.get((self.limit, self.period_seconds))
+        if policy is None:
+            policy = f'"{_POLICY_NAME}";q={self.limit};w={self.period_seconds}'
+            if len(_POLICIES) < 1024:  # a few budgets per process; never unbounded
+                _POLICIES[self.limit, self.period_seconds] = policy
         headers = {
-            "ratelimit-policy": f'"{_POLICY_NAME}";q={self.limit};w={self.period_seconds}',
+            "ratelimit-policy": policy,
             "ratelimit": (
                 f'"{_POLICY_NAME}";r={self.remaining};t={max(0, math.ceil(self.reset_seconds))}'
             ),

@@ -343,13 +343,19 @@ class LedgerReader:
         elif timeout <= 0:
             raise DeadlineExceeded("the operation's deadline passed before this read")
         self._on_statement()
+        # Timed here rather than through `_time`: one coroutine less on every compiled read.
+        timed = self._timed
+        started = time.time_ns()
+        failed = True
         try:
-            if self._timed is None:
-                text: str = await self._pool.fetchval(statement, *arguments, timeout=timeout)
-                return text
-            return await self._time(self._pool.fetchval, statement, arguments, timeout)  # type: ignore[no-any-return]
+            text: str = await self._pool.fetchval(statement, *arguments, timeout=timeout)
+            failed = False
+            return text
         except TimeoutError:
             raise DeadlineExceeded("the statement ran past the operation's deadline") from None
+        finally:
+            if timed is not None:
+                timed(statement, started, time.time_ns(), failed)
 
     async def _time(
         self,
