@@ -161,7 +161,8 @@ class AccessLog:
     def write(self, fields: dict[str, Any], *, own: frozenset[str] = frozenset()) -> None:
         """One line of `fields`; `own` names string fields whose values the gateway made
         itself (a request id it generated): redaction has nothing to find in them."""
-        if json_stream_handler(self.logger) is None:
+        # Checked once a batch: `flush` checks again and logs the stdlib way if it changed.
+        if not self._pending and json_stream_handler(self.logger) is None:
             self.logger.info(ACCESS_MESSAGE, extra=fields)
             return
         self._pending.append((time.time(), fields, own))

@@ -4,9 +4,11 @@ when that handler alone writes it, the stdlib way otherwise; the same lines eith
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import io
 import json
 import logging
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -234,3 +236,19 @@ async def test_the_apps_shutdown_writes_the_kept_lines(
     assert [(line["request_id"], line["operation_name"]) for line in lines] == [
         ("at-exit Bearer [REDACTED]", "Shutdown")
     ]
+
+
+def test_timestamps_are_written_as_isoformat_writes_them() -> None:
+    """`ts` is made once per second and the milliseconds added; it must match datetime's own
+    rounding, including times a hair below a millisecond or a second."""
+    stamps = json_logs._Timestamps()
+    rng = random.Random(8)
+    base = 1_764_646_149.0
+    moments = [base + 0.9995, base + 0.0004999, base + 0.9999996, base - 0.0000004, 0.5, 4e9]
+    moments += [rng.uniform(0, 4e9) for _ in range(20_000)]
+    moments += [
+        base + rng.randrange(3_000_000) / 1e6 + rng.choice((0, 5e-7, -5e-7)) for _ in range(20_000)
+    ]
+    for created in moments:
+        expected = dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds")
+        assert stamps.format(created) == expected, created
