@@ -306,9 +306,14 @@ class LedgerReader:
             if self._pool is not None:
                 self._on_statement()
                 arguments = [parameters[name] for name in statement.parameters]
-                if self._timed is None:
-                    return await self._pool.fetch(statement.postgres, *arguments, timeout=timeout)
-                return await self._time(self._pool.fetch, statement.postgres, arguments, timeout)  # type: ignore[no-any-return]
+                started = time.time_ns()
+                failed = True
+                try:
+                    rows = await self._pool.fetch(statement.postgres, *arguments, timeout=timeout)
+                    failed = False
+                    return rows
+                finally:
+                    self._timed_since(statement.postgres, started, failed)
             async with asyncio.timeout(timeout), self._engine.connect() as connection:
                 result = await connection.execute(statement.sqlite, parameters)
                 return list(result.all())
@@ -343,8 +348,6 @@ class LedgerReader:
         elif timeout <= 0:
             raise DeadlineExceeded("the operation's deadline passed before this read")
         self._on_statement()
-        # Timed here rather than through `_time`: one coroutine less on every compiled read.
-        timed = self._timed
         started = time.time_ns()
         failed = True
         try:
@@ -354,26 +357,13 @@ class LedgerReader:
         except TimeoutError:
             raise DeadlineExceeded("the statement ran past the operation's deadline") from None
         finally:
-            if timed is not None:
-                timed(statement, started, time.time_ns(), failed)
+            self._timed_since(statement, started, failed)
 
-    async def _time(
-        self,
-        run: Callable[..., Any],
-        sql: str,
-        arguments: Sequence[Any],
-        timeout: float | None,  # noqa: ASYNC109 - asyncpg's, which cancels on the server
-    ) -> Any:
-        """`run(sql, *arguments)`, reported to `on_statement_timed` (failed or not)."""
-        assert self._timed is not None
-        started = time.time_ns()
-        failed = True
-        try:
-            result = await run(sql, *arguments, timeout=timeout)
-            failed = False
-            return result
-        finally:
-            self._timed(sql, started, time.time_ns(), failed)
+    def _timed_since(self, sql: str, started_ns: int, failed: bool) -> None:
+        """Report a statement that began at `started_ns` to `on_statement_timed`, if set.
+        (Timed inline by its caller, not through a wrapping coroutine: one less per read.)"""
+        if self._timed is not None:
+            self._timed(sql, started_ns, time.time_ns(), failed)
 
     async def data_versions(self, tenant_ids: Sequence[int]) -> dict[int, int]:
         """The tenants' data versions (adapters.ledger.data_versions); 0 before any write.

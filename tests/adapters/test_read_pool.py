@@ -4,6 +4,7 @@ does with connections that broke or readers that gave up."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -12,8 +13,14 @@ from adapters.read_pool import ReadPool
 from tests.fixtures.database import Database
 
 
-def _dsn(database: Database) -> str:
-    return database.url.replace("postgresql+asyncpg", "postgresql")
+@pytest.fixture
+async def admin(postgres: Database) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own beside the pool, to watch and terminate its backends."""
+    connection = await asyncpg.connect(postgres.url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        yield connection
+    finally:
+        await connection.close()
 
 
 async def _backends(admin: asyncpg.Connection, marker: str) -> int:
@@ -25,10 +32,9 @@ async def _backends(admin: asyncpg.Connection, marker: str) -> int:
 
 
 async def test_no_more_connections_than_its_size_and_every_reader_is_answered(
-    postgres: Database,
+    postgres: Database, admin: asyncpg.Connection
 ) -> None:
     pool = ReadPool(postgres.url, size=2)
-    admin = await asyncpg.connect(_dsn(postgres))
     try:
         readers = [
             asyncio.create_task(pool.fetchval(f"select {n} from pg_sleep(0.2) -- bound-test"))
@@ -40,15 +46,13 @@ async def test_no_more_connections_than_its_size_and_every_reader_is_answered(
         assert pool._count == 2  # two opened, both idle again
         assert len(pool._idle) == 2
     finally:
-        await admin.close()
         await pool.close()
 
 
 async def test_a_terminated_backend_is_replaced_and_the_next_read_succeeds(
-    postgres: Database,
+    postgres: Database, admin: asyncpg.Connection
 ) -> None:
     pool = ReadPool(postgres.url, size=1)
-    admin = await asyncpg.connect(_dsn(postgres))
     try:
         pid = await pool.fetchval("select pg_backend_pid()")
         assert await admin.fetchval("select pg_terminate_backend($1)", pid)
@@ -59,7 +63,6 @@ async def test_a_terminated_backend_is_replaced_and_the_next_read_succeeds(
         assert await pool.fetchval("select pg_backend_pid()") != pid
         assert pool._count == 1
     finally:
-        await admin.close()
         await pool.close()
 
 
