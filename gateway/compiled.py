@@ -21,9 +21,10 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from graphql import (
     ASTValidationRule,
     DocumentNode,
@@ -129,6 +130,9 @@ class _Inputs:
     values: VariableValues | None
     coerced: dict[str, Any]
 
+
+# How many variable sets a plan keeps bound (Plan.bound).
+_MAX_BOUND = 256
 
 # A parameter slot: from the request's variables, the values of its statement parameters.
 _Slot = Callable[[_Inputs], list[Any]]
@@ -260,11 +264,18 @@ class Plan:
     # holding one reads personal data unmasked: the resolvers answer, and audit the read.
     unmask_scopes: frozenset[str] = frozenset()
 
-    def parameters(self, principal: Principal, variables: _Inputs) -> list[Any]:
-        values: list[Any] = [principal.tenant_id, principal.has("pii:read")]
+    # The slots' values by the request's variables (as compact JSON): they are a function of
+    # the variables alone, and a client sends the same few again and again. None: the
+    # variables do not bind (the reference path answers). Emptied when full.
+    bound: dict[bytes, tuple[Any, ...] | None] = field(default_factory=dict, compare=False)
+
+    def bind(self, variables: _Inputs) -> tuple[Any, ...]:
+        """The values of the slots' parameters (after the tenant and pii:read ones);
+        _Fallback when the reference path must answer."""
+        values: list[Any] = []
         for slot in self.slots:
             values.extend(slot(variables))
-        return values
+        return tuple(values)
 
 
 class _Planner:
@@ -666,6 +677,34 @@ class CompiledOperations:
         if plan.unmask_scopes and not plan.unmask_scopes.isdisjoint(principal.scopes):
             return None  # an unmasked personal-data read: the resolvers record it
         raw = raw_variables or {}
+        try:
+            key: bytes | None = orjson.dumps(raw)
+        except orjson.JSONEncodeError:  # not JSON's values (an int past 64 bits): not kept
+            key = None
+        if key is not None and key in plan.bound:
+            bound = plan.bound[key]
+        else:
+            bound = self._bind(plan, raw)
+            if key is not None:
+                if len(plan.bound) >= _MAX_BOUND:
+                    plan.bound.clear()
+                plan.bound[key] = bound
+        if bound is None:
+            return None
+        try:
+            text: str = await self._fetch_json(
+                plan.sql, principal.tenant_id, principal.has("pii:read"), *bound, timeout=timeout
+            )
+        except DeadlineExceeded:
+            raise
+        except Exception:  # the reference path reports database failures
+            logger.warning("compiled statement failed; answering on the reference path",
+                           exc_info=True)  # fmt: skip
+            return None
+        return b'{"data":' + text.encode() + b"}"
+
+    def _bind(self, plan: Plan, raw: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The plan's parameters for these variables, or None: the reference path answers."""
         fast = None if plan.simple_variables is None else _coerce_simple(plan.simple_variables, raw)
         if fast is not None:
             inputs = _Inputs(None, fast)
@@ -677,15 +716,6 @@ class CompiledOperations:
                 return None
             inputs = _Inputs(coerced, coerced.coerced)
         try:
-            parameters = plan.parameters(principal, inputs)
+            return plan.bind(inputs)
         except _Fallback:
             return None
-        try:
-            text: str = await self._fetch_json(plan.sql, *parameters, timeout=timeout)
-        except DeadlineExceeded:
-            raise
-        except Exception:  # the reference path reports database failures
-            logger.warning("compiled statement failed; answering on the reference path",
-                           exc_info=True)  # fmt: skip
-            return None
-        return b'{"data":' + text.encode() + b"}"

@@ -87,6 +87,9 @@ _PREFLIGHT_HEADERS = (
     "x-api-key",
 )
 _PUBLIC_MAX_AGE = 60
+# GraphQLHandler._read's memo of POST bodies: how many, and up to what size.
+_MEMO_BODIES = 1024
+_MEMO_BYTES = 16_384
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 # A request header asking for `extensions.cost` in the response (analysts always get it).
 _COST_REPORT_HEADER = "x-graphql-cost"
@@ -340,6 +343,8 @@ class GraphQLHandler:
         self._hide_suggestions = not services.settings.is_development
         self._parsed: OrderedDict[str, DocumentNode | None] = OrderedDict()
         self._max_parsed = max_parsed
+        # POST bodies already read and checked (`_read`): the same bytes read the same way.
+        self._payloads: dict[bytes, GraphQLRequest] = {}
         settings = services.settings
         self._telemetry = RequestTelemetry(
             services.metrics,
@@ -377,6 +382,11 @@ class GraphQLHandler:
             self._telemetry.access_log.flush()
 
     async def _read(self, request: Incoming) -> GraphQLRequest:
+        """The request's document, variables and operation name, its variables within their
+        caps (gateway.limits). A POST body seen before is not parsed or checked again: the
+        outcome is a function of its bytes alone (bodies under _MEMO_BYTES, up to
+        _MEMO_BODIES of them; the parsed variables are shared, and nothing after this
+        changes them)."""
         if request.method == "GET":
             if not any(name in request.headers for name in _PREFLIGHT_HEADERS):
                 raise PreflightRequired(
@@ -397,11 +407,23 @@ class GraphQLHandler:
             if not content_type.startswith(_JSON):
                 raise UnsupportedMediaType("POST bodies must be application/json")
             body = await request.body(self._max_bytes * 2)
+            known = self._payloads.get(body)
+            if known is not None:
+                return known
             try:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError:
                 raise BadRequest("the request body is not valid JSON") from None
-        return read_payload(payload, self._max_bytes)
+            read = read_payload(payload, self._max_bytes)
+            self._limits.check_variables(read.variables)
+            if len(body) <= _MEMO_BYTES:
+                if len(self._payloads) >= _MEMO_BODIES:
+                    self._payloads.clear()
+                self._payloads[body] = read
+            return read
+        read = read_payload(payload, self._max_bytes)
+        self._limits.check_variables(read.variables)
+        return read
 
     def _parse(self, text: str) -> DocumentNode | None:
         """Parsed document, or None when it does not parse (execution then reports why).
@@ -579,7 +601,6 @@ class GraphQLHandler:
             record.principal = principal
             media_type = _media_type(request)
             read = await self._read(request)
-            self._limits.check_variables(read.variables)
             resolved = await resolve_document(
                 read.document, principal, services.trusted_documents, services.apq
             )

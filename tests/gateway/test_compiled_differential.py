@@ -340,6 +340,40 @@ async def test_variables_of_every_form_answer_the_same(
         await _assert_same(gql, reference_gql, by_id, variables, world.tenant_id)
 
 
+async def test_a_repeated_request_is_answered_for_its_own_caller(
+    postgres: Database, world: World, gql: GraphQLClient, reference_gql: GraphQLClient
+) -> None:
+    """The same body again and again (the HTTP layer keeps what it read of a body, a plan keeps
+    the parameters its variables bound): each caller's tenant, scopes and pii:read still
+    decide the answer, and a body refused once is refused again."""
+    query = (
+        "query($id: ID!, $c: String) { customer(id: $id) { id email ledgerAccounts(first: 2, "
+        "after: $c) { totalCount edges { node { id } } } } }"
+    )
+    mine = {"id": world.ids["Customer"][0], "c": None}
+    bad_cursor = {"id": world.ids["Customer"][0], "c": "not-a-cursor"}
+    callers = [
+        (world.tenant_id, ALL_SCOPES),
+        (world.other_tenant_id, ALL_SCOPES),  # the same id reads as null in another tenant
+        (world.tenant_id, ALL_SCOPES - {"pii:read"}),  # email masked
+        (world.tenant_id, frozenset({"ledger:write"})),  # forbidden
+        (world.tenant_id, ALL_SCOPES),
+    ]
+    for _round in range(2):
+        for tenant_id, scopes in callers:
+            for variables in (mine, bad_cursor):
+                await _assert_same(gql, reference_gql, query, variables, tenant_id, scopes)
+    answers = [
+        await gql.post(query, mine, tenant_id=tenant_id, scopes=scopes)
+        for tenant_id, scopes in callers[:3]
+    ]
+    assert answers[0]["data"]["customer"]["email"] == "ada@example.com"
+    assert answers[1]["data"]["customer"] is None
+    assert answers[2]["data"]["customer"]["email"] != "ada@example.com"
+    refused = await gql.post(query, bad_cursor, tenant_id=world.tenant_id)
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
 async def test_cursors_from_one_path_page_the_same_on_the_other(
     postgres: Database, world: World, gql: GraphQLClient, reference_gql: GraphQLClient
 ) -> None:

@@ -59,6 +59,25 @@ async def test_requests_over_a_cap_are_refused_before_execution(
     tight: GraphQLClient, tenant_id: int, body: dict[str, object], limit: str
 ) -> None:
     assert await _refused(tight, body, tenant_id) == limit
+    # The same bytes again: a refused body is read and refused again, never kept as read.
+    assert await _refused(tight, body, tenant_id) == limit
+
+
+async def test_a_body_read_once_is_still_checked_for_each_caller(
+    tight: GraphQLClient, tenant_id: int
+) -> None:
+    """The handler keeps POST bodies it has read (gateway.http); authentication still runs
+    first on every request, and the caps of the next body are checked on its own bytes."""
+    body = {"query": NODES, "variables": {"ids": ["a"] * 5}}
+    for _ in range(2):
+        ok = await tight.http.post(
+            "/graphql", json=body, headers={"authorization": f"Bearer {tight.token(tenant_id)}"}
+        )
+        assert ok.status_code == 200
+        anonymous = await tight.http.post("/graphql", json=body)
+        assert anonymous.status_code == 401
+    longer: dict[str, object] = {"query": NODES, "variables": {"ids": ["a"] * 6}}
+    assert await _refused(tight, longer, tenant_id) == "listLength"
 
 
 async def test_requests_within_the_caps_run(tight: GraphQLClient, tenant_id: int) -> None:
