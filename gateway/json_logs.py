@@ -25,7 +25,14 @@ import orjson
 
 from gateway.log_redaction import RedactingFilter, redact
 
-__all__ = ["JsonFormatter", "configure_logging", "json_line", "json_stream_handler"]
+__all__ = [
+    "JsonFormatter",
+    "configure_logging",
+    "json_line",
+    "json_line_from",
+    "json_stream_handler",
+    "line_head",
+]
 
 # Attributes every LogRecord has: whatever else a record carries came from `extra=`.
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -79,6 +86,22 @@ def json_line(
     for key, value in fields:
         entry[key] = redact(value) if redact is not None and isinstance(value, str) else value
     return orjson.dumps(entry, default=str).decode()
+
+
+def line_head(level: str, logger: str, message: str) -> str:
+    """What comes between a line's `ts` value and its fields, for `json_line_from`."""
+    after = orjson.dumps({"level": level, "logger": logger, "message": message}).decode()
+    return '",' + after[1:-1]
+
+
+def json_line_from(created: float, head: str, fields: dict[str, Any]) -> str:
+    """`json_line` of fields already redacted, with the part after `ts` made once
+    (`line_head`): the same text, without building the line's dictionary. `fields` must not
+    use the keys `ts`, `level`, `logger` or `message`."""
+    start = '{"ts":"' + _TIMESTAMPS.format(created) + head
+    if not fields:
+        return start + "}"
+    return start + "," + orjson.dumps(fields, default=str).decode()[1:]
 
 
 class JsonFormatter(logging.Formatter):

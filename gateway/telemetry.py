@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from gateway.json_logs import JsonFormatter, json_line, json_stream_handler
+from gateway.json_logs import JsonFormatter, json_line_from, json_stream_handler, line_head
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.telemetry_settings import OPEN_METRICS_ENVIRONMENTS
@@ -178,14 +178,13 @@ class AccessLog:
 
     def _masked(
         self, fields: dict[str, Any], own: frozenset[str], redact: Callable[[str], str] | None
-    ) -> list[tuple[str, Any]]:
-        """`fields` as the handler's formatter would redact them: every string but the
-        gateway's own values, each distinct one redacted once (a line's redaction otherwise
-        cost more than the rest of it)."""
+    ) -> dict[str, Any]:
+        """`fields`, changed in place, as the handler's formatter would redact them: every
+        string but the gateway's own values, each distinct one redacted once (a line's
+        redaction otherwise cost more than the rest of it)."""
         if redact is None:
-            return list(fields.items())
+            return fields
         cache = self._redacted
-        masked: list[tuple[str, Any]] = []
         for key, value in fields.items():
             if isinstance(value, str) and key not in own:
                 found = cache.get(value)
@@ -193,9 +192,9 @@ class AccessLog:
                     if len(cache) >= _REDACTED_CACHE:
                         cache.clear()
                     found = cache[value] = redact(value)
-                value = found
-            masked.append((key, value))
-        return masked
+                if found is not value:
+                    fields[key] = found  # a value replaced: the keys, and the loop, unchanged
+        return fields
 
     def flush(self) -> None:
         if self._timer is not None:
@@ -210,12 +209,11 @@ class AccessLog:
                 self.logger.info(ACCESS_MESSAGE, extra=fields)
             return
         redact = cast(JsonFormatter, handler.formatter).redact
-        name = self.logger.name
+        head = line_head("info", self.logger.name, ACCESS_MESSAGE)
         text = "".join(
-            json_line(created, "info", name, ACCESS_MESSAGE, self._masked(fields, own, redact),
-                      None) + "\n"
+            json_line_from(created, head, self._masked(fields, own, redact)) + "\n"
             for created, fields, own in pending
-        )  # fmt: skip
+        )
         handler.acquire()
         try:
             handler.stream.write(text)

@@ -252,3 +252,27 @@ def test_timestamps_are_written_as_isoformat_writes_them() -> None:
     for created in moments:
         expected = dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds")
         assert stamps.format(created) == expected, created
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {
+            "request_id": "req-1",
+            "tenant": 7,
+            "code": None,
+            "duration_ms": 1.5,
+            "nested": {"a": [1]},
+        },
+        {"operation_name": 'quote " backslash \\ newline \n é ✓', "at": dt.date(2026, 12, 2)},
+    ],
+)
+def test_a_line_from_its_head_is_the_line_json_line_writes(fields: dict[str, Any]) -> None:
+    """The access lines' way (gateway.telemetry: the part after `ts` made once a batch)
+    writes the same text as `json_line`, escaping and non-JSON values included."""
+    head = json_logs.line_head("info", "gateway.access", ACCESS_MESSAGE)
+    for created in (1_764_646_149.9995, 0.5):
+        expected = json_logs.json_line(created, "info", "gateway.access", ACCESS_MESSAGE,
+                                       fields.items(), None)  # fmt: skip
+        assert json_logs.json_line_from(created, head, dict(fields)) == expected
