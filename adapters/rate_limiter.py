@@ -62,15 +62,17 @@ class MemoryGcra:
         self._max_keys = max_keys
 
     async def charge(self, key: str, *, cost: int, limit: int, period: float) -> GcraResult:
-        return self.charge_now(key, cost=cost, limit=limit, period=period)
+        return self.charge_now(key, cost, limit, period)
 
-    def charge_now(self, key: str, *, cost: int, limit: int, period: float) -> GcraResult:
-        """`charge` without a coroutine (nothing here waits)."""
+    def charge_now(self, key: str, cost: int, limit: int, period: float) -> GcraResult:
+        """`charge` without a coroutine (nothing here waits); arguments by position, as on
+        every request."""
         now = time.monotonic() * 1000
-        tat, result = _decide(self._tats.get(key, now), now, cost, limit, period * 1000)
-        self._tats[key] = tat
-        if len(self._tats) > self._max_keys:
-            self._tats = {k: v for k, v in self._tats.items() if v > now}
+        tats = self._tats
+        tat, result = _decide(tats.get(key, now), now, cost, limit, period * 1000)
+        tats[key] = tat
+        if len(tats) > self._max_keys:
+            self._tats = {k: v for k, v in tats.items() if v > now}
         return result
 
     async def close(self) -> None:

@@ -173,11 +173,12 @@ class RateLimiter:
         self.settings = settings
         self._shared = shared
         self._local = MemoryGcra()
+        self._period = float(settings.period_seconds)
         self._shared_down_until = 0.0
         self.metrics = RateLimitMetrics()
 
     async def _charge(self, key: str, cost: int, limit: int) -> GcraResult:
-        period = float(self.settings.period_seconds)
+        period = self._period
         if self._shared is not None and time.monotonic() >= self._shared_down_until:
             try:
                 return await self._shared.charge(key, cost=cost, limit=limit, period=period)
@@ -194,24 +195,24 @@ class RateLimiter:
 
     async def charge(self, principal: Principal, cost: int) -> RateLimitDecision:
         """Charge `cost` points (at least 1, at most the whole budget); never raises."""
-        limit = self.settings.limit(principal)
+        settings = self.settings
+        limit = settings.limit(principal)
         charged = min(max(cost, 1), limit)
         if self._shared is None:  # in-process only: nothing to wait for
-            period = float(self.settings.period_seconds)
-            result = self._local.charge_now(_key(principal), cost=charged, limit=limit,
-                                            period=period)  # fmt: skip
+            result = self._local.charge_now(_key(principal), charged, limit, self._period)
         else:
             result = await self._charge(_key(principal), charged, limit)
-        if not result.allowed:
+        allowed, remaining, reset_seconds, retry_after_seconds = result
+        if not allowed:
             self.metrics.rejected += 1
         return RateLimitDecision(
-            result.allowed,
+            allowed,
             limit,
             charged,
-            result.remaining,
-            result.reset_seconds,
-            result.retry_after_seconds,
-            self.settings.period_seconds,
+            remaining,
+            reset_seconds,
+            retry_after_seconds,
+            settings.period_seconds,
             time.time(),
         )
 
