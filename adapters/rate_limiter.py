@@ -40,18 +40,20 @@ class GcraStore(Protocol):
 def _decide(
     tat: float, now: float, cost: int, limit: int, period: float
 ) -> tuple[float, GcraResult]:
-    """The new TAT and the result; the same arithmetic as the Lua script (milliseconds)."""
+    """The new TAT and the result; the same arithmetic as the Lua script (milliseconds).
+    (Comparisons rather than min/max: those parse keyword arguments on every call.)"""
     interval = period / limit
-    tat = max(tat, now)
+    if tat < now:
+        tat = now
     new_tat = tat + cost * interval
     allow_at = new_tat - period
     if allow_at > now:
         remaining = math.floor((period - (tat - now)) / interval)
         return tat, GcraResult(
-            False, max(remaining, 0), (tat - now) / 1000, (allow_at - now) / 1000
+            False, remaining if remaining > 0 else 0, (tat - now) / 1000, (allow_at - now) / 1000
         )
     remaining = math.floor((period - (new_tat - now)) / interval)
-    return new_tat, GcraResult(True, max(remaining, 0), (new_tat - now) / 1000, 0.0)
+    return new_tat, GcraResult(True, remaining if remaining > 0 else 0, (new_tat - now) / 1000, 0.0)
 
 
 class MemoryGcra:

@@ -139,11 +139,10 @@ class RateLimitDecision(NamedTuple):
             policy = f'"{_POLICY_NAME}";q={self.limit};w={self.period_seconds}'
             if len(_POLICIES) < 1024:  # a few budgets per process; never unbounded
                 _POLICIES[self.limit, self.period_seconds] = policy
+        reset = math.ceil(self.reset_seconds)
         headers = {
             "ratelimit-policy": policy,
-            "ratelimit": (
-                f'"{_POLICY_NAME}";r={self.remaining};t={max(0, math.ceil(self.reset_seconds))}'
-            ),
+            "ratelimit": f'"{_POLICY_NAME}";r={self.remaining};t={reset if reset > 0 else 0}',
         }
         if not self.allowed:
             headers["retry-after"] = str(max(1, math.ceil(self.retry_after_seconds)))
@@ -197,7 +196,7 @@ class RateLimiter:
         """Charge `cost` points (at least 1, at most the whole budget); never raises."""
         settings = self.settings
         limit = settings.limit(principal)
-        charged = min(max(cost, 1), limit)
+        charged = 1 if cost < 1 else limit if cost > limit else cost
         if self._shared is None:  # in-process only: nothing to wait for
             result = self._local.charge_now(_key(principal), charged, limit, self._period)
         else:
