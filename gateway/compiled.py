@@ -5,7 +5,9 @@ transactions, connections with cursors and counts, `node`, `__typename`, Money, 
 is planned once per (document, operation name) into a projection tree, rendered to SQL by
 `adapters.ledger.json_sql`. A request then only coerces its variables, checks its arguments
 (page caps, cursors, ids), and runs that one statement on PostgreSQL, which returns the
-response's `data` as JSON text: no Python object per field.
+response's `data` as JSON text: no Python object per field. The first two steps depend on the
+variables alone, so each plan keeps their outcome per set of variables (`Plan.bound`); the
+caller's tenant and pii:read are bound on every request.
 
 Anything else answers `None` and the caller runs the reference executor (Strawberry and the
 resolvers): provider fields, mutations, introspection, directives, unknown fields, a document
