@@ -414,13 +414,16 @@ class GraphQLHandler:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError:
                 raise BadRequest("the request body is not valid JSON") from None
-            read = read_payload(payload, self._max_bytes)
-            self._limits.check_variables(read.variables)
+            read = self._checked(payload)
             if len(body) <= _MEMO_BYTES:
                 if len(self._payloads) >= _MEMO_BODIES:
                     self._payloads.clear()
                 self._payloads[body] = read
             return read
+        return self._checked(payload)
+
+    def _checked(self, payload: Any) -> GraphQLRequest:
+        """The payload's request parts, its variables within their caps (gateway.limits)."""
         read = read_payload(payload, self._max_bytes)
         self._limits.check_variables(read.variables)
         return read
