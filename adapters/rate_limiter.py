@@ -14,46 +14,23 @@ from __future__ import annotations
 
 import math
 import time
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from redis import asyncio as redis_asyncio
 
 __all__ = ["GcraResult", "GcraStore", "MemoryGcra", "RedisGcra"]
 
 
-class GcraResult(NamedTuple):
-    """`remaining` points now; `reset_seconds` until the budget is whole again;
-    `retry_after_seconds` until a refused request would fit (0 when allowed)."""
-
-    allowed: bool
-    remaining: int
-    reset_seconds: float
-    retry_after_seconds: float
+# (allowed, remaining, reset_seconds, retry_after_seconds): `remaining` points now;
+# `reset_seconds` until the budget is whole again; `retry_after_seconds` until a refused
+# request would fit (0 when allowed). A plain tuple: one is made per request.
+GcraResult = tuple[bool, int, float, float]
 
 
 class GcraStore(Protocol):
     async def charge(self, key: str, *, cost: int, limit: int, period: float) -> GcraResult: ...
 
     async def close(self) -> None: ...
-
-
-def _decide(
-    tat: float, now: float, cost: int, limit: int, period: float
-) -> tuple[float, GcraResult]:
-    """The new TAT and the result; the same arithmetic as the Lua script (milliseconds).
-    (Comparisons rather than min/max: those parse keyword arguments on every call.)"""
-    interval = period / limit
-    if tat < now:
-        tat = now
-    new_tat = tat + cost * interval
-    allow_at = new_tat - period
-    if allow_at > now:
-        remaining = math.floor((period - (tat - now)) / interval)
-        return tat, GcraResult(
-            False, remaining if remaining > 0 else 0, (tat - now) / 1000, (allow_at - now) / 1000
-        )
-    remaining = math.floor((period - (new_tat - now)) / interval)
-    return new_tat, GcraResult(True, remaining if remaining > 0 else 0, (new_tat - now) / 1000, 0.0)
 
 
 class MemoryGcra:
@@ -67,15 +44,32 @@ class MemoryGcra:
         return self.charge_now(key, cost, limit, period)
 
     def charge_now(self, key: str, cost: int, limit: int, period: float) -> GcraResult:
-        """`charge` without a coroutine (nothing here waits); arguments by position, as on
-        every request."""
+        """`charge` without a coroutine (nothing here waits), arguments by position: the
+        arithmetic of the Lua script below, in milliseconds, written out in one function (it
+        runs on every request; comparisons rather than min/max, which parse keyword
+        arguments on every call)."""
         now = time.monotonic() * 1000
         tats = self._tats
-        tat, result = _decide(tats.get(key, now), now, cost, limit, period * 1000)
-        tats[key] = tat
+        tat = tats.get(key, now)
+        period *= 1000
+        interval = period / limit
+        if tat < now:
+            tat = now
+        new_tat = tat + cost * interval
+        allow_at = new_tat - period
+        if allow_at > now:  # refused: the TAT stays
+            remaining = math.floor((period - (tat - now)) / interval)
+            return (
+                False,
+                remaining if remaining > 0 else 0,
+                (tat - now) / 1000,
+                (allow_at - now) / 1000,
+            )
+        tats[key] = new_tat
         if len(tats) > self._max_keys:
             self._tats = {k: v for k, v in tats.items() if v > now}
-        return result
+        remaining = math.floor((period - (new_tat - now)) / interval)
+        return (True, remaining if remaining > 0 else 0, (new_tat - now) / 1000, 0.0)
 
     async def close(self) -> None:
         self._tats.clear()
@@ -118,12 +112,7 @@ class RedisGcra:
         allowed, remaining, reset_ms, retry_ms = await self._script(
             keys=[self._prefix + key], args=[cost, limit, int(period * 1000)]
         )
-        return GcraResult(
-            allowed=bool(allowed),
-            remaining=max(int(remaining), 0),
-            reset_seconds=int(reset_ms) / 1000,
-            retry_after_seconds=int(retry_ms) / 1000,
-        )
+        return (bool(allowed), max(int(remaining), 0), int(reset_ms) / 1000, int(retry_ms) / 1000)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -276,8 +276,10 @@ def _answered(
     }
     if response_cache is not None:
         headers["x-cache"] = response_cache
-    if admission.rate is not None:
-        headers.update(admission.rate.headers)
+    rate = admission.rate
+    if rate is not None:  # allowed: RateLimit-Policy and RateLimit, no Retry-After
+        headers["ratelimit-policy"] = rate.policy
+        headers["ratelimit"] = rate.window
     return Outgoing(body, status, media_type, headers)
 
 
@@ -556,7 +558,12 @@ class GraphQLHandler:
             )
         rate = None
         if settings.rate_limits.enabled:
-            rate = await self._rate_limiter.charge(principal, estimated)
+            limiter = self._rate_limiter
+            rate = (
+                limiter.charge_now(principal, estimated)
+                if limiter.in_process
+                else await limiter.charge(principal, estimated)
+            )
             if not rate.allowed:
                 self._services.metrics.rate_limited(client)
                 raise RateLimited(

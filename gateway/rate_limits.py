@@ -72,11 +72,6 @@ class RateLimitSettings:
     redis_timeout_seconds: float = 0.5
     redis_backoff_seconds: float = 5.0
 
-    def limit(self, principal: Principal) -> int:
-        if principal.rate_limit is not None:
-            return principal.rate_limit
-        return self.limits.get(principal.kind, DEFAULT_RATE_LIMITS["first_party"])
-
 
 def load_rate_limit_settings(env: Mapping[str, str] | None = None) -> RateLimitSettings:
     env = os.environ if env is None else env
@@ -104,12 +99,8 @@ class RateLimited(GatewayError):
         self.headers = headers
 
 
-# RateLimit-Policy values by (limit, period): the same few on every response.
-_POLICIES: dict[tuple[int, int], str] = {}
-
-
 class RateLimitDecision(NamedTuple):
-    """The outcome of charging one operation, with the IETF RateLimit headers to send."""
+    """The outcome of charging one operation, with the IETF RateLimit headers' values."""
 
     allowed: bool
     limit: int
@@ -117,8 +108,9 @@ class RateLimitDecision(NamedTuple):
     remaining: int
     reset_seconds: float
     retry_after_seconds: float
-    period_seconds: int
     decided_at: float  # time.time() of the charge
+    policy: str  # the `RateLimit-Policy` value
+    window: str  # the `RateLimit` value
 
     @property
     def status(self) -> RateLimitStatus:
@@ -134,26 +126,26 @@ class RateLimitDecision(NamedTuple):
     def headers(self) -> dict[str, str]:
         """`RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers), and
         `Retry-After` when refused."""
-        policy = _POLICIES.get((self.limit, self.period_seconds))
-        if policy is None:
-            policy = f'"{_POLICY_NAME}";q={self.limit};w={self.period_seconds}'
-            if len(_POLICIES) < 1024:  # a few budgets per process; never unbounded
-                _POLICIES[self.limit, self.period_seconds] = policy
-        reset = math.ceil(self.reset_seconds)
-        headers = {
-            "ratelimit-policy": policy,
-            "ratelimit": f'"{_POLICY_NAME}";r={self.remaining};t={reset if reset > 0 else 0}',
-        }
+        headers = {"ratelimit-policy": self.policy, "ratelimit": self.window}
         if not self.allowed:
             headers["retry-after"] = str(max(1, math.ceil(self.retry_after_seconds)))
         return headers
 
 
+# A decision without a Python-level __new__ call: one is made per request.
+_new_decision = tuple.__new__
+
+
+_MAX_SUBJECT = 64  # longer subjects are counted under their SHA-256
+
+
 def _key(principal: Principal) -> str:
+    """The budget's key: an API client's id, else the tenant and the JWT's subject.
+    (`RateLimiter.charge_now` writes the short cases out.)"""
     if principal.client_id is not None:
         return f"client:{principal.client_id}"
     subject = principal.subject
-    if len(subject) > 64:
+    if len(subject) > _MAX_SUBJECT:
         subject = hashlib.sha256(subject.encode()).hexdigest()
     return f"sub:{principal.tenant_id}:{subject}"
 
@@ -166,13 +158,22 @@ class RateLimitMetrics:
 
 class RateLimiter:
     """Charges operations against the caller's budget: Redis first, this process's twin when
-    Redis is unavailable."""
+    Redis is unavailable.
+
+    `charge` is the one entry point; `charge_now` is the same charge without a coroutine, for
+    a limiter without Redis (`in_process`), as the GraphQL endpoint calls it on every request.
+    """
 
     def __init__(self, settings: RateLimitSettings, shared: GcraStore | None = None) -> None:
         self.settings = settings
         self._shared = shared
+        self.in_process = shared is None
         self._local = MemoryGcra()
         self._period = float(settings.period_seconds)
+        self._kind_limits = dict(settings.limits)
+        self._default_limit = DEFAULT_RATE_LIMITS["first_party"]
+        # RateLimit-Policy values by limit: the same few on every response (bounded).
+        self._policies: dict[int, str] = {}
         self._shared_down_until = 0.0
         self.metrics = RateLimitMetrics()
 
@@ -190,30 +191,63 @@ class RateLimiter:
                 )
         if self._shared is not None:
             self.metrics.fallbacks += 1
-        return await self._local.charge(key, cost=cost, limit=limit, period=period)
+        return self._local.charge_now(key, cost, limit, period)
 
     async def charge(self, principal: Principal, cost: int) -> RateLimitDecision:
         """Charge `cost` points (at least 1, at most the whole budget); never raises."""
-        settings = self.settings
-        limit = settings.limit(principal)
+        if self._shared is None:
+            return self.charge_now(principal, cost)
+        limit = principal.rate_limit
+        if limit is None:
+            limit = self._kind_limits.get(principal.kind, self._default_limit)
         charged = 1 if cost < 1 else limit if cost > limit else cost
-        if self._shared is None:  # in-process only: nothing to wait for
-            result = self._local.charge_now(_key(principal), charged, limit, self._period)
-        else:
-            result = await self._charge(_key(principal), charged, limit)
-        allowed, remaining, reset_seconds, retry_after_seconds = result
+        counted = await self._charge(_key(principal), charged, limit)
+        return self.charge_now(principal, cost, counted)
+
+    def charge_now(
+        self, principal: Principal, cost: int, counted: GcraResult | None = None
+    ) -> RateLimitDecision:
+        """`charge` without a coroutine: on this process's budget (for an `in_process`
+        limiter, and only for one), or the decision of what Redis `counted` (`charge`).
+        (Written out in one function: the GraphQL endpoint calls it on every request.)"""
+        limit = principal.rate_limit
+        if limit is None:
+            limit = self._kind_limits.get(principal.kind, self._default_limit)
+        charged = 1 if cost < 1 else limit if cost > limit else cost
+        if counted is None:
+            client_id = principal.client_id
+            if client_id is not None:
+                key = f"client:{client_id}"
+            elif len(principal.subject) <= _MAX_SUBJECT:
+                key = f"sub:{principal.tenant_id}:{principal.subject}"
+            else:
+                key = _key(principal)
+            counted = self._local.charge_now(key, charged, limit, self._period)
+        allowed, remaining, reset_seconds, retry_after_seconds = counted
         if not allowed:
             self.metrics.rejected += 1
-        return RateLimitDecision(
-            allowed,
-            limit,
-            charged,
-            remaining,
-            reset_seconds,
-            retry_after_seconds,
-            settings.period_seconds,
-            time.time(),
+        reset = math.ceil(reset_seconds)
+        return _new_decision(
+            RateLimitDecision,
+            (
+                allowed,
+                limit,
+                charged,
+                remaining,
+                reset_seconds,
+                retry_after_seconds,
+                time.time(),
+                self._policies.get(limit) or self._policy(limit),
+                f'"{_POLICY_NAME}";r={remaining};t={reset if reset > 0 else 0}',
+            ),
         )
+
+    def _policy(self, limit: int) -> str:
+        """The `RateLimit-Policy` value of a budget of `limit` points (kept)."""
+        policy = f'"{_POLICY_NAME}";q={limit};w={self.settings.period_seconds}'
+        if len(self._policies) < 1024:  # a few budgets per process; never unbounded
+            self._policies[limit] = policy
+        return policy
 
     def collector(self) -> Collector:
         """Prometheus collector: charges counted locally while Redis did not answer."""
