@@ -153,6 +153,12 @@ class CostPlan:
     by_key: dict[str, _Node]
     variable_defaults: dict[str, Any]
     max_size: int
+    # The estimate when no variable sizes anything (folded once): most operations.
+    constant: int | None = None
+
+    def __post_init__(self) -> None:
+        if all(node.constant is not None for node in self.roots):
+            self.constant = sum(node.constant or 0 for node in self.roots)
 
     def _size(self, size: _Size, variables: Mapping[str, Any] | None) -> int:
         value: Any
@@ -184,6 +190,8 @@ class CostPlan:
 
     def estimate(self, variables: Mapping[str, Any] | None) -> int:
         """The estimate for these variables; `None`: the worst case over all variables."""
+        if self.constant is not None:
+            return self.constant
         return sum(self._cost(node, variables) for node in self.roots)
 
     def actual(self, data: Any) -> int:
@@ -367,6 +375,10 @@ class _Planner:
 _SizedFields = dict[str, _Size]
 
 
+# Not in the plan cache (None is: a document that does not validate).
+_UNPLANNED = CostPlan(roots=[], by_key={}, variable_defaults={}, max_size=0)
+
+
 class CostAnalyzer:
     """Plans per document (cached), estimates per request, `actual` from a response."""
 
@@ -394,9 +406,11 @@ class CostAnalyzer:
         """The plan of the operation; None when the document does not validate or names no
         single operation (execution then reports why, and the operation costs the minimum)."""
         key = (text, operation_name)
-        if key in self._plans:
-            self._plans.move_to_end(key)
-            return self._plans[key]
+        plans = self._plans
+        found = plans.get(key, _UNPLANNED)
+        if found is not _UNPLANNED:
+            plans.move_to_end(key)
+            return found
         plan = self._build(document, operation_name)
         self._plans[key] = plan
         if len(self._plans) > self._max_plans:

@@ -35,7 +35,7 @@ from adapters.reconciliation.store import ReconciliationStore
 from gateway.audit import AuditRecorder, AuditUnavailable, actor_for
 from gateway.catch_all import new_request_id
 from gateway.compiled import CompiledOperations
-from gateway.cost import CostAnalyzer, CostPlan, CostTooExpensive
+from gateway.cost import DEFAULT_MAX_COST, CostAnalyzer, CostPlan, CostTooExpensive
 from gateway.deadlines import OperationTimedOut
 from gateway.errors import format_errors
 from gateway.graphiql import render_graphiql_page
@@ -55,7 +55,7 @@ from gateway.persisted_documents import (
 from gateway.rate_limits import RateLimitDecision, RateLimited, RateLimiter
 from gateway.request_body import read_capped
 from gateway.response_cache import ResponseCache
-from gateway.telemetry import AccessLog, RequestRecord, RequestTelemetry
+from gateway.telemetry import AccessLog, RequestRecord, RequestTelemetry, client_label
 from resolvers.context import RequestContext
 from resolvers.errors import BadRequest, GatewayError, UnsupportedMediaType
 from resolvers.loaders import LedgerLoaders
@@ -93,6 +93,7 @@ _MEMO_BYTES = 16_384
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 # A request header asking for `extensions.cost` in the response (analysts always get it).
 _COST_REPORT_HEADER = "x-graphql-cost"
+_COST_REPORT_VALUES = frozenset({"1", "true", "report"})
 
 
 class NotAcceptable(GatewayError):
@@ -110,8 +111,8 @@ class _Admission(NamedTuple):
     sets each field through object.__setattr__.)"""
 
     plan: CostPlan | None
-    estimated: int
-    max_cost: int
+    estimated: int | None  # None: not priced (cost analysis and rate limits both off)
+    max_cost: int | None
     rate: RateLimitDecision | None
     report_cost: bool
 
@@ -119,9 +120,16 @@ class _Admission(NamedTuple):
     def headers(self) -> dict[str, str]:
         return {} if self.rate is None else self.rate.headers
 
-    def cost(self, data: Any) -> dict[str, int]:
+    def cost(self, data: Any) -> dict[str, int | None]:
+        """`extensions.cost` (reported only when priced: cost analysis on)."""
         actual = self.plan.actual(data) if self.plan is not None else 0
         return {"estimated": self.estimated, "actual": actual, "maxCost": self.max_cost}
+
+
+# With cost analysis and rate limits both off: no estimate, no charge, no report.
+_NOT_PRICED = _Admission(None, None, None, None, False)
+# An admission without a Python-level __new__ call: one is made per request.
+_new_admission = tuple.__new__
 
 
 class GraphQLRequest(NamedTuple):
@@ -544,14 +552,24 @@ class GraphQLHandler:
         costs 1 and goes on to execution, which reports why.
         """
         settings = self._services.settings
-        plan = None
-        if document is not None:
-            plan = self._cost.plan(resolved.text, document, read.operation_name)
-        estimated = plan.estimate(read.variables or {}) if plan is not None else 1
-        max_cost = settings.cost.budget(principal)
-        client = "jwt" if principal.client_id is None else str(principal.client_id)
-        self._services.metrics.observe_cost(client, estimated=estimated)
-        if settings.cost.enabled and estimated > max_cost:
+        cost = settings.cost
+        if not (cost.enabled or settings.rate_limits.enabled):
+            return _NOT_PRICED  # nothing priced, charged or reported
+        # (Written out: this runs on every request, where each Python call counts.)
+        plan = None if document is None else self._cost.plan(resolved.text, document,
+                                                             read.operation_name)  # fmt: skip
+        if plan is None:
+            estimated = 1
+        elif plan.constant is not None:
+            estimated = plan.constant
+        else:
+            estimated = plan.estimate(read.variables or {})
+        max_cost = principal.max_cost  # CostSettings.budget, written out
+        if max_cost is None:
+            max_cost = cost.max_cost.get(principal.kind, DEFAULT_MAX_COST["first_party"])
+        # (The estimate is observed in /metrics with the request's duration: RequestRecord.)
+        if cost.enabled and estimated > max_cost:
+            self._services.metrics.observe_cost(client_label(principal), estimated)
             raise CostTooExpensive(
                 f"the operation's estimated cost {estimated} is over your budget of {max_cost}",
                 cost={"estimated": estimated, "maxCost": max_cost},
@@ -565,17 +583,20 @@ class GraphQLHandler:
                 else await limiter.charge(principal, estimated)
             )
             if not rate.allowed:
+                client = client_label(principal)
+                self._services.metrics.observe_cost(client, estimated)
                 self._services.metrics.rate_limited(client)
                 raise RateLimited(
                     "rate limit exceeded; retry after the Retry-After header's seconds",
                     rate.headers,
                     retryAfterSeconds=int(rate.headers["retry-after"]),
                 )
-        report = settings.cost.enabled and (
-            (principal.kind == "analyst" and settings.cost.report_to_analysts)
-            or request.headers.get(_COST_REPORT_HEADER, "").lower() in {"1", "true", "report"}
+        asked = request.headers.get(_COST_REPORT_HEADER)
+        report = cost.enabled and (
+            (principal.kind == "analyst" and cost.report_to_analysts)
+            or (asked is not None and asked.lower() in _COST_REPORT_VALUES)
         )
-        return _Admission(plan, estimated, max_cost, rate, report)
+        return _new_admission(_Admission, (plan, estimated, max_cost, rate, report))
 
     async def __call__(self, request: Request) -> Response:
         """The Starlette route: GraphiQL, GETs, and POSTs the fast lane left to the router

@@ -53,6 +53,8 @@ _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 _COST = (1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 50000)
 # Integer fields exposed under another name than `gateway_<field>_total`, or not at all.
 _RENAMED = {"compiled_operations": None, "resolver_operations": None}
+# Look-ups kept by label values as given (the series themselves stay, bounded by their labels).
+_MAX_CACHED_SERIES = 4096
 
 
 class HistogramSeries:
@@ -168,6 +170,9 @@ class Metrics:
     rate_limited_requests: Counter = field(init=False)
     operation_cost: Histograms = field(init=False)
     operation_label: BoundedLabel = field(default_factory=BoundedLabel)
+    # Series by the values a request gives (its operation name unbounded yet): one look-up.
+    _request_series: dict[tuple[str, str, str], HistogramSeries] = field(default_factory=dict)
+    _estimated_cost: dict[str, HistogramSeries] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         registry = self.registry
@@ -241,17 +246,31 @@ class Metrics:
         self.provider_seconds.labels(call.provider, call.outcome).observe(seconds)
         record_provider_call(call)
 
-    def observe_request(self, operation: str, client: str, outcome: str, seconds: float) -> None:
-        operation = self.operation_label(operation)
-        self.request_seconds.labels(operation, client, outcome).observe(seconds)
+    def observe_request(
+        self, operation: str, client: str, outcome: str, seconds: float, cost: int | None = None
+    ) -> None:
+        """One GraphQL request: its duration, and its estimated cost when it was priced."""
+        key = (operation, client, outcome)
+        series = self._request_series.get(key)  # once per request: one look-up
+        if series is None:
+            if len(self._request_series) >= _MAX_CACHED_SERIES:
+                self._request_series.clear()
+            series = self.request_seconds.labels(self.operation_label(operation), client, outcome)
+            self._request_series[key] = series
+        series.observe(seconds)
+        if cost is not None:
+            self.observe_cost(client, cost)
 
     def rate_limited(self, client: str) -> None:
         """For the rate limiter: one request refused (HTTP 429)."""
         self.rate_limited_requests.labels(client).inc()
 
-    def observe_cost(self, client: str, *, estimated: int, actual: int | None = None) -> None:
+    def observe_cost(self, client: str, estimated: int, actual: int | None = None) -> None:
         """For cost analysis: an operation's estimated (and, after execution, actual) cost."""
-        self.operation_cost.labels(client, "estimated").observe(estimated)
+        series = self._estimated_cost.get(client)  # once per request: one look-up
+        if series is None:
+            series = self._estimated_cost[client] = self.operation_cost.labels(client, "estimated")
+        series.observe(estimated)
         if actual is not None:
             self.operation_cost.labels(client, "actual").observe(actual)
 

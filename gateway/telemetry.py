@@ -83,7 +83,7 @@ class RequestRecord:
         self.request_id = ""
         self.principal: Principal | None = None
         self.outcome: str | None = None
-        # Cost analysis sets this (issue 8, item 1): logged, and observed by Metrics.observe_cost.
+        # Cost analysis sets this (issue 8, item 1): logged, and observed with the duration.
         self.cost: int | None = None
         self._text: str | None = None
         self._document: DocumentNode | None = None
@@ -106,7 +106,7 @@ class RequestRecord:
             document = telemetry.parse(self._text)
         kind, name = operation_of(document, self._operation_name)
         client = client_label(self.principal)
-        telemetry.metrics.observe_request(name or "anonymous", client, outcome, seconds)
+        telemetry.metrics.observe_request(name or "anonymous", client, outcome, seconds, self.cost)
         trace = self.trace
         headers = self.headers
         if trace is not None:

@@ -20,6 +20,7 @@ from gateway.app import create_app
 from gateway.cost import CostAnalyzer, CostSettings, CostTooExpensive, price_documents
 from gateway.lifespan import Services
 from gateway.persisted_documents import parse_manifest
+from gateway.rate_limits import RateLimitSettings
 from gateway.settings import Settings
 from resolvers.node import encode_global_id
 from resolvers.principal import Principal
@@ -27,6 +28,7 @@ from resolvers.schema import schema
 from tests.factories import make_account, make_customer
 from tests.fixtures.database import Database
 from tests.fixtures.gateway import GraphQLClient
+from tests.gateway.test_telemetry import samples
 
 Q1 = (Path(__file__).parents[2] / "bench" / "queries" / "q1.graphql").read_text()
 PAGE = "query Page($n: Int) { customers(first: $n) { edges { node { id } } } }"
@@ -82,6 +84,24 @@ def test_provider_fields_are_weighted_by_the_calls_they_can_cause() -> None:
     assert estimate(ledger_only) == 1
     assert estimate(cards) == 1 + 10 + 2 * 1
     assert estimate(banks) == 1 + 5 + 5 * 1  # one sync call, 5 accounts assumed
+
+
+def test_a_plan_without_sizing_variables_is_folded_once() -> None:
+    """A plan whose estimate no variable changes keeps it (`constant`, what every request
+    reads); one a variable sizes has none and is evaluated per request."""
+    costs = analyzer()
+    fixed = costs.plan(Q1, parse(Q1), None)
+    sized = costs.plan(PAGE, parse(PAGE), None)
+    assert fixed is not None
+    assert sized is not None
+    assert fixed.constant == fixed.estimate({"n": 7}) == fixed.estimate(None) == 351
+    assert sized.constant is None
+    assert (sized.estimate({"n": 3}), sized.estimate({"n": 9})) == (1 + 3, 1 + 9)
+    # Looked up again: the same plan (and a document that does not validate: None, kept).
+    assert costs.plan(Q1, parse(Q1), None) is fixed
+    broken = "{ nope }"
+    assert costs.plan(broken, parse(broken), None) is None
+    assert costs.plan(broken, parse(broken), None) is None
 
 
 def test_the_worst_case_takes_every_variable_at_the_page_cap() -> None:
@@ -229,3 +249,35 @@ async def test_persisted_documents_are_priced_once_at_registration(
     await store.register(issued.client.id, priced)
     [stored] = await store.list(issued.client.id)
     assert stored.cost == 1 + 100  # worst case: $n may be up to the page cap
+
+
+async def test_with_cost_analysis_and_rate_limits_off_nothing_is_priced(
+    settings: Settings, services: Services, tenant_id: int
+) -> None:
+    """Both off: no estimate, no charge, no report and no cost observed (what the
+    benchmark's `--protection off` measures against)."""
+    from gateway.auth import mint_token
+
+    chosen = dataclasses.replace(
+        settings,
+        cost=CostSettings(enabled=False),
+        rate_limits=RateLimitSettings(enabled=False),
+    )
+    app = create_app(chosen, dataclasses.replace(services, settings=chosen, rate_limiter=None))
+    token = mint_token(settings, tenant_id=tenant_id, scopes=["ledger:read"], kind="analyst")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        before = samples((await client.get("/metrics")).text)
+        response = await client.post(
+            "/graphql", json={"query": DEEP},  # far over any budget: not priced, not refused
+            headers={"authorization": f"Bearer {token}", "x-graphql-cost": "report"},
+        )  # fmt: skip
+        after = samples((await client.get("/metrics")).text)
+    assert response.status_code == 200, response.text
+    assert "extensions" not in response.json()
+    assert "ratelimit" not in response.headers
+    assert "ratelimit-policy" not in response.headers
+    observed = "gateway_operation_cost_count"
+    assert sum(v for (n, _), v in after.items() if n == observed) == sum(
+        v for (n, _), v in before.items() if n == observed
+    )

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.cache import Cache
 from adapters.crypto import SecretText
+from gateway import metrics as metrics_module
 from gateway.app import create_app
 from gateway.auth import mint_token
 from gateway.json_logs import JsonFormatter
@@ -111,6 +112,11 @@ async def test_metrics_are_prometheus_text_with_the_names_the_benchmark_reads(
     labels = {"operation": name, "client": "jwt", "outcome": "ok"}
     assert value(after, "gateway_request_duration_seconds_count", **labels) == 1
     assert value(after, "gateway_request_duration_seconds_sum", **labels) > 0
+    # Its estimate (a page of one customer: 2), observed with its duration.
+    estimated = {"client": "jwt", "kind": "estimated"}
+    for suffix, added in (("count", 1), ("sum", 2)):
+        metric = f"gateway_operation_cost_{suffix}"
+        assert value(after, metric, **estimated) == value(before, metric, **estimated) + added
     statements = "gateway_sql_statement_duration_seconds_count"
     assert sum(v for (n, _), v in after.items() if n == statements) > sum(
         v for (n, _), v in before.items() if n == statements
@@ -141,7 +147,7 @@ async def test_each_metrics_object_has_its_own_registry() -> None:
     first.requests = 3
     first.observe_request("Q", "jwt", "ok", 0.01)
     first.rate_limited("7")
-    first.observe_cost("7", estimated=120, actual=80)
+    first.observe_cost("7", 120, actual=80)
 
     one, two = samples(first.render()), samples(second.render())
     assert value(one, "gateway_requests_total") == 3
@@ -151,6 +157,24 @@ async def test_each_metrics_object_has_its_own_registry() -> None:
     assert value(two, "gateway_request_duration_seconds_count", **labels) == 0
     assert value(one, "gateway_rate_limited_total", client="7") == 1
     assert value(one, "gateway_operation_cost_sum", client="7", kind="actual") == 80
+
+
+async def test_requests_are_counted_by_their_labels_whatever_the_look_ups_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Series are found by the values a request gives, through look-ups that are dropped
+    when too many are kept: the counts stay right across the drops."""
+    monkeypatch.setattr(metrics_module, "_MAX_CACHED_SERIES", 3)
+    metrics = Metrics()
+    for _ in range(4):
+        for number in range(5):
+            metrics.observe_request(f"Op{number}", "jwt", "ok", 0.001, cost=number)
+    found = samples(metrics.render())
+    for number in range(5):
+        labels = {"operation": f"Op{number}", "client": "jwt", "outcome": "ok"}
+        assert value(found, "gateway_request_duration_seconds_count", **labels) == 4
+    assert value(found, "gateway_operation_cost_count", client="jwt", kind="estimated") == 20
+    assert value(found, "gateway_operation_cost_sum", client="jwt", kind="estimated") == 40
 
 
 async def test_operation_names_cannot_grow_the_series_without_bound() -> None:
