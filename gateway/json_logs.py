@@ -29,9 +29,8 @@ __all__ = [
     "JsonFormatter",
     "configure_logging",
     "json_line",
-    "json_line_from",
     "json_stream_handler",
-    "line_head",
+    "timestamp_of_millis",
 ]
 
 # Attributes every LogRecord has: whatever else a record carries came from `extra=`.
@@ -58,13 +57,25 @@ class _Timestamps:
         elif micros < 0:
             second, micros = second - 1, micros + 1_000_000
         if second != self._second:
-            moment = dt.datetime.fromtimestamp(second, dt.UTC)
-            self._prefix = moment.strftime("%Y-%m-%dT%H:%M:%S")
-            self._second = second
+            self._new_second(second)
         return f"{self._prefix}.{micros // 1000:03d}+00:00"
+
+    def from_millis(self, millis: int) -> str:
+        """`ts` of a time in whole milliseconds since the epoch (integers: nothing to round)."""
+        second = millis // 1000
+        if second != self._second:
+            self._new_second(second)
+        return f"{self._prefix}.{millis % 1000:03d}+00:00"
+
+    def _new_second(self, second: int) -> None:
+        self._prefix = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        self._second = second
 
 
 _TIMESTAMPS = _Timestamps()
+# `ts` of a line created at this many milliseconds since the epoch: the access log's lines
+# (gateway.telemetry) are written by their own template, in this format.
+timestamp_of_millis = _TIMESTAMPS.from_millis
 
 
 def json_line(
@@ -86,22 +97,6 @@ def json_line(
     for key, value in fields:
         entry[key] = redact(value) if redact is not None and isinstance(value, str) else value
     return orjson.dumps(entry, default=str).decode()
-
-
-def line_head(level: str, logger: str, message: str) -> str:
-    """What comes between a line's `ts` value and its fields, for `json_line_from`."""
-    after = orjson.dumps({"level": level, "logger": logger, "message": message}).decode()
-    return '",' + after[1:-1]
-
-
-def json_line_from(created: float, head: str, fields: dict[str, Any]) -> str:
-    """`json_line` of fields already redacted, with the part after `ts` made once
-    (`line_head`): the same text, without building the line's dictionary. `fields` must not
-    use the keys `ts`, `level`, `logger` or `message`."""
-    start = '{"ts":"' + _TIMESTAMPS.format(created) + head
-    if not fields:
-        return start + "}"
-    return start + "," + orjson.dumps(fields, default=str).decode()[1:]
 
 
 class JsonFormatter(logging.Formatter):

@@ -22,31 +22,35 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
+import orjson
 from graphql import DocumentNode
 from prometheus_client import start_http_server
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from gateway.json_logs import JsonFormatter, json_line_from, json_stream_handler, line_head
+from gateway.json_logs import JsonFormatter, json_stream_handler, timestamp_of_millis
 from gateway.metrics import Metrics
 from gateway.settings import Settings
 from gateway.telemetry_settings import OPEN_METRICS_ENVIRONMENTS
 from gateway.tracing import RequestTrace, Tracing, operation_of
 from resolvers.principal import Principal
 
-__all__ = ["AccessLog", "RequestRecord", "RequestTelemetry", "metrics_endpoint", "metrics_server"]
+__all__ = [
+    "AccessLine",
+    "AccessLog",
+    "RequestRecord",
+    "RequestTelemetry",
+    "metrics_endpoint",
+    "metrics_server",
+]
 
 access_logger = logging.getLogger("gateway.access")
 ACCESS_MESSAGE = "graphql request"
-_REDACTED_CACHE = 4096
+_JSON_CACHE = 4096
 _CLIENT_HEADERS = ("apollographql-client-name", "apollographql-client-version")
-# Access-line fields only the gateway writes (an operation type, a hex trace id); with the
-# request id when the gateway generated it.
-_OWN = frozenset({"operation_type", "trace_id"})
-_OWN_WITH_ID = _OWN | {"request_id"}
 
 
 def client_label(principal: Principal | None) -> str:
@@ -114,59 +118,116 @@ class RequestRecord:
             trace.span.set_attribute("gateway.client", client)
             trace.finish(outcome, status)
         access_log = telemetry.access_log
-        if access_log is not None and access_log.logger.isEnabledFor(logging.INFO):
+        # (While lines are kept the logger was enabled: `flush` checks it again.)
+        if access_log is not None and (
+            access_log.pending or access_log.logger.isEnabledFor(logging.INFO)
+        ):
             principal = self.principal
-            fields: dict[str, Any] = {
-                "request_id": self.request_id,
-                "client": client,
-                "tenant": None if principal is None else principal.tenant_id,
-                "operation_type": kind,
-                "operation_name": name,
-                "status": status,
-                "code": None if outcome == "ok" else outcome,
-                "duration_ms": round(seconds * 1000, 3),
-                "cost": self.cost,
-                "client_name": headers.get(_CLIENT_HEADERS[0], "")[:64] or None,
-                "client_version": headers.get(_CLIENT_HEADERS[1], "")[:64] or None,
-            }
-            # Without the caller's x-request-id (gateway.http), the id is ours: hex.
-            own = _OWN if headers.get("x-request-id", "")[:64] else _OWN_WITH_ID
-            if trace is not None:
-                fields["trace_id"] = format(trace.span.get_span_context().trace_id, "032x")
-            access_log.write(fields, own=own)
+            access_log.write(
+                _new_line(
+                    AccessLine,
+                    (
+                        time.time_ns(),
+                        self.request_id,
+                        # Without the caller's x-request-id (gateway.http), the id is ours.
+                        not headers.get("x-request-id"),
+                        client,
+                        None if principal is None else principal.tenant_id,
+                        kind,
+                        name,
+                        status,
+                        None if outcome == "ok" else outcome,
+                        seconds,
+                        self.cost,
+                        headers.get(_CLIENT_HEADERS[0]),
+                        headers.get(_CLIENT_HEADERS[1]),
+                        None if trace is None else trace.span.get_span_context().trace_id,
+                    ),
+                )
+            )
+
+
+class AccessLine(NamedTuple):
+    """One request's access line, as `RequestRecord.finish` found it: what `AccessLog` writes
+    (`fields`), kept as it is until then."""
+
+    created_ns: int  # time.time_ns()
+    request_id: str
+    own_request_id: bool  # made by the gateway (hex), not sent by the caller
+    client: str
+    tenant: int | None
+    operation_type: str | None
+    operation_name: str | None
+    status: int
+    code: str | None
+    seconds: float
+    cost: int | None  # estimated; None when refused before cost analysis or not priced
+    client_name: str | None  # the apollographql-client-name / -version headers, as sent
+    client_version: str | None
+    trace_id: int | None
+
+    def fields(self) -> dict[str, Any]:
+        """The line's fields (`extra=` of a stdlib record): the same names, order and values
+        as `AccessLog` writes."""
+        fields: dict[str, Any] = {
+            "request_id": self.request_id,
+            "client": self.client,
+            "tenant": self.tenant,
+            "operation_type": self.operation_type,
+            "operation_name": self.operation_name,
+            "status": self.status,
+            "code": self.code,
+            "duration_ms": round(self.seconds * 1000, 3),
+            "cost": self.cost,
+            "client_name": self.client_name[:64] if self.client_name else None,
+            "client_version": self.client_version[:64] if self.client_version else None,
+        }
+        if self.trace_id is not None:
+            fields["trace_id"] = format(self.trace_id, "032x")
+        return fields
+
+
+# A line without a Python-level __new__ call: once per request.
+_new_line = tuple.__new__
+# What comes between a line's `ts` and its fields (the JSON handler's format).
+_HEAD = ',"level":"info","logger":"gateway.access","message":"' + ACCESS_MESSAGE + '"'
 
 
 class AccessLog:
     """The access lines (logger `gateway.access`, message `graphql request`).
 
-    Written the stdlib way (`logger.info(..., extra=fields)`) whenever something else than
-    the JSON handler of gateway.json_logs would see them: a test's capture, an operator's own
-    logging set-up, the text format. When that handler alone writes them (what `gateway
-    serve` sets up), the lines are kept for up to `flush_seconds` (or `max_pending` lines)
-    and then formatted and written to its stream together, with its redaction and in its
-    format: the same lines, without a LogRecord, a lock and a write each. A record made and
-    formatted one request at a time cost more than a one-row query's cost analysis, rate
-    limit and metrics together (bench/README.md). `flush()` writes what is kept; the app's
-    shutdown calls it.
+    Written the stdlib way (`logger.info(..., extra=line.fields())`) whenever something else
+    than the JSON handler of gateway.json_logs would see them: a test's capture, an
+    operator's own logging set-up, the text format. When that handler alone writes them
+    (what `gateway serve` sets up), each request's `AccessLine` is kept for up to
+    `flush_seconds` (or `max_pending` lines), and the lines are then written to its stream
+    together, with its redaction and in its format (the keys, their order and the values
+    its formatter would write for `line.fields()`), from a template: no
+    LogRecord, dictionary, lock or write per line, and each distinct string value (client,
+    operation and client names, codes) redacted and JSON-encoded once. A record made and
+    formatted per request cost more than a one-row query's cost analysis, rate limit and
+    metrics together (bench/README.md). `flush()` writes what is kept; the app's shutdown
+    calls it.
     """
 
     def __init__(self, *, flush_seconds: float = 0.05, max_pending: int = 512) -> None:
         self.logger = access_logger
         self._flush_seconds = flush_seconds
         self._max_pending = max_pending
-        self._pending: list[tuple[float, dict[str, Any], frozenset[str]]] = []
-        self._redacted: dict[str, str] = {}  # operation and client names repeat
+        self.pending: list[AccessLine] = []
+        # String values as JSON, redacted by `_redacted_by`: names and codes repeat.
+        self._json: dict[str | None, str] = {None: "null"}
+        self._redacted_by: Callable[[str], str] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    def write(self, fields: dict[str, Any], *, own: frozenset[str] = frozenset()) -> None:
-        """One line of `fields`; `own` names string fields whose values the gateway made
-        itself (a request id it generated): redaction has nothing to find in them."""
+    def write(self, line: AccessLine) -> None:
         # Checked once a batch: `flush` checks again and logs the stdlib way if it changed.
-        if not self._pending and json_stream_handler(self.logger) is None:
-            self.logger.info(ACCESS_MESSAGE, extra=fields)
+        pending = self.pending
+        if not pending and json_stream_handler(self.logger) is None:
+            self.logger.info(ACCESS_MESSAGE, extra=line.fields())
             return
-        self._pending.append((time.time(), fields, own))
-        if len(self._pending) >= self._max_pending:
+        pending.append(line)
+        if len(pending) >= self._max_pending:
             self.flush()
         elif self._timer is None:
             try:
@@ -176,44 +237,20 @@ class AccessLog:
                 return
             self._timer = loop.call_later(self._flush_seconds, self.flush)
 
-    def _masked(
-        self, fields: dict[str, Any], own: frozenset[str], redact: Callable[[str], str] | None
-    ) -> dict[str, Any]:
-        """`fields`, changed in place, as the handler's formatter would redact them: every
-        string but the gateway's own values, each distinct one redacted once (a line's
-        redaction otherwise cost more than the rest of it)."""
-        if redact is None:
-            return fields
-        cache = self._redacted
-        for key, value in fields.items():
-            if isinstance(value, str) and key not in own:
-                found = cache.get(value)
-                if found is None:
-                    if len(cache) >= _REDACTED_CACHE:
-                        cache.clear()
-                    found = cache[value] = redact(value)
-                if found is not value:
-                    fields[key] = found  # a value replaced: the keys, and the loop, unchanged
-        return fields
-
     def flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        pending, self._pending = self._pending, []
+        pending, self.pending = self.pending, []
         if not pending:
             return
         handler = json_stream_handler(self.logger)
         if handler is None:  # the logging set-up changed since: the stdlib way after all
-            for _created, fields, _own in pending:
-                self.logger.info(ACCESS_MESSAGE, extra=fields)
+            for line in pending:
+                self.logger.info(ACCESS_MESSAGE, extra=line.fields())
             return
         redact = cast(JsonFormatter, handler.formatter).redact
-        head = line_head("info", self.logger.name, ACCESS_MESSAGE)
-        text = "".join(
-            json_line_from(created, head, self._masked(fields, own, redact)) + "\n"
-            for created, fields, own in pending
-        )
+        text = "".join(self._lines(pending, redact))
         handler.acquire()
         try:
             handler.stream.write(text)
@@ -222,6 +259,61 @@ class AccessLog:
             pass  # the stream is gone (closed stderr): so are the lines, as logging's would be
         finally:
             handler.release()
+
+    def _json_of(self, value: str | None, redact: Callable[[str], str] | None) -> str:
+        """A string field as JSON, redacted as the handler's formatter redacts it (kept)."""
+        if value is None:
+            return "null"
+        cache = self._json
+        if len(cache) >= _JSON_CACHE:
+            cache.clear()
+            cache[None] = "null"
+        found = cache[value] = orjson.dumps(value if redact is None else redact(value)).decode()
+        return found
+
+    def _lines(self, pending: list[AccessLine], redact: Callable[[str], str] | None) -> list[str]:
+        """Each line as the JSON handler writes the record `line.fields()` makes (the same
+        keys, order, escaping and numbers: tests/gateway/test_access_log.py), with its
+        newline. (One loop, written out: it runs once per request.)"""
+        if redact is not self._redacted_by:  # another formatter since: start over
+            self._json = {None: "null"}
+            self._redacted_by = redact
+        json = self._json
+        json_of = self._json_of
+        texts = []
+        last_millis, ts = -1, ""
+        for line in pending:
+            (created_ns, request_id, own_id, client, tenant, kind, name, status, code, seconds,
+             cost, client_name, client_version, trace_id) = line  # fmt: skip
+            millis = created_ns // 1_000_000
+            if millis != last_millis:  # lines of the same millisecond share their `ts`
+                last_millis, ts = millis, timestamp_of_millis(millis)
+            if own_id:  # ours: hex, nothing to redact or escape
+                rid = '"' + request_id + '"'
+            else:  # the caller's, different on every request: not kept
+                rid = orjson.dumps(request_id if redact is None else redact(request_id)).decode()
+            if client_name is not None:
+                client_name = client_name[:64] or None
+            if client_version is not None:
+                client_version = client_version[:64] or None
+            client_json = json.get(client) or json_of(client, redact)
+            name_json = json.get(name) or json_of(name, redact)
+            code_json = json.get(code) or json_of(code, redact)
+            cn_json = json.get(client_name) or json_of(client_name, redact)
+            cv_json = json.get(client_version) or json_of(client_version, redact)
+            kind_json = "null" if kind is None else '"' + kind + '"'  # query, mutation, ...
+            trace = "" if trace_id is None else f',"trace_id":"{trace_id:032x}"'
+            # duration_ms: the number `fields()` rounds to three places, with its zeros
+            texts.append(
+                f'{{"ts":"{ts}"{_HEAD},"request_id":{rid},'
+                f'"client":{client_json},"tenant":{"null" if tenant is None else tenant},'
+                f'"operation_type":{kind_json},'
+                f'"operation_name":{name_json},"status":{status},"code":{code_json},'
+                f'"duration_ms":{seconds * 1000:.3f},'
+                f'"cost":{"null" if cost is None else cost},'
+                f'"client_name":{cn_json},"client_version":{cv_json}{trace}}}\n'
+            )
+        return texts
 
 
 class RequestTelemetry:

@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,7 +24,7 @@ from gateway.json_logs import JsonFormatter, configure_logging, json_stream_hand
 from gateway.lifespan import Services
 from gateway.log_redaction import redact
 from gateway.settings import Settings
-from gateway.telemetry import ACCESS_MESSAGE, AccessLog
+from gateway.telemetry import ACCESS_MESSAGE, AccessLine, AccessLog
 from resolvers.principal import SCOPES
 
 
@@ -49,45 +50,54 @@ def _json_logging() -> Iterator[io.StringIO]:
         logging.logThreads, logging.logProcesses, logging.logMultiprocessing = saved_flags
 
 
-def _fields(**changes: Any) -> dict[str, Any]:
-    fields: dict[str, Any] = {
+def _line(**changes: Any) -> AccessLine:
+    values: dict[str, Any] = {
+        "created_ns": time.time_ns(),
         "request_id": "req-1",
+        "own_request_id": False,
         "client": "jwt",
         "tenant": 7,
         "operation_type": "query",
         "operation_name": "Lookup",
         "status": 200,
         "code": None,
-        "duration_ms": 0.412,
+        "seconds": 0.000412,
         "cost": 2,
         "client_name": None,
         "client_version": None,
+        "trace_id": None,
     }
-    return fields | changes
+    return AccessLine(**(values | changes))
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines()]
+    # Split at newlines only: a line may hold U+2028 (JSON need not escape it), which
+    # str.splitlines() would split at too.
+    return [json.loads(line) for line in stream.getvalue().split("\n") if line]
+
+
+def _formatted(line: AccessLine) -> dict[str, Any]:
+    """What the JSON handler's formatter writes for the stdlib record of `line`."""
+    record = logging.makeLogRecord(
+        {"name": "gateway.access", "levelno": logging.INFO, "levelname": "INFO",
+         "msg": ACCESS_MESSAGE, "created": line.created_ns / 1e9, **line.fields()}
+    )  # fmt: skip
+    written: dict[str, Any] = json.loads(JsonFormatter(redact=redact).format(record))
+    return written
 
 
 async def test_lines_are_kept_then_written_together_in_the_json_handlers_format() -> None:
     with _json_logging() as json_logging:
         access = AccessLog(flush_seconds=60)
         secret = "Bearer abc.def.ghi"
-        access.write(_fields(request_id="req-1"))
-        access.write(
-            _fields(request_id="req-2", operation_name=secret, client_name="me@example.com")
-        )
+        access.write(_line(request_id="req-1"))
+        access.write(_line(request_id="req-2", operation_name=secret, client_name="me@example.com"))
         assert json_logging.getvalue() == ""  # kept: nothing written per request
 
         access.flush()
         first, second = _lines(json_logging)
         # Exactly what the handler's formatter writes for the same record (but the time).
-        record = logging.makeLogRecord(
-            {"name": "gateway.access", "levelno": logging.INFO, "levelname": "INFO",
-             "msg": ACCESS_MESSAGE, **_fields(request_id="req-1")}
-        )  # fmt: skip
-        expected = json.loads(JsonFormatter(redact=redact).format(record))
+        expected = _formatted(_line(request_id="req-1"))
         assert {k: v for k, v in first.items() if k != "ts"} == {
             k: v for k, v in expected.items() if k != "ts"
         }
@@ -101,19 +111,57 @@ async def test_lines_are_kept_then_written_together_in_the_json_handlers_format(
         access.flush()  # nothing left: nothing written twice
         assert len(_lines(json_logging)) == 2
 
-        # The gateway's own values (a request id it generated) are written as they are.
-        access.write(_fields(request_id="Bearer x"), own=frozenset({"request_id"}))
-        access.write(_fields(request_id="Bearer x"))
+        # The gateway's own request ids are written as they are; a caller's is redacted.
+        access.write(_line(request_id="Bearer x", own_request_id=True))
+        access.write(_line(request_id="Bearer x"))
         access.flush()
         assert [line["request_id"] for line in _lines(json_logging)[2:]] == [
             "Bearer x", "Bearer [REDACTED]"
         ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"seconds": 0.0, "cost": None, "tenant": None, "operation_type": None},
+        {"seconds": 12.0, "status": 429, "code": "RATE_LIMITED", "operation_name": None},
+        {"seconds": 1234.5678905, "client_name": "web", "client_version": "1.2.3"},
+        {"seconds": 0.0000004, "trace_id": 0x0AF7651916CD43DD8448EB211C80319C},
+        {"operation_name": 'quote " backslash \\ newline \n tab \t é ✓ \u2028 \x00'},
+        {"client_name": "x" * 100, "client_version": "v" * 64 + "w"},
+        {"client_name": "", "client_version": "", "request_id": 'caller "id" \\ é'},
+        {"request_id": "fgw_live_abcdefghijklmnop", "client": "42", "code": "BAD_REQUEST"},
+        {"own_request_id": True, "request_id": "0123456789abcdef0123456789abcdef"},
+    ],
+)
+def test_a_written_line_is_the_record_the_json_formatter_writes(changes: dict[str, Any]) -> None:
+    """The template (`AccessLog`, every request) and the formatter (the stdlib way, any other
+    log line) write the same keys in the same order with the same values: escaping, numbers,
+    nulls, truncated client names, trace ids and redaction included. The time is the line's
+    own: the same instant, to the millisecond."""
+    line = _line(**changes)
+    with _json_logging() as json_logging:
+        access = AccessLog(flush_seconds=60)
+        access.write(line)
+        access.flush()
+        (written,) = _lines(json_logging)
+    expected = _formatted(line)
+    if line.own_request_id:  # the formatter would redact it; the gateway's own hex is left
+        expected["request_id"] = line.request_id
+    assert list(written) == list(expected)
+    assert {k: v for k, v in written.items() if k != "ts"} == {
+        k: v for k, v in expected.items() if k != "ts"
+    }
+    millis = line.created_ns // 1_000_000
+    stamp = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=millis)
+    assert written["ts"] == stamp.isoformat(timespec="milliseconds")
+
+
 async def test_kept_lines_are_written_by_the_loop_after_flush_seconds() -> None:
     with _json_logging() as json_logging:
         access = AccessLog(flush_seconds=0.01)
-        access.write(_fields())
+        access.write(_line())
         assert json_logging.getvalue() == ""
         await asyncio.sleep(0.2)
         assert [line["request_id"] for line in _lines(json_logging)] == ["req-1"]
@@ -123,7 +171,7 @@ async def test_at_max_pending_lines_are_written_at_once() -> None:
     with _json_logging() as json_logging:
         access = AccessLog(flush_seconds=60, max_pending=3)
         for number in range(7):
-            access.write(_fields(request_id=f"req-{number}"))
+            access.write(_line(request_id=f"req-{number}"))
         assert [line["request_id"] for line in _lines(json_logging)] == [
             f"req-{number}" for number in range(6)
         ]
@@ -133,7 +181,7 @@ async def test_at_max_pending_lines_are_written_at_once() -> None:
 
 def test_outside_an_event_loop_a_line_is_written_at_once() -> None:
     with _json_logging() as json_logging:
-        AccessLog(flush_seconds=60).write(_fields())
+        AccessLog(flush_seconds=60).write(_line())
         assert len(_lines(json_logging)) == 1
 
 
@@ -144,7 +192,7 @@ async def test_any_other_handler_gets_records_the_stdlib_way(
         access = AccessLog(flush_seconds=60)
         logging.getLogger().addHandler(caplog.handler)  # a second handler on the root
         with caplog.at_level(logging.INFO, logger="gateway.access"):
-            access.write(_fields(request_id="seen"))
+            access.write(_line(request_id="seen"))
             records = [r for r in caplog.records if r.name == "gateway.access"]
             assert [getattr(r, "request_id", None) for r in records] == ["seen"]
             # and the JSON handler wrote it through logging at once, not kept
@@ -154,7 +202,7 @@ async def test_any_other_handler_gets_records_the_stdlib_way(
 async def test_kept_lines_go_the_stdlib_way_when_the_set_up_changed_before_the_flush() -> None:
     with _json_logging() as json_logging:
         access = AccessLog(flush_seconds=60)
-        access.write(_fields(request_id="kept"))
+        access.write(_line(request_id="kept"))
         other = io.StringIO()
         extra = logging.StreamHandler(other)
         extra.setFormatter(logging.Formatter("%(name)s %(message)s %(request_id)s"))
@@ -254,25 +302,16 @@ def test_timestamps_are_written_as_isoformat_writes_them() -> None:
         assert stamps.format(created) == expected, created
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {},
-        {
-            "request_id": "req-1",
-            "tenant": 7,
-            "code": None,
-            "duration_ms": 1.5,
-            "nested": {"a": [1]},
-        },
-        {"operation_name": 'quote " backslash \\ newline \n é ✓', "at": dt.date(2026, 12, 2)},
-    ],
-)
-def test_a_line_from_its_head_is_the_line_json_line_writes(fields: dict[str, Any]) -> None:
-    """The access lines' way (gateway.telemetry: the part after `ts` made once a batch)
-    writes the same text as `json_line`, escaping and non-JSON values included."""
-    head = json_logs.line_head("info", "gateway.access", ACCESS_MESSAGE)
-    for created in (1_764_646_149.9995, 0.5):
-        expected = json_logs.json_line(created, "info", "gateway.access", ACCESS_MESSAGE,
-                                       fields.items(), None)  # fmt: skip
-        assert json_logs.json_line_from(created, head, dict(fields)) == expected
+def test_timestamps_of_whole_milliseconds_share_the_seconds_prefix() -> None:
+    """The access lines' `ts` (integer milliseconds) and every other line's (a float) come
+    from one `_Timestamps`, whose prefix is made once a second: in any order, each is right."""
+    stamps = json_logs._Timestamps()
+    rng = random.Random(9)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    for _ in range(20_000):
+        millis = rng.choice((1_764_646_149_000, 0, 4_000_000_000_000)) + rng.randrange(3_000)
+        expected = (epoch + dt.timedelta(milliseconds=millis)).isoformat(timespec="milliseconds")
+        assert stamps.from_millis(millis) == expected, millis
+        created = millis / 1000 + rng.choice((0.0, 0.0004, -0.0004))
+        expected = dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds")
+        assert stamps.format(created) == expected, created
