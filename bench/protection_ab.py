@@ -1,0 +1,179 @@
+"""Issue 8's protection overhead, paired and in-process: what cost analysis, rate limits and
+the access log each add to one request, without HTTP, wrk or a second process in the way.
+
+    .venv/bin/python -m bench.protection_ab [--query q3] [--rounds 16] [--batch 2000]
+        [--with-database]
+
+One process builds the gateway app five times, each with its own settings (`off`: cost
+analysis, rate limits and the access log off; `cost`, `rate`, `access`: one of them on;
+`on`: all three), and drives each through its ASGI interface (the POST that wrk sends, the
+response consumed) in batches, alternating: every round runs one batch of each. A batch is
+timed by the process's CPU time (`time.process_time`), so other programs on the machine
+count only through the caches they share. It prints the median microseconds per request of
+each setting and its difference from `off`: the overhead of that part alone, measured side by
+side with the same data, the same heap and the same moment's machine.
+
+Production settings (`GATEWAY_ENV=production`, a fresh JWT secret), response cache off,
+metrics on in all five, the access log written into a temporary file at `LOG_LEVEL=info`.
+Each distinct statement is answered once by PostgreSQL and then from memory, so only the
+gateway's own Python is counted; `--with-database` sends every statement (asyncpg and the
+server on the same cores then count too, and the figures move by more than they measure).
+
+Needs the benchmark's database (`bench/run.sh` creates and seeds it; DATABASE_URL as there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import MutableMapping, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+from adapters.crypto import DEV_SECRET_KEYRING
+from bench.targets import find_targets, write_bodies
+
+__all__ = ["SETTINGS", "main"]
+
+DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/finance_gateway_bench"
+_OFF = {"RATE_LIMITS": "off", "COST_ANALYSIS": "off", "ACCESS_LOG": "off"}
+# Each setting's variables over the common ones; `off` last: the others are read against it.
+SETTINGS: dict[str, dict[str, str]] = {
+    "on": {"RATE_LIMITS": "on", "COST_ANALYSIS": "on", "ACCESS_LOG": "on"},
+    "cost": _OFF | {"COST_ANALYSIS": "on"},
+    "rate": _OFF | {"RATE_LIMITS": "on"},
+    "access": _OFF | {"ACCESS_LOG": "on"},
+    "off": _OFF,
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.protection_ab",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--query", default="q3", help="q1, q2 or q3 (bench/queries)")
+    parser.add_argument("--rounds", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=2000, help="requests per batch")
+    parser.add_argument(
+        "--with-database",
+        action="store_true",
+        help="every statement to PostgreSQL (asyncpg and the server counted too; noisier)",
+    )
+    return parser
+
+
+def _stub_database() -> None:
+    """Each distinct statement answered once by PostgreSQL, then from memory."""
+    from adapters.read_pool import ReadPool
+
+    fetch = ReadPool.fetchval
+    answers: dict[tuple[str, tuple[Any, ...]], Any] = {}
+
+    async def remembered(self: ReadPool, sql: str, *arguments: Any, **options: Any) -> Any:
+        key = (sql, arguments)
+        if key not in answers:
+            answers[key] = await fetch(self, sql, *arguments, **options)
+        return answers[key]
+
+    ReadPool.fetchval = remembered  # type: ignore[method-assign]
+
+
+async def _run(options: argparse.Namespace, log: Path) -> dict[str, list[float]]:
+    from gateway.app import create_app
+    from gateway.auth import mint_token
+    from gateway.json_logs import configure_logging
+    from gateway.settings import load_settings
+
+    targets = await find_targets(options.database_url)
+    body = write_bodies(log.parent / "bodies", targets)[options.query].read_bytes()
+    common = {
+        **os.environ,
+        "GATEWAY_ENV": "production",
+        "JWT_SECRET": secrets.token_urlsafe(48),
+        "API_KEY_PEPPER": secrets.token_urlsafe(48),
+        "DATABASE_URL": options.database_url,
+        "SECRET_KEYRING": DEV_SECRET_KEYRING,
+        "RESPONSE_CACHE": "off",
+        "GRAPHIQL": "false",
+        "PROVIDERS": "sandbox",
+        "LOG_LEVEL": "info",
+        "RATE_LIMIT_FIRST_PARTY": str(10**12),  # never spent: every request is charged
+    }
+    apps = {name: create_app(load_settings(common | extra, require_environment=True))
+            for name, extra in SETTINGS.items()}  # fmt: skip
+    stream = log.open("w")
+    sys.stderr = stream  # configure_logging's JSON handler writes to sys.stderr: the file
+    try:
+        configure_logging("info", "json")
+    finally:
+        sys.stderr = sys.__stderr__
+    token = mint_token(load_settings(common, require_environment=True),
+                       tenant_id=targets.tenant_id, scopes=["ledger:read"])  # fmt: skip
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+        "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                    (b"accept", b"application/json"),
+                    (b"authorization", f"Bearer {token}".encode()),
+                    (b"content-length", str(len(body)).encode())],
+    }  # fmt: skip
+    statuses: set[int] = set()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.add(message["status"])
+
+    times: dict[str, list[float]] = {name: [] for name in apps}
+    async with AsyncExitStack() as stack:
+        for app in apps.values():
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        for app in apps.values():  # warm-up: plans, caches, pools
+            for _ in range(options.batch):
+                await app(dict(scope), receive, send)
+        for _ in range(options.rounds):
+            for name, app in apps.items():
+                started = time.process_time()
+                for _ in range(options.batch):
+                    await app(dict(scope), receive, send)
+                times[name].append((time.process_time() - started) / options.batch * 1e6)
+    stream.close()
+    if statuses != {200}:
+        raise SystemExit(f"answers other than 200: {sorted(statuses)}")
+    return times
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = _parser().parse_args(argv)
+    if not options.with_database:
+        _stub_database()
+    with tempfile.TemporaryDirectory(prefix="protection-ab-") as directory:
+        log = Path(directory) / "access.log"
+        times = asyncio.run(_run(options, log))
+    base = statistics.median(times["off"])
+    stubbed = "" if options.with_database else ", statements answered from memory"
+    print(f"{options.query}, {options.rounds} rounds of {options.batch} requests per setting"
+          f"{stubbed}; CPU us per request\n")  # fmt: skip
+    print("| setting | median us | min us | vs off |")
+    print("|---|---:|---:|---:|")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"| {name} | {median:.2f} | {min(values):.2f} | {median - base:+.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
