@@ -35,7 +35,7 @@ from adapters.reconciliation.store import ReconciliationStore
 from gateway.audit import AuditRecorder, AuditUnavailable, actor_for
 from gateway.catch_all import new_request_id
 from gateway.compiled import CompiledOperations
-from gateway.cost import DEFAULT_MAX_COST, CostAnalyzer, CostPlan, CostTooExpensive
+from gateway.cost import CostAnalyzer, CostPlan, CostTooExpensive
 from gateway.deadlines import OperationTimedOut
 from gateway.errors import format_errors
 from gateway.graphiql import render_graphiql_page
@@ -555,18 +555,10 @@ class GraphQLHandler:
         cost = settings.cost
         if not (cost.enabled or settings.rate_limits.enabled):
             return _NOT_PRICED  # nothing priced, charged or reported
-        # (Written out: this runs on every request, where each Python call counts.)
         plan = None if document is None else self._cost.plan(resolved.text, document,
                                                              read.operation_name)  # fmt: skip
-        if plan is None:
-            estimated = 1
-        elif plan.constant is not None:
-            estimated = plan.constant
-        else:
-            estimated = plan.estimate(read.variables or {})
-        max_cost = principal.max_cost  # CostSettings.budget, written out
-        if max_cost is None:
-            max_cost = cost.max_cost.get(principal.kind, DEFAULT_MAX_COST["first_party"])
+        estimated = 1 if plan is None else plan.estimate(read.variables or {})
+        max_cost = cost.budget(principal)
         # (The estimate is observed in /metrics with the request's duration: RequestRecord.)
         if cost.enabled and estimated > max_cost:
             self._services.metrics.observe_cost(client_label(principal), estimated)

@@ -172,7 +172,6 @@ class Metrics:
     operation_label: BoundedLabel = field(default_factory=BoundedLabel)
     # Series by the values a request gives (its operation name unbounded yet): one look-up.
     _request_series: dict[tuple[str, str, str], HistogramSeries] = field(default_factory=dict)
-    _estimated_cost: dict[str, HistogramSeries] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         registry = self.registry
@@ -267,10 +266,7 @@ class Metrics:
 
     def observe_cost(self, client: str, estimated: int, actual: int | None = None) -> None:
         """For cost analysis: an operation's estimated (and, after execution, actual) cost."""
-        series = self._estimated_cost.get(client)  # once per request: one look-up
-        if series is None:
-            series = self._estimated_cost[client] = self.operation_cost.labels(client, "estimated")
-        series.observe(estimated)
+        self.operation_cost.labels(client, "estimated").observe(estimated)
         if actual is not None:
             self.operation_cost.labels(client, "actual").observe(actual)
 

@@ -136,16 +136,13 @@ class RateLimitDecision(NamedTuple):
 _new_decision = tuple.__new__
 
 
-_MAX_SUBJECT = 64  # longer subjects are counted under their SHA-256
-
-
 def _key(principal: Principal) -> str:
-    """The budget's key: an API client's id, else the tenant and the JWT's subject.
-    (`RateLimiter.charge_now` writes the short cases out.)"""
+    """The budget's key: an API client's id, else the tenant and the JWT's subject (longer
+    subjects by their SHA-256)."""
     if principal.client_id is not None:
         return f"client:{principal.client_id}"
     subject = principal.subject
-    if len(subject) > _MAX_SUBJECT:
+    if len(subject) > 64:
         subject = hashlib.sha256(subject.encode()).hexdigest()
     return f"sub:{principal.tenant_id}:{subject}"
 
@@ -161,7 +158,7 @@ class RateLimiter:
     Redis is unavailable.
 
     `charge` is the one entry point; `charge_now` is the same charge without a coroutine, for
-    a limiter without Redis (`in_process`), as the GraphQL endpoint calls it on every request.
+    a limiter without Redis (`in_process`).
     """
 
     def __init__(self, settings: RateLimitSettings, shared: GcraStore | None = None) -> None:
@@ -197,32 +194,25 @@ class RateLimiter:
         """Charge `cost` points (at least 1, at most the whole budget); never raises."""
         if self._shared is None:
             return self.charge_now(principal, cost)
-        limit = principal.rate_limit
-        if limit is None:
-            limit = self._kind_limits.get(principal.kind, self._default_limit)
-        charged = 1 if cost < 1 else limit if cost > limit else cost
+        limit, charged = self._budget(principal, cost)
         counted = await self._charge(_key(principal), charged, limit)
-        return self.charge_now(principal, cost, counted)
+        return self._decision(counted, limit, charged)
 
-    def charge_now(
-        self, principal: Principal, cost: int, counted: GcraResult | None = None
-    ) -> RateLimitDecision:
-        """`charge` without a coroutine: on this process's budget (for an `in_process`
-        limiter, and only for one), or the decision of what Redis `counted` (`charge`).
-        (Written out in one function: the GraphQL endpoint calls it on every request.)"""
+    def charge_now(self, principal: Principal, cost: int) -> RateLimitDecision:
+        """`charge` without a coroutine, on this process's budget: for an `in_process`
+        limiter, and only for one (the GraphQL endpoint calls it on every request)."""
+        limit, charged = self._budget(principal, cost)
+        counted = self._local.charge_now(_key(principal), charged, limit, self._period)
+        return self._decision(counted, limit, charged)
+
+    def _budget(self, principal: Principal, cost: int) -> tuple[int, int]:
+        """The caller's limit (its own, else its kind's) and what `cost` charges of it."""
         limit = principal.rate_limit
         if limit is None:
             limit = self._kind_limits.get(principal.kind, self._default_limit)
-        charged = 1 if cost < 1 else limit if cost > limit else cost
-        if counted is None:
-            client_id = principal.client_id
-            if client_id is not None:
-                key = f"client:{client_id}"
-            elif len(principal.subject) <= _MAX_SUBJECT:
-                key = f"sub:{principal.tenant_id}:{principal.subject}"
-            else:
-                key = _key(principal)
-            counted = self._local.charge_now(key, charged, limit, self._period)
+        return limit, 1 if cost < 1 else limit if cost > limit else cost
+
+    def _decision(self, counted: GcraResult, limit: int, charged: int) -> RateLimitDecision:
         allowed, remaining, reset_seconds, retry_after_seconds = counted
         if not allowed:
             self.metrics.rejected += 1

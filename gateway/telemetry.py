@@ -123,6 +123,8 @@ class RequestRecord:
             access_log.pending or access_log.logger.isEnabledFor(logging.INFO)
         ):
             principal = self.principal
+            client_name = headers.get(_CLIENT_HEADERS[0])
+            client_version = headers.get(_CLIENT_HEADERS[1])
             access_log.write(
                 _new_line(
                     AccessLine,
@@ -139,8 +141,8 @@ class RequestRecord:
                         None if outcome == "ok" else outcome,
                         seconds,
                         self.cost,
-                        headers.get(_CLIENT_HEADERS[0]),
-                        headers.get(_CLIENT_HEADERS[1]),
+                        client_name[:64] if client_name else None,
+                        client_version[:64] if client_version else None,
                         None if trace is None else trace.span.get_span_context().trace_id,
                     ),
                 )
@@ -162,7 +164,7 @@ class AccessLine(NamedTuple):
     code: str | None
     seconds: float
     cost: int | None  # estimated; None when refused before cost analysis or not priced
-    client_name: str | None  # the apollographql-client-name / -version headers, as sent
+    client_name: str | None  # the apollographql-client-name / -version headers (64 chars)
     client_version: str | None
     trace_id: int | None
 
@@ -179,8 +181,8 @@ class AccessLine(NamedTuple):
             "code": self.code,
             "duration_ms": round(self.seconds * 1000, 3),
             "cost": self.cost,
-            "client_name": self.client_name[:64] if self.client_name else None,
-            "client_version": self.client_version[:64] if self.client_version else None,
+            "client_name": self.client_name,
+            "client_version": self.client_version,
         }
         if self.trace_id is not None:
             fields["trace_id"] = format(self.trace_id, "032x")
@@ -292,10 +294,6 @@ class AccessLog:
                 rid = '"' + request_id + '"'
             else:  # the caller's, different on every request: not kept
                 rid = orjson.dumps(request_id if redact is None else redact(request_id)).decode()
-            if client_name is not None:
-                client_name = client_name[:64] or None
-            if client_version is not None:
-                client_version = client_version[:64] or None
             client_json = json.get(client) or json_of(client, redact)
             name_json = json.get(name) or json_of(name, redact)
             code_json = json.get(code) or json_of(code, redact)

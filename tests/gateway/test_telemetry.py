@@ -376,6 +376,25 @@ async def test_one_json_access_line_per_request(
     )
 
 
+async def test_the_access_line_keeps_64_characters_of_the_client_headers(
+    http: httpx.AsyncClient, settings: Settings, tenant_id: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = mint_token(settings, tenant_id=tenant_id, scopes=SCOPES)
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        await http.post(
+            "/graphql",
+            json={"query": "{ customers(first: 1) { totalCount } }"},
+            headers={
+                "authorization": f"Bearer {token}",
+                "apollographql-client-name": "n" * 100,
+                "apollographql-client-version": "",
+            },
+        )
+    [record] = [r for r in caplog.records if r.name == "gateway.access"]
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["client_name"], line["client_version"]) == ("n" * 64, None)
+
+
 def test_the_json_formatter_redacts_extra_fields_when_given_a_redactor() -> None:
     record = logging.makeLogRecord({"msg": "hello %s", "args": ("world",), "client_name": "k-1"})
     line = json.loads(JsonFormatter(redact=lambda text: text.replace("k-1", "[X]")).format(record))
