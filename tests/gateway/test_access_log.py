@@ -266,6 +266,7 @@ async def test_the_apps_shutdown_writes_the_kept_lines(
 ) -> None:
     app = create_app(settings, services)
     token = mint_token(settings, tenant_id=tenant_id, scopes=SCOPES)
+    before = dt.datetime.now(dt.UTC)
     with _json_logging() as json_logging:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
@@ -277,13 +278,25 @@ async def test_the_apps_shutdown_writes_the_kept_lines(
                     headers={
                         "authorization": f"Bearer {token}",
                         "x-request-id": "at-exit Bearer s3cr3t",
+                        "apollographql-client-name": "web",
+                        "apollographql-client-version": "v" * 70,
                     },
                 )
             assert response.status_code == 200, response.text
+            after = dt.datetime.now(dt.UTC)
         lines = [line for line in _lines(json_logging) if line["logger"] == "gateway.access"]
-    assert [(line["request_id"], line["operation_name"]) for line in lines] == [
-        ("at-exit Bearer [REDACTED]", "Shutdown")
-    ]
+    # The kept record is read when the line is written, after the request: the same fields
+    # as the stdlib way (test_telemetry), and the time the request finished.
+    [line] = lines
+    written = dt.datetime.fromisoformat(line.pop("ts"))  # (in whole milliseconds)
+    assert before - dt.timedelta(milliseconds=1) <= written <= after
+    assert 0 < line.pop("duration_ms") < (after - before).total_seconds() * 1000
+    assert line == {
+        "level": "info", "logger": "gateway.access", "message": ACCESS_MESSAGE,
+        "request_id": "at-exit Bearer [REDACTED]", "client": "jwt", "tenant": tenant_id,
+        "operation_type": "query", "operation_name": "Shutdown", "status": 200, "code": None,
+        "cost": 2, "client_name": "web", "client_version": "v" * 64,
+    }  # fmt: skip
 
 
 def test_timestamps_are_written_as_isoformat_writes_them() -> None:
