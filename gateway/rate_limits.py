@@ -147,6 +147,24 @@ def _key(principal: Principal) -> str:
     return f"sub:{principal.tenant_id}:{subject}"
 
 
+def _charged(cost: int, limit: int) -> int:
+    """What an operation of `cost` is charged: at least 1 point, at most the whole budget."""
+    return 1 if cost < 1 else limit if cost > limit else cost
+
+
+class _Budget(NamedTuple):
+    """A caller's budget as `RateLimiter._budget` found it for one principal object."""
+
+    principal: Principal
+    key: str
+    limit: int
+    policy: str  # the `RateLimit-Policy` value
+
+
+# Principals whose budgets are kept: a few per API client and JWT subject in use.
+_MAX_BUDGETS = 4096
+
+
 @dataclass(slots=True)
 class RateLimitMetrics:
     rejected: int = 0
@@ -169,8 +187,9 @@ class RateLimiter:
         self._period = float(settings.period_seconds)
         self._kind_limits = dict(settings.limits)
         self._default_limit = DEFAULT_RATE_LIMITS["first_party"]
-        # RateLimit-Policy values by limit: the same few on every response (bounded).
-        self._policies: dict[int, str] = {}
+        # Each caller's budget by the principal object's id (`_budget`): authentication hands
+        # out the same object for a credential while it remembers it (bounded).
+        self._budgets: dict[int, _Budget] = {}
         self._shared_down_until = 0.0
         self.metrics = RateLimitMetrics()
 
@@ -194,25 +213,36 @@ class RateLimiter:
         """Charge `cost` points (at least 1, at most the whole budget); never raises."""
         if self._shared is None:
             return self.charge_now(principal, cost)
-        limit, charged = self._budget(principal, cost)
-        counted = await self._charge(_key(principal), charged, limit)
-        return self._decision(counted, limit, charged)
+        budget = self._budget(principal)
+        charged = _charged(cost, budget.limit)
+        counted = await self._charge(budget.key, charged, budget.limit)
+        return self._decision(counted, budget, charged)
 
     def charge_now(self, principal: Principal, cost: int) -> RateLimitDecision:
         """`charge` without a coroutine, on this process's budget: for an `in_process`
         limiter, and only for one (the GraphQL endpoint calls it on every request)."""
-        limit, charged = self._budget(principal, cost)
-        counted = self._local.charge_now(_key(principal), charged, limit, self._period)
-        return self._decision(counted, limit, charged)
+        budget = self._budget(principal)
+        charged = _charged(cost, budget.limit)
+        counted = self._local.charge_now(budget.key, charged, budget.limit, self._period)
+        return self._decision(counted, budget, charged)
 
-    def _budget(self, principal: Principal, cost: int) -> tuple[int, int]:
-        """The caller's limit (its own, else its kind's) and what `cost` charges of it."""
+    def _budget(self, principal: Principal) -> _Budget:
+        """The caller's budget: its key, its limit (its own, else its kind's) and that
+        limit's `RateLimit-Policy` (kept: made once per principal object)."""
+        budget = self._budgets.get(id(principal))
+        if budget is not None and budget.principal is principal:
+            return budget
         limit = principal.rate_limit
         if limit is None:
             limit = self._kind_limits.get(principal.kind, self._default_limit)
-        return limit, 1 if cost < 1 else limit if cost > limit else cost
+        policy = f'"{_POLICY_NAME}";q={limit};w={self.settings.period_seconds}'
+        budget = _Budget(principal, _key(principal), limit, policy)
+        if len(self._budgets) >= _MAX_BUDGETS:
+            self._budgets.clear()
+        self._budgets[id(principal)] = budget  # (`budget.principal` keeps the id its own)
+        return budget
 
-    def _decision(self, counted: GcraResult, limit: int, charged: int) -> RateLimitDecision:
+    def _decision(self, counted: GcraResult, budget: _Budget, charged: int) -> RateLimitDecision:
         allowed, remaining, reset_seconds, retry_after_seconds = counted
         if not allowed:
             self.metrics.rejected += 1
@@ -221,23 +251,16 @@ class RateLimiter:
             RateLimitDecision,
             (
                 allowed,
-                limit,
+                budget.limit,
                 charged,
                 remaining,
                 reset_seconds,
                 retry_after_seconds,
                 time.time(),
-                self._policies.get(limit) or self._policy(limit),
+                budget.policy,
                 f'"{_POLICY_NAME}";r={remaining};t={reset if reset > 0 else 0}',
             ),
         )
-
-    def _policy(self, limit: int) -> str:
-        """The `RateLimit-Policy` value of a budget of `limit` points (kept)."""
-        policy = f'"{_POLICY_NAME}";q={limit};w={self.settings.period_seconds}'
-        if len(self._policies) < 1024:  # a few budgets per process; never unbounded
-            self._policies[limit] = policy
-        return policy
 
     def collector(self) -> Collector:
         """Prometheus collector: charges counted locally while Redis did not answer."""

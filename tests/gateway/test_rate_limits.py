@@ -19,6 +19,7 @@ from gateway.auth import mint_token
 from gateway.lifespan import Services
 from gateway.rate_limits import RateLimiter, RateLimitSettings
 from gateway.settings import Settings
+from resolvers.principal import Principal
 from tests.fixtures.cache import REDIS_URL
 from tests.fixtures.database import services_required
 
@@ -161,3 +162,25 @@ async def test_redis_down_falls_back_to_a_local_budget_and_never_fails_a_request
             assert f'gateway_rate_limited_total{{client="{issued.client.id}"}} 1.0' in metrics
     finally:
         await limiter.close()
+
+
+def test_a_budget_follows_the_principal_it_was_made_for() -> None:
+    """Budgets are kept per principal object: a client whose limit changed authenticates as a
+    new principal and gets the new limit, on the budget its key already spent (GCRA keeps
+    time, not points: the share spent carries over)."""
+    limiter = RateLimiter(RateLimitSettings(limits={"partner": 500}))
+    old = Principal(subject="client:7", tenant_id=1, scopes=frozenset(), kind="partner",
+                    client_id=7, rate_limit=100)  # fmt: skip
+    first = limiter.charge_now(old, 60)
+    assert (first.limit, first.remaining, first.policy) == (100, 40, '"cost";q=100;w=60')
+    assert limiter.charge_now(old, 60).allowed is False
+    raised = dataclasses.replace(old, rate_limit=1000)
+    after = limiter.charge_now(raised, 60)
+    assert (after.allowed, after.limit, after.policy) == (True, 1000, '"cost";q=1000;w=60')
+    assert 1000 - 600 - 60 <= after.remaining <= 1000 - 600 - 60 + 1  # 60 % spent, then 60
+    kind_default = limiter.charge_now(dataclasses.replace(old, rate_limit=None, client_id=8), 1)
+    assert (kind_default.limit, kind_default.remaining) == (500, 499)
+    # A JWT subject: by tenant and subject, whatever object carries them.
+    jwt = Principal(subject="alice", tenant_id=3, scopes=frozenset())
+    limiter.charge_now(jwt, 10)
+    assert limiter.charge_now(dataclasses.replace(jwt), 10).remaining == 50_000 - 20
