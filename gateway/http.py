@@ -369,6 +369,8 @@ class GraphQLHandler:
         if services.rate_limiter is None:  # tests and embedded use: an in-process one
             services.rate_limiter = RateLimiter(settings.rate_limits)
         self._rate_limiter = services.rate_limiter
+        # Whether `_admit` prices operations for cost analysis, for rate limits (settings).
+        self._pricing = (settings.cost.enabled, settings.rate_limits.enabled)
         self._limits = RequestLimits(settings.limits)
         self._deadlines = settings.deadlines
         self._audit = AuditRecorder(AuditStore(services.engine), schema._schema)
@@ -551,23 +553,23 @@ class GraphQLHandler:
         with 429 when the caller's budget is spent. A document that does not parse or validate
         costs 1 and goes on to execution, which reports why.
         """
-        settings = self._services.settings
-        cost = settings.cost
-        if not (cost.enabled or settings.rate_limits.enabled):
+        cost_on, rate_on = self._pricing
+        if not (cost_on or rate_on):
             return _NOT_PRICED  # nothing priced, charged or reported
+        cost = self._services.settings.cost
         plan = None if document is None else self._cost.plan(resolved.text, document,
                                                              read.operation_name)  # fmt: skip
         estimated = 1 if plan is None else plan.estimate(read.variables or {})
         max_cost = cost.budget(principal)
         # (The estimate is observed in /metrics with the request's duration: RequestRecord.)
-        if cost.enabled and estimated > max_cost:
+        if cost_on and estimated > max_cost:
             self._services.metrics.observe_cost(client_label(principal), estimated)
             raise CostTooExpensive(
                 f"the operation's estimated cost {estimated} is over your budget of {max_cost}",
                 cost={"estimated": estimated, "maxCost": max_cost},
             )
         rate = None
-        if settings.rate_limits.enabled:
+        if rate_on:
             limiter = self._rate_limiter
             rate = (
                 limiter.charge_now(principal, estimated)
@@ -584,7 +586,7 @@ class GraphQLHandler:
                     retryAfterSeconds=int(rate.headers["retry-after"]),
                 )
         asked = request.headers.get(_COST_REPORT_HEADER)
-        report = cost.enabled and (
+        report = cost_on and (
             (principal.kind == "analyst" and cost.report_to_analysts)
             or (asked is not None and asked.lower() in _COST_REPORT_VALUES)
         )

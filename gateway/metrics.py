@@ -170,8 +170,11 @@ class Metrics:
     rate_limited_requests: Counter = field(init=False)
     operation_cost: Histograms = field(init=False)
     operation_label: BoundedLabel = field(default_factory=BoundedLabel)
-    # Series by the values a request gives (its operation name unbounded yet): one look-up.
-    _request_series: dict[tuple[str, str, str], HistogramSeries] = field(default_factory=dict)
+    # A request's duration series and its client's estimated-cost series, by the values the
+    # request gives (its operation name unbounded yet): one look-up.
+    _request_series: dict[tuple[str, str, str], tuple[HistogramSeries, HistogramSeries]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         registry = self.registry
@@ -250,15 +253,17 @@ class Metrics:
     ) -> None:
         """One GraphQL request: its duration, and its estimated cost when it was priced."""
         key = (operation, client, outcome)
-        series = self._request_series.get(key)  # once per request: one look-up
-        if series is None:
+        found = self._request_series.get(key)  # once per request: one look-up
+        if found is None:
             if len(self._request_series) >= _MAX_CACHED_SERIES:
                 self._request_series.clear()
-            series = self.request_seconds.labels(self.operation_label(operation), client, outcome)
-            self._request_series[key] = series
-        series.observe(seconds)
+            found = self._request_series[key] = (
+                self.request_seconds.labels(self.operation_label(operation), client, outcome),
+                self.operation_cost.labels(client, "estimated"),
+            )
+        found[0].observe(seconds)
         if cost is not None:
-            self.observe_cost(client, cost)
+            found[1].observe(cost)
 
     def rate_limited(self, client: str) -> None:
         """For the rate limiter: one request refused (HTTP 429)."""
