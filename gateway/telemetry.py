@@ -64,15 +64,9 @@ class RequestRecord:
     """What one request did, filled in by the handler and reported by `finish`."""
 
     __slots__ = (
-        "_client",
         "_document",
-        "_finished",
-        "_kind",
-        "_name",
         "_operation_name",
-        "_seconds",
         "_started",
-        "_status",
         "_telemetry",
         "_text",
         "cost",
@@ -87,7 +81,7 @@ class RequestRecord:
         self, telemetry: RequestTelemetry, headers: Mapping[str, str], trace: RequestTrace | None
     ) -> None:
         self._telemetry = telemetry
-        self._started = time.perf_counter_ns()
+        self._started = time.perf_counter()
         self.headers = headers
         self.trace = trace
         self.request_id = ""
@@ -108,10 +102,9 @@ class RequestRecord:
         self._operation_name = operation_name
 
     def finish(self, status: int) -> None:
-        finished = time.perf_counter_ns()
-        seconds = (finished - self._started) / 1e9
+        seconds = time.perf_counter() - self._started
         telemetry = self._telemetry
-        outcome = self.outcome = self.outcome or ("ok" if status < 400 else f"HTTP_{status}")
+        outcome = self.outcome or ("ok" if status < 400 else f"HTTP_{status}")
         document = self._document
         if document is None and self._text is not None:
             document = telemetry.parse(self._text)
@@ -119,6 +112,7 @@ class RequestRecord:
         client = client_label(self.principal)
         telemetry.metrics.observe_request(name or "anonymous", client, outcome, seconds, self.cost)
         trace = self.trace
+        headers = self.headers
         if trace is not None:
             trace.operation(kind, name, self._text, document)
             trace.span.set_attribute("gateway.client", client)
@@ -128,52 +122,38 @@ class RequestRecord:
         if access_log is not None and (
             access_log.pending or access_log.logger.isEnabledFor(logging.INFO)
         ):
-            # The record is its own access line: `access_line` reads it when the line is
-            # written, in a batch (nothing sets a record's fields after `finish`).
-            self._finished = finished
-            self._seconds = seconds
-            self._status = status
-            self._client = client
-            self._kind = kind
-            self._name = name
-            access_log.write(self)
-
-    def access_line(self, wall_offset_ns: int) -> AccessLine:
-        """The finished request's access line; `wall_offset_ns`: time.time_ns() less
-        time.perf_counter_ns() (the line's time is when the request finished)."""
-        headers = self.headers
-        principal = self.principal
-        outcome = self.outcome
-        trace = self.trace
-        client_name = headers.get(_CLIENT_HEADERS[0])
-        client_version = headers.get(_CLIENT_HEADERS[1])
-        return _new_line(
-            AccessLine,
-            (
-                self._finished + wall_offset_ns,
-                self.request_id,
-                # Without the caller's x-request-id (gateway.http), the id is ours.
-                not headers.get("x-request-id"),
-                self._client,
-                None if principal is None else principal.tenant_id,
-                self._kind,
-                self._name,
-                self._status,
-                None if outcome == "ok" else outcome,
-                self._seconds,
-                self.cost,
-                client_name[:64] if client_name else None,
-                client_version[:64] if client_version else None,
-                None if trace is None else trace.span.get_span_context().trace_id,
-            ),
-        )
+            principal = self.principal
+            client_name = headers.get(_CLIENT_HEADERS[0])
+            client_version = headers.get(_CLIENT_HEADERS[1])
+            access_log.write(
+                _new_line(
+                    AccessLine,
+                    (
+                        time.time_ns(),
+                        self.request_id,
+                        # Without the caller's x-request-id (gateway.http), the id is ours.
+                        not headers.get("x-request-id"),
+                        client,
+                        None if principal is None else principal.tenant_id,
+                        kind,
+                        name,
+                        status,
+                        None if outcome == "ok" else outcome,
+                        seconds,
+                        self.cost,
+                        client_name[:64] if client_name else None,
+                        client_version[:64] if client_version else None,
+                        None if trace is None else trace.span.get_span_context().trace_id,
+                    ),
+                )
+            )
 
 
 class AccessLine(NamedTuple):
     """One request's access line, as `RequestRecord.finish` found it: what `AccessLog` writes
     (`fields`), kept as it is until then."""
 
-    created_ns: int  # time.time_ns() when the request finished
+    created_ns: int  # time.time_ns()
     request_id: str
     own_request_id: bool  # made by the gateway (hex), not sent by the caller
     client: str
@@ -208,20 +188,9 @@ class AccessLine(NamedTuple):
             fields["trace_id"] = format(self.trace_id, "032x")
         return fields
 
-    def access_line(self, wall_offset_ns: int) -> AccessLine:
-        """A line already made is its own (`AccessLog.write` takes either)."""
-        return self
-
 
 # A line without a Python-level __new__ call: once per request.
 _new_line = tuple.__new__
-
-
-def _wall_offset_ns() -> int:
-    """What to add to a time.perf_counter_ns() to get the time.time_ns() of that moment."""
-    return time.time_ns() - time.perf_counter_ns()
-
-
 # What comes between a line's `ts` and its fields (the JSON handler's format).
 _HEAD = ',"level":"info","logger":"gateway.access","message":"' + ACCESS_MESSAGE + '"'
 
@@ -232,37 +201,34 @@ class AccessLog:
     Written the stdlib way (`logger.info(..., extra=line.fields())`) whenever something else
     than the JSON handler of gateway.json_logs would see them: a test's capture, an
     operator's own logging set-up, the text format. When that handler alone writes them
-    (what `gateway serve` sets up), each finished request's record is kept for up to
-    `flush_seconds` (or `max_pending` lines), and the lines are then made (`access_line`)
-    and written to its stream together, with its redaction and in its format (the keys,
-    their order and the values its formatter would write for `line.fields()`), from a
-    template: no LogRecord, dictionary, lock or write per line, and each distinct string
-    value (client, operation and client names, codes) redacted and JSON-encoded once. A
-    record made and formatted per request cost more than a one-row query's cost analysis,
-    rate limit and metrics together (bench/README.md); reading a line's fields in the batch
-    rather than in the request costs less again (the same code, run 512 times in a row).
-    `flush()` writes what is kept; the app's shutdown calls it.
+    (what `gateway serve` sets up), each request's `AccessLine` is kept for up to
+    `flush_seconds` (or `max_pending` lines), and the lines are then written to its stream
+    together, with its redaction and in its format (the keys, their order and the values
+    its formatter would write for `line.fields()`), from a template: no
+    LogRecord, dictionary, lock or write per line, and each distinct string value (client,
+    operation and client names, codes) redacted and JSON-encoded once. A record made and
+    formatted per request cost more than a one-row query's cost analysis, rate limit and
+    metrics together (bench/README.md). `flush()` writes what is kept; the app's shutdown
+    calls it.
     """
 
     def __init__(self, *, flush_seconds: float = 0.05, max_pending: int = 512) -> None:
         self.logger = access_logger
         self._flush_seconds = flush_seconds
         self._max_pending = max_pending
-        self.pending: list[RequestRecord | AccessLine] = []
+        self.pending: list[AccessLine] = []
         # String values as JSON, redacted by `_redacted_by`: names and codes repeat.
         self._json: dict[str | None, str] = {None: "null"}
         self._redacted_by: Callable[[str], str] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
-    def write(self, finished: RequestRecord | AccessLine) -> None:
-        """One request's line: a finished record (read when the line is written) or a line."""
+    def write(self, line: AccessLine) -> None:
         # Checked once a batch: `flush` checks again and logs the stdlib way if it changed.
         pending = self.pending
         if not pending and json_stream_handler(self.logger) is None:
-            line = finished.access_line(_wall_offset_ns())
             self.logger.info(ACCESS_MESSAGE, extra=line.fields())
             return
-        pending.append(finished)
+        pending.append(line)
         if len(pending) >= self._max_pending:
             self.flush()
         elif self._timer is None:
@@ -280,15 +246,13 @@ class AccessLog:
         pending, self.pending = self.pending, []
         if not pending:
             return
-        offset = _wall_offset_ns()
-        lines = [finished.access_line(offset) for finished in pending]
         handler = json_stream_handler(self.logger)
         if handler is None:  # the logging set-up changed since: the stdlib way after all
-            for line in lines:
+            for line in pending:
                 self.logger.info(ACCESS_MESSAGE, extra=line.fields())
             return
         redact = cast(JsonFormatter, handler.formatter).redact
-        text = "".join(self._lines(lines, redact))
+        text = "".join(self._lines(pending, redact))
         handler.acquire()
         try:
             handler.stream.write(text)

@@ -285,8 +285,8 @@ async def test_the_apps_shutdown_writes_the_kept_lines(
             assert response.status_code == 200, response.text
             after = dt.datetime.now(dt.UTC)
         lines = [line for line in _lines(json_logging) if line["logger"] == "gateway.access"]
-    # The kept record is read when the line is written, after the request: the same fields
-    # as the stdlib way (test_telemetry), and the time the request finished.
+    # The kept line has the fields the stdlib way gives (test_telemetry) and the time the
+    # request finished.
     [line] = lines
     written = dt.datetime.fromisoformat(line.pop("ts"))  # (in whole milliseconds)
     assert before - dt.timedelta(milliseconds=1) <= written <= after
