@@ -2,7 +2,7 @@
 the access log each add to one request, without HTTP, wrk or a second process in the way.
 
     .venv/bin/python -m bench.protection_ab [--query q3] [--rounds 16] [--batch 2000]
-        [--with-database]
+        [--with-database] [--opcodes]
 
 One process builds the gateway app five times, each with its own settings (`off`: cost
 analysis, rate limits and the access log off; `cost`, `rate`, `access`: one of them on;
@@ -19,6 +19,13 @@ Each distinct statement is answered once by PostgreSQL and then from memory, so 
 gateway's own Python is counted; `--with-database` sends every statement (asyncpg and the
 server on the same cores then count too, and the figures move by more than they measure).
 
+`--opcodes` times nothing: it counts the Python opcodes each setting runs per request (one
+batch each, under `sys.settrace`, the access log's delayed flush included) and names the
+functions that add the most over `off`. Opcodes are not microseconds (C work and cache misses
+are not in them), but they are exact and repeatable on a machine whose timings move by tens
+of percent from one minute to the next, so they show whether a change to the hot path did
+less work.
+
 Needs the benchmark's database (`bench/run.sh` creates and seeds it; DATABASE_URL as there).
 """
 
@@ -32,9 +39,11 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import MutableMapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
+from types import CodeType, FrameType
 from typing import Any
 
 from adapters.crypto import DEV_SECRET_KEYRING
@@ -42,6 +51,7 @@ from bench.targets import find_targets, write_bodies
 
 __all__ = ["SETTINGS", "main"]
 
+_REPO = str(Path(__file__).resolve().parent.parent)
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/finance_gateway_bench"
 _OFF = {"RATE_LIMITS": "off", "COST_ANALYSIS": "off", "ACCESS_LOG": "off"}
 # Each setting's variables over the common ones; `off` last: the others are read against it.
@@ -64,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--query", default="q3", help="q1, q2 or q3 (bench/queries)")
     parser.add_argument("--rounds", type=int, default=16)
     parser.add_argument("--batch", type=int, default=2000, help="requests per batch")
+    parser.add_argument(
+        "--opcodes",
+        action="store_true",
+        help="count the Python opcodes of one batch per setting instead of timing (exact and"
+        " repeatable: no other program moves it), with the functions that add the most",
+    )
     parser.add_argument(
         "--with-database",
         action="store_true",
@@ -88,7 +104,11 @@ def _stub_database() -> None:
     ReadPool.fetchval = remembered  # type: ignore[method-assign]
 
 
-async def _run(options: argparse.Namespace, log: Path) -> dict[str, list[float]]:
+async def _run(
+    options: argparse.Namespace, log: Path, opcodes: dict[str, Counter[str]]
+) -> dict[str, list[float]]:
+    """Each setting's CPU microseconds per request, batch by batch; with `--opcodes`, no
+    timing: each setting's opcodes per request by function, into `opcodes`."""
     from gateway.app import create_app
     from gateway.auth import mint_token
     from gateway.json_logs import configure_logging
@@ -144,7 +164,17 @@ async def _run(options: argparse.Namespace, log: Path) -> dict[str, list[float]]
         for app in apps.values():  # warm-up: plans, caches, pools
             for _ in range(options.batch):
                 await app(dict(scope), receive, send)
-        for _ in range(options.rounds):
+        for name, app in apps.items() if options.opcodes else ():
+            counter = _OpcodeCount()
+            sys.settrace(counter)
+            try:
+                for _ in range(options.batch):
+                    await app(dict(scope), receive, send)
+                await asyncio.sleep(0.1)  # the access log's flush after its delay: counted too
+            finally:
+                sys.settrace(None)
+            opcodes[name] = counter.per_function(options.batch)
+        for _ in range(0 if options.opcodes else options.rounds):
             for name, app in apps.items():
                 started = time.process_time()
                 for _ in range(options.batch):
@@ -156,13 +186,53 @@ async def _run(options: argparse.Namespace, log: Path) -> dict[str, list[float]]
     return times
 
 
+class _OpcodeCount:
+    """A `sys.settrace` function counting the opcodes each Python function runs."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[CodeType] = Counter()
+
+    def __call__(self, frame: FrameType, event: str, arg: object) -> _OpcodeCount:
+        frame.f_trace_lines = False
+        frame.f_trace_opcodes = True
+        if event == "opcode":
+            self._counts[frame.f_code] += 1
+        return self
+
+    def per_function(self, requests: int) -> Counter[str]:
+        """Opcodes per request by `path:function` (paths from the repository or the
+        installed packages)."""
+        named: Counter[str] = Counter()
+        for code, count in self._counts.items():
+            path = code.co_filename.split("site-packages/")[-1].removeprefix(f"{_REPO}/")
+            named[f"{path}:{code.co_qualname}"] += count
+        return Counter({name: count / requests for name, count in named.items()})
+
+
+def _print_opcodes(query: str, batch: int, opcodes: dict[str, Counter[str]]) -> None:
+    base = opcodes["off"]
+    print(f"{query}, {batch} requests per setting; Python opcodes per request\n")
+    print("| setting | opcodes | vs off | adding most (opcodes per request) |")
+    print("|---|---:|---:|---|")
+    for name, counts in opcodes.items():
+        added = Counter({key: counts[key] - base[key] for key in counts.keys() | base.keys()})
+        most = ", ".join(f"{key} {value:+.0f}" for key, value in added.most_common(6)
+                         if value >= 1)  # fmt: skip
+        total = sum(counts.values())
+        print(f"| {name} | {total:.0f} | {total - sum(base.values()):+.0f} | {most} |")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = _parser().parse_args(argv)
     if not options.with_database:
         _stub_database()
+    opcodes: dict[str, Counter[str]] = {}
     with tempfile.TemporaryDirectory(prefix="protection-ab-") as directory:
         log = Path(directory) / "access.log"
-        times = asyncio.run(_run(options, log))
+        times = asyncio.run(_run(options, log, opcodes))
+    if options.opcodes:
+        _print_opcodes(options.query, options.batch, opcodes)
+        return 0
     base = statistics.median(times["off"])
     stubbed = "" if options.with_database else ", statements answered from memory"
     print(f"{options.query}, {options.rounds} rounds of {options.batch} requests per setting"
