@@ -45,25 +45,33 @@ class MemoryGcra:
 
     def charge_now(self, key: str, cost: int, limit: int, period: float) -> GcraResult:
         """`charge` without a coroutine (nothing here waits), arguments by position: the
-        arithmetic of the Lua script below, in seconds rather than milliseconds, written out
-        in one function (it runs on every request; comparisons rather than min/max, which
-        parse keyword arguments on every call)."""
-        now = time.monotonic()
+        arithmetic of the Lua script below, in milliseconds, written out in one function (it
+        runs on every request; comparisons rather than min/max, which parse keyword
+        arguments on every call). In milliseconds, not seconds: a budget's interval is then
+        often a whole number, and adding it to a time is exact (in seconds, 0.6 s added to
+        the clock rounds, and 99 points left read as 98)."""
+        now = time.monotonic() * 1000
         tats = self._tats
         tat = tats.get(key, now)
+        period *= 1000
+        interval = period / limit
         if tat < now:
             tat = now
-        interval = period / limit
         new_tat = tat + cost * interval
-        if new_tat - period > now:  # refused: the TAT stays
+        allow_at = new_tat - period
+        if allow_at > now:  # refused: the TAT stays
             remaining = math.floor((period - (tat - now)) / interval)
-            return (False, remaining if remaining > 0 else 0, tat - now, new_tat - period - now)
+            return (
+                False,
+                remaining if remaining > 0 else 0,
+                (tat - now) / 1000,
+                (allow_at - now) / 1000,
+            )
         tats[key] = new_tat
         if len(tats) > self._max_keys:
             self._tats = {k: v for k, v in tats.items() if v > now}
-        ahead = new_tat - now
-        remaining = math.floor((period - ahead) / interval)
-        return (True, remaining if remaining > 0 else 0, ahead, 0.0)
+        remaining = math.floor((period - (new_tat - now)) / interval)
+        return (True, remaining if remaining > 0 else 0, (new_tat - now) / 1000, 0.0)
 
     async def close(self) -> None:
         self._tats.clear()
