@@ -164,22 +164,24 @@ async def _run(
         for app in apps.values():  # warm-up: plans, caches, pools
             for _ in range(options.batch):
                 await app(dict(scope), receive, send)
-        for name, app in apps.items() if options.opcodes else ():
-            counter = _OpcodeCount()
-            sys.settrace(counter)
-            try:
-                for _ in range(options.batch):
-                    await app(dict(scope), receive, send)
-                await asyncio.sleep(0.1)  # the access log's flush after its delay: counted too
-            finally:
-                sys.settrace(None)
-            opcodes[name] = counter.per_function(options.batch)
-        for _ in range(0 if options.opcodes else options.rounds):
+        if options.opcodes:  # one batch per setting, counted
             for name, app in apps.items():
-                started = time.process_time()
-                for _ in range(options.batch):
-                    await app(dict(scope), receive, send)
-                times[name].append((time.process_time() - started) / options.batch * 1e6)
+                counter = _OpcodeCount()
+                sys.settrace(counter)
+                try:
+                    for _ in range(options.batch):
+                        await app(dict(scope), receive, send)
+                    await asyncio.sleep(0.1)  # the access log's delayed flush: counted too
+                finally:
+                    sys.settrace(None)
+                opcodes[name] = counter.per_function(options.batch)
+        else:  # rounds of one batch per setting, timed
+            for _ in range(options.rounds):
+                for name, app in apps.items():
+                    started = time.process_time()
+                    for _ in range(options.batch):
+                        await app(dict(scope), receive, send)
+                    times[name].append((time.process_time() - started) / options.batch * 1e6)
     stream.close()
     if statuses != {200}:
         raise SystemExit(f"answers other than 200: {sorted(statuses)}")
