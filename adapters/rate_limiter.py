@@ -7,6 +7,11 @@ Lua script, one round trip, atomic, and timed by Redis's own clock (`TIME`), so 
 sharing the Redis shares one budget whatever their clocks say. `MemoryGcra` is its in-process
 twin with the same arithmetic, for the embedded default and for when Redis is down.
 
+On Redis a charge can also take a lease: up to `extra` points beyond its cost, which the
+caller spends on its next charges without a round trip (gateway.rate_limits), and can give
+back unspent with its next call (`refund_ms`). A lease takes at most half of what the budget
+holds after the charge, so the last points of a budget are not all held by one process.
+
 Knows nothing of GraphQL or HTTP: keys, costs and limits only.
 """
 
@@ -18,7 +23,7 @@ from typing import Protocol
 
 from redis import asyncio as redis_asyncio
 
-__all__ = ["GcraResult", "GcraStore", "MemoryGcra", "RedisGcra"]
+__all__ = ["GcraGrant", "GcraResult", "GcraStore", "MemoryGcra", "RedisGcra"]
 
 
 # (allowed, remaining, reset_seconds, retry_after_seconds): `remaining` points now;
@@ -26,9 +31,23 @@ __all__ = ["GcraResult", "GcraStore", "MemoryGcra", "RedisGcra"]
 # request would fit (0 when allowed). A plain tuple: one is made per request.
 GcraResult = tuple[bool, int, float, float]
 
+# (granted, remaining, reset_seconds, retry_after_seconds): `granted` points taken, the cost
+# and the lease beyond it (0: refused, nothing taken); the rest as in GcraResult, with the
+# lease counted as spent.
+GcraGrant = tuple[int, int, float, float]
+
 
 class GcraStore(Protocol):
-    async def charge(self, key: str, *, cost: int, limit: int, period: float) -> GcraResult: ...
+    async def take(
+        self,
+        key: str,
+        *,
+        cost: int,
+        extra: int = 0,
+        refund_ms: float = 0.0,
+        limit: int,
+        period: float,
+    ) -> GcraGrant: ...
 
     async def close(self) -> None: ...
 
@@ -40,16 +59,13 @@ class MemoryGcra:
         self._tats: dict[str, float] = {}
         self._max_keys = max_keys
 
-    async def charge(self, key: str, *, cost: int, limit: int, period: float) -> GcraResult:
-        return self.charge_now(key, cost, limit, period)
-
     def charge_now(self, key: str, cost: int, limit: int, period: float) -> GcraResult:
-        """`charge` without a coroutine (nothing here waits), arguments by position: the
-        arithmetic of the Lua script below, in milliseconds, written out in one function (it
-        runs on every request; comparisons rather than min/max, which parse keyword
-        arguments on every call). In milliseconds, not seconds: a budget's interval is then
-        often a whole number, and adding it to a time is exact (in seconds, 0.6 s added to
-        the clock rounds, and 99 points left read as 98)."""
+        """Charge `cost` points (arguments by position, no coroutine: nothing here waits):
+        the arithmetic of the Lua script below without a lease, in milliseconds, written out
+        in one function (it runs on every request; comparisons rather than min/max, which
+        parse keyword arguments on every call). In milliseconds, not seconds: a budget's
+        interval is then often a whole number, and adding it to a time is exact (in seconds,
+        0.6 s added to the clock rounds, and 99 points left read as 98)."""
         now = time.monotonic() * 1000
         tats = self._tats
         tat = tats.get(key, now)
@@ -77,25 +93,34 @@ class MemoryGcra:
         self._tats.clear()
 
 
-# KEYS[1]: the key; ARGV: cost, limit, period (ms). Returns allowed (0/1), remaining,
-# reset (ms), retry after (ms). Redis 5+ replicates a script's effects, so TIME is allowed.
+# KEYS[1]: the key; ARGV: cost, extra (the most a lease may take beyond the cost), refund (ms
+# of TAT given back: an earlier lease's unspent points), limit, period (ms). Returns granted (0:
+# refused), remaining, reset (ms), retry after (ms). Redis 5+ replicates a script's effects, so
+# TIME is allowed.
 _SCRIPT = """
 local cost = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local period = tonumber(ARGV[3])
+local extra = tonumber(ARGV[2])
+local refund = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
+local period = tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = period / limit
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now) - refund
 if tat < now then tat = now end
-local new_tat = tat + cost * interval
-local allow_at = new_tat - period
+local allow_at = tat + cost * interval - period
 if allow_at > now then
+  if refund > 0 then
+    redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1)
+  end
   local remaining = math.floor((period - (tat - now)) / interval)
   return {0, remaining, math.ceil(tat - now), math.ceil(allow_at - now)}
 end
+local room = math.floor((now - allow_at) / interval)
+local granted = cost + math.min(extra, math.floor(room / 2))
+local new_tat = tat + granted * interval
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1)
-return {1, math.floor((period - (new_tat - now)) / interval), math.ceil(new_tat - now), 0}
+return {granted, math.floor((period - (new_tat - now)) / interval), math.ceil(new_tat - now), 0}
 """
 
 
@@ -110,11 +135,23 @@ class RedisGcra:
         self._script = self._redis.register_script(_SCRIPT)
         self._prefix = prefix + ":"
 
-    async def charge(self, key: str, *, cost: int, limit: int, period: float) -> GcraResult:
-        allowed, remaining, reset_ms, retry_ms = await self._script(
-            keys=[self._prefix + key], args=[cost, limit, int(period * 1000)]
+    async def take(
+        self,
+        key: str,
+        *,
+        cost: int,
+        extra: int = 0,
+        refund_ms: float = 0.0,
+        limit: int,
+        period: float,
+    ) -> GcraGrant:
+        """Charge `cost` points and take up to `extra` more as a lease (at most half of what
+        is left after the cost), after giving back `refund_ms` of an earlier lease."""
+        granted, remaining, reset_ms, retry_ms = await self._script(
+            keys=[self._prefix + key],
+            args=[cost, extra, repr(float(refund_ms)), limit, int(period * 1000)],
         )
-        return (bool(allowed), max(int(remaining), 0), int(reset_ms) / 1000, int(retry_ms) / 1000)
+        return (int(granted), max(int(remaining), 0), int(reset_ms) / 1000, int(retry_ms) / 1000)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -129,15 +129,22 @@ def positive_float(
 
 
 def non_negative_float(
-    env: Mapping[str, str], name: str, default: float, *, empty_is_default: bool = False
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    maximum: float | None = None,
+    empty_is_default: bool = False,
 ) -> float:
-    """The finite number in `name`, 0 or more; `default` when absent."""
+    """The finite number in `name`, 0 or more and at most `maximum`; `default` when absent."""
+    top = math.inf if maximum is None else maximum
+    accepted = "a number >= 0" if maximum is None else f"a number >= 0 and <= {maximum:g}"
     return _number(
         env,
         name,
         default,
-        accepted="a number >= 0",
-        within=lambda number: number >= 0,
+        accepted=accepted,
+        within=lambda number: 0 <= number <= top,
         empty_is_default=empty_is_default,
     )
 

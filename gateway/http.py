@@ -574,7 +574,8 @@ class GraphQLHandler:
             rate = (
                 limiter.charge_now(principal, estimated)
                 if limiter.in_process
-                else await limiter.charge(principal, estimated)
+                else limiter.leased(principal, estimated)  # no round trip: most charges
+                or await limiter.charge(principal, estimated)
             )
             if not rate.allowed:
                 client = client_label(principal)

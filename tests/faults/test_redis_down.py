@@ -65,9 +65,11 @@ async def test_reads_and_postings_survive_redis_going_away(
         redis_url=redis_server.url,
         redis_key_prefix=f"fgw-fault-{uuid.uuid4().hex[:8]}",
         # A budget that is charged (and so needs Redis) but that the test never reaches.
+        # Leases of 10,000 points that expire after 50 ms: after the kill, charges need Redis.
         rate_limits=RateLimitSettings(
             limits=dict.fromkeys(DEFAULT_RATE_LIMITS, 1_000_000),
             redis_backoff_seconds=0.2,
+            lease_seconds=0.05,
         ),
     )
     token = mint_token(configured, tenant_id=tenant, scopes=SCOPES)
@@ -143,6 +145,7 @@ async def test_reads_and_postings_survive_redis_going_away(
             await asyncio.sleep(0)
             redis_server.kill()
             await in_flight
+            await asyncio.sleep(0.06)  # the rate limit's lease has expired
             for _ in range(5):
                 await round_()
             assert not await services.cache.ping()
