@@ -95,8 +95,9 @@ class MemoryGcra:
 
 # KEYS[1]: the key; ARGV: cost, extra (the most a lease may take beyond the cost), refund (ms
 # of TAT given back: an earlier lease's unspent points), limit, period (ms). Returns granted (0:
-# refused), remaining, reset (ms), retry after (ms). Redis 5+ replicates a script's effects, so
-# TIME is allowed.
+# refused), remaining, reset (us), retry after (us): microseconds, so that a lease's figures
+# (gateway.rate_limits) keep a large budget's points. Redis 5+ replicates a script's effects,
+# so TIME is allowed.
 _SCRIPT = """
 local cost = tonumber(ARGV[1])
 local extra = tonumber(ARGV[2])
@@ -114,13 +115,14 @@ if allow_at > now then
     redis.call('SET', KEYS[1], tostring(tat), 'PX', math.ceil(tat - now) + 1)
   end
   local remaining = math.floor((period - (tat - now)) / interval)
-  return {0, remaining, math.ceil(tat - now), math.ceil(allow_at - now)}
+  return {0, remaining, math.ceil((tat - now) * 1000), math.ceil((allow_at - now) * 1000)}
 end
 local room = math.floor((now - allow_at) / interval)
 local granted = cost + math.min(extra, math.floor(room / 2))
 local new_tat = tat + granted * interval
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1)
-return {granted, math.floor((period - (new_tat - now)) / interval), math.ceil(new_tat - now), 0}
+local remaining = math.floor((period - (new_tat - now)) / interval)
+return {granted, remaining, math.ceil((new_tat - now) * 1000), 0}
 """
 
 
@@ -147,11 +149,11 @@ class RedisGcra:
     ) -> GcraGrant:
         """Charge `cost` points and take up to `extra` more as a lease (at most half of what
         is left after the cost), after giving back `refund_ms` of an earlier lease."""
-        granted, remaining, reset_ms, retry_ms = await self._script(
+        granted, remaining, reset_us, retry_us = await self._script(
             keys=[self._prefix + key],
             args=[cost, extra, repr(float(refund_ms)), limit, int(period * 1000)],
         )
-        return (int(granted), max(int(remaining), 0), int(reset_ms) / 1000, int(retry_ms) / 1000)
+        return (int(granted), max(int(remaining), 0), int(reset_us) / 1e6, int(retry_us) / 1e6)
 
     async def close(self) -> None:
         await self._redis.aclose()
