@@ -143,7 +143,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             reads=reads,
             on_statement_timed=metrics.statement_timer(system),
         )
-        rate_limiter = open_rate_limiter(settings.rate_limits, settings.redis_url)
+        rate_limiter = open_rate_limiter(
+            settings.rate_limits, settings.redis_url, prefix=f"{settings.redis_key_prefix}:rl"
+        )
         stack.push_async_callback(rate_limiter.close)
         events = open_event_broker(settings)
         stack.push_async_callback(events.close)

@@ -386,10 +386,13 @@ class _RateLimitCollector(Collector):
         )
 
 
-def open_rate_limiter(settings: RateLimitSettings, redis_url: str | None) -> RateLimiter:
-    """On Redis when `redis_url` is set (shared by every process), else in-process."""
+def open_rate_limiter(
+    settings: RateLimitSettings, redis_url: str | None, *, prefix: str
+) -> RateLimiter:
+    """On Redis under `prefix` when `redis_url` is set (shared by every process with that
+    prefix: REDIS_KEY_PREFIX keeps deployments on one Redis apart), else in-process."""
     shared = (
-        RedisGcra(redis_url, prefix="fgw:rl", timeout_seconds=settings.redis_timeout_seconds)
+        RedisGcra(redis_url, prefix=prefix, timeout_seconds=settings.redis_timeout_seconds)
         if redis_url
         else None
     )

@@ -13,11 +13,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
+from redis.asyncio import Redis
 
 from adapters.rate_limiter import RedisGcra
 from gateway.app import create_app
 from gateway.auth import mint_token
-from gateway.lifespan import Services
+from gateway.lifespan import Services, open_services
 from gateway.rate_limits import RateLimiter, RateLimitSettings
 from gateway.settings import Settings
 from resolvers.principal import Principal
@@ -237,3 +238,33 @@ async def test_an_old_lease_gives_its_unspent_points_back() -> None:
     finally:
         await limiter.close()
         await store.close()
+
+
+async def test_deployments_with_their_own_key_prefix_keep_their_own_budgets(
+    settings: Settings,
+) -> None:
+    """Budgets live under REDIS_KEY_PREFIX like every other key: two deployments on one
+    Redis (their client ids are alike) do not spend each other's budgets."""
+    run = f"fg-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    policy = RateLimitSettings(limits={"partner": 10}, lease_percent=0)
+    caller = Principal(subject="client:1", tenant_id=1, scopes=frozenset(), kind="partner",
+                       client_id=1)  # fmt: skip
+    staging, production, again = (
+        dataclasses.replace(
+            settings, redis_url=REDIS_URL, redis_key_prefix=f"{run}-{name}", rate_limits=policy
+        )
+        for name in ("staging", "production", "production")
+    )
+    async with AsyncExitStack() as stack:
+        limiters = []
+        for chosen in (staging, production, again):
+            services = await stack.enter_async_context(open_services(chosen))
+            assert services.rate_limiter is not None
+            limiters.append(services.rate_limiter)
+        assert (await limiters[0].charge(caller, 10)).remaining == 0
+        assert (await limiters[1].charge(caller, 4)).remaining == 6  # not staging's
+        assert (await limiters[2].charge(caller, 4)).remaining == 2  # production's, shared
+        redis = Redis.from_url(REDIS_URL)
+        stack.push_async_callback(redis.aclose)
+        keys = sorted([key.decode() async for key in redis.scan_iter(match=f"{run}-*")])
+        assert keys == [f"{run}-production:rl:client:1", f"{run}-staging:rl:client:1"]
