@@ -225,6 +225,7 @@ class RateLimiter:
         self._budgets: dict[int, _Budget] = {}
         # On Redis: each budget's lease in this process, by key (`leased`, `charge`).
         self._leases: dict[str, _Lease] = {}
+        self._renewing: set[str] = set()  # keys with a lease renewal on its way to Redis
         self._lease_ms = settings.lease_seconds * 1000
         self._shared_down_until = 0.0
         self.metrics = RateLimitMetrics()
@@ -267,9 +268,18 @@ class RateLimiter:
         key = budget.key
         spent = self._leases.pop(key, None)  # (popped: a concurrent renewal cannot refund it)
         refund_ms = 0.0 if spent is None else spent.credit * spent.interval
-        granted, remaining, reset_seconds, retry_after_seconds = await self._take(
-            key, charged, budget.lease, refund_ms, budget.limit
-        )
+        # One renewal at a time takes a lease: charges meanwhile take their cost only, or a
+        # burst of N concurrent charges would hold N leases here.
+        renewing = key in self._renewing
+        if not renewing:
+            self._renewing.add(key)
+        try:
+            granted, remaining, reset_seconds, retry_after_seconds = await self._take(
+                key, charged, 0 if renewing else budget.lease, refund_ms, budget.limit
+            )
+        finally:
+            if not renewing:
+                self._renewing.discard(key)
         if granted <= charged:  # no lease: as Redis (or the local twin) counted it
             counted = (granted > 0, remaining, reset_seconds, retry_after_seconds)
             return self._decision(counted, budget, charged)

@@ -268,3 +268,23 @@ async def test_deployments_with_their_own_key_prefix_keep_their_own_budgets(
         stack.push_async_callback(redis.aclose)
         keys = sorted([key.decode() async for key in redis.scan_iter(match=f"{run}-*")])
         assert keys == [f"{run}-production:rl:client:1", f"{run}-staging:rl:client:1"]
+
+
+async def test_concurrent_charges_hold_one_lease_between_them() -> None:
+    """Twenty charges at once in one process: one of them takes a lease, the others their
+    cost (twenty leases would hold 2,000 points of the budget here)."""
+    prefix = f"fg-test-rl-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    policy = RateLimitSettings(limits={"analyst": 10_000}, period_seconds=36_000)
+    caller = Principal(subject="client:9", tenant_id=1, scopes=frozenset(), kind="analyst",
+                       client_id=9)  # fmt: skip
+    limiter = await redis_limiter(prefix, policy)
+    store = await reachable_gcra(prefix)
+    try:
+        decisions = await asyncio.gather(*(limiter.charge(caller, 7) for _ in range(20)))
+        assert all(decision.allowed for decision in decisions)
+        assert limiter.metrics.shared_calls == 20
+        left = await store.take("client:9", cost=1, limit=10_000, period=36_000)
+        assert left[:2] == (1, 10_000 - 20 * 7 - 100 - 1)
+    finally:
+        await limiter.close()
+        await store.close()
