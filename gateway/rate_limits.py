@@ -12,10 +12,12 @@ subject by tenant and `sub`. The limit: the client's `rate_limit` column, else t
 its kind (`RATE_LIMIT_<KIND>`).
 
 Where: Redis when REDIS_URL is set (one budget for every process), else in-process (the
-embedded default). When Redis fails or times out, each process falls back to its own
-in-process budget (so N processes allow up to N times the limit) for `redis_backoff_seconds`
-before trying Redis again, and counts it in /metrics (`gateway_rate_limit_fallbacks_total`).
-A request never fails because Redis is gone.
+embedded default; with RATE_LIMIT_PROCESSES = N, which `gateway serve --workers N` sets, each
+process enforces 1/N of every budget, so N processes together never allow more than it).
+When Redis fails or times out, each process falls back to its own in-process budget (so N
+processes allow up to N times the limit) for `redis_backoff_seconds` before trying Redis
+again, and counts it in /metrics (`gateway_rate_limit_fallbacks_total`). A request never
+fails because Redis is gone.
 
 Leases: a charge that goes to Redis also takes up to `lease_percent` of the caller's budget
 beyond its cost (at most half of what is left), and the caller's next charges in this process
@@ -74,7 +76,7 @@ _POLICY_NAME = "cost"
 class RateLimitSettings:
     """RATE_LIMITS (on/off), RATE_LIMIT_<KIND> (points per period), RATE_LIMIT_PERIOD_SECONDS,
     RATE_LIMIT_REDIS_TIMEOUT_MS, RATE_LIMIT_REDIS_BACKOFF_SECONDS, RATE_LIMIT_LEASE_PERCENT,
-    RATE_LIMIT_LEASE_MS."""
+    RATE_LIMIT_LEASE_MS, RATE_LIMIT_PROCESSES."""
 
     enabled: bool = True
     limits: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
@@ -83,6 +85,8 @@ class RateLimitSettings:
     redis_backoff_seconds: float = 5.0
     lease_percent: float = 1.0  # of a budget, taken ahead on Redis (0: a round trip a charge)
     lease_seconds: float = 1.0
+    # Without Redis: the processes serving the same callers, each enforcing 1/N of a budget.
+    processes: int = 1
 
 
 def load_rate_limit_settings(env: Mapping[str, str] | None = None) -> RateLimitSettings:
@@ -99,6 +103,7 @@ def load_rate_limit_settings(env: Mapping[str, str] | None = None) -> RateLimitS
         redis_backoff_seconds=positive_float(env, "RATE_LIMIT_REDIS_BACKOFF_SECONDS", 5),
         lease_percent=non_negative_float(env, "RATE_LIMIT_LEASE_PERCENT", 1, maximum=50),
         lease_seconds=positive_float(env, "RATE_LIMIT_LEASE_MS", 1000) / 1000,
+        processes=integer(env, "RATE_LIMIT_PROCESSES", 1, minimum=1),
     )
 
 
@@ -333,14 +338,17 @@ class RateLimiter:
         return self._decision(counted, budget, charged)
 
     def _budget(self, principal: Principal) -> _Budget:
-        """The caller's budget: its key, its limit (its own, else its kind's) and that
-        limit's `RateLimit-Policy` (kept: made once per principal object)."""
+        """The caller's budget: its key, its limit (its own, else its kind's; without Redis,
+        this process's share of it) and that limit's `RateLimit-Policy` (kept: made once per
+        principal object)."""
         budget = self._budgets.get(id(principal))
         if budget is not None and budget.principal is principal:
             return budget
         limit = principal.rate_limit
         if limit is None:
             limit = self._kind_limits.get(principal.kind, self._default_limit)
+        if self._shared is None and self.settings.processes > 1:  # this process's share
+            limit = max(1, limit // self.settings.processes)
         policy = f'"{_POLICY_NAME}";q={limit};w={self.settings.period_seconds}'
         lease = math.floor(limit * self.settings.lease_percent / 100)
         budget = _Budget(principal, _key(principal), limit, policy, lease)

@@ -11,12 +11,15 @@ Decided limits of several workers:
   several processes turn concurrent postings into "database is locked" failures.
 - Without REDIS_URL the in-process cache is per worker (persisted-query registrations, provider
   cache, webhook de-duplication): allowed, with a warning, since each worker stays correct on
-  its own but shares less.
+  its own but shares less. Rate-limit budgets cannot be shared without Redis, and N workers
+  counting alone would allow N budgets: each worker enforces 1/N of every budget instead
+  (RATE_LIMIT_PROCESSES, multiplied by the worker count), and the warning says so.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from types import FrameType
 
@@ -25,7 +28,13 @@ from starlette.applications import Starlette
 from gateway.http_protocol import CoalescingHttpToolsProtocol
 from gateway.settings import Settings, load_settings
 
-__all__ = ["APP_FACTORY", "app_from_environment", "check_workers", "run_uvicorn"]
+__all__ = [
+    "APP_FACTORY",
+    "app_from_environment",
+    "check_workers",
+    "run_uvicorn",
+    "worker_environment",
+]
 
 logger = logging.getLogger("gateway.serving")
 
@@ -54,10 +63,20 @@ def check_workers(settings: Settings, workers: int) -> list[str]:
     if not settings.redis_url:
         warnings.append(
             f"{workers} workers without REDIS_URL: each worker keeps its own in-process cache "
-            "(persisted-query registrations, provider cache, webhook de-duplication); "
+            "(persisted-query registrations, provider cache, webhook de-duplication), and "
+            f"enforces 1/{workers} of every rate-limit budget (a caller whose requests reach "
+            "one worker more than others is refused before its budget is spent); "
             "set REDIS_URL to share them"
         )
     return warnings
+
+
+def worker_environment(settings: Settings, workers: int) -> dict[str, str]:
+    """What `workers` processes' environment needs beyond the server's: without Redis, the
+    number of processes that split each rate-limit budget."""
+    if workers == 1 or settings.redis_url:
+        return {}
+    return {"RATE_LIMIT_PROCESSES": str(settings.rate_limits.processes * workers)}
 
 
 def app_from_environment() -> Starlette:
@@ -93,6 +112,7 @@ def run_uvicorn(settings: Settings, *, workers: int = 1) -> None:
         signal.signal(signal.SIGTERM, _exit_cleanly)
     else:
         target = APP_FACTORY
+        os.environ.update(worker_environment(settings, workers))  # read by each worker
     uvicorn.run(
         target,
         factory=workers > 1,

@@ -163,6 +163,7 @@ def test_the_settings_loaders_strip_whitespace_and_accept_a_plus_sign() -> None:
             "RATE_LIMIT_PARTNER": " 300 ",
             "RATE_LIMIT_LEASE_PERCENT": " 0 ",
             "RATE_LIMIT_LEASE_MS": "250",
+            "RATE_LIMIT_PROCESSES": " 3",
             "RECONCILIATION_LOOKBACK_DAYS": "+7",
             "CORS_MAX_AGE_SECONDS": " 60",
             "OPERATION_TIMEOUT_SECONDS": " 2.5 ",
@@ -175,6 +176,7 @@ def test_the_settings_loaders_strip_whitespace_and_accept_a_plus_sign() -> None:
     assert settings.max_page_size == 50
     assert settings.rate_limits.limits["partner"] == 300
     assert (settings.rate_limits.lease_percent, settings.rate_limits.lease_seconds) == (0, 0.25)
+    assert settings.rate_limits.processes == 3
     assert settings.reconciliation.lookback_days == 7
     assert settings.cors.max_age_seconds == 60
     assert settings.deadlines.seconds_for("partner") == 2.5
@@ -192,6 +194,7 @@ def test_the_settings_loaders_strip_whitespace_and_accept_a_plus_sign() -> None:
         ("RATE_LIMIT_LEASE_PERCENT", "60"),  # a lease of more than half a budget
         ("RATE_LIMIT_LEASE_PERCENT", "-1"),
         ("RATE_LIMIT_LEASE_MS", "0"),
+        ("RATE_LIMIT_PROCESSES", "0"),
         ("RATE_LIMITS", "disabled"),  # was read as on
         ("COST_ANALYSIS", "maybe"),  # was read as on
         ("COST_MAX_PARTNER", "1e4"),

@@ -20,6 +20,7 @@ from gateway.app import create_app
 from gateway.auth import mint_token
 from gateway.lifespan import Services, open_services
 from gateway.rate_limits import RateLimiter, RateLimitSettings
+from gateway.serving import worker_environment
 from gateway.settings import Settings
 from resolvers.principal import Principal
 from tests.fixtures.cache import REDIS_URL, reachable_gcra
@@ -288,3 +289,29 @@ async def test_concurrent_charges_hold_one_lease_between_them() -> None:
     finally:
         await limiter.close()
         await store.close()
+
+
+def test_processes_without_redis_each_enforce_their_share_of_a_budget() -> None:
+    """RATE_LIMIT_PROCESSES = 4 without Redis: a 100-point budget is 25 points here, so four
+    processes counting alone never allow more than 100 together."""
+    limiter = RateLimiter(RateLimitSettings(limits={"partner": 500}, processes=4))
+    client = Principal(subject="client:7", tenant_id=1, scopes=frozenset(), kind="partner",
+                       client_id=7, rate_limit=100)  # fmt: skip
+    first = limiter.charge_now(client, 20)
+    assert (first.allowed, first.limit, first.remaining) == (True, 25, 5)
+    assert first.policy == '"cost";q=25;w=60'
+    assert limiter.charge_now(client, 6).allowed is False
+    tiny = dataclasses.replace(client, client_id=8, rate_limit=3)  # never below one point
+    assert limiter.charge_now(tiny, 1).limit == 1
+
+
+def test_serve_with_workers_and_no_redis_splits_budgets_between_them(settings: Settings) -> None:
+    alone = dataclasses.replace(settings, redis_url=None)
+    assert worker_environment(alone, 1) == {}
+    assert worker_environment(alone, 3) == {"RATE_LIMIT_PROCESSES": "3"}
+    replicas = dataclasses.replace(
+        alone, rate_limits=dataclasses.replace(alone.rate_limits, processes=2)
+    )
+    assert worker_environment(replicas, 3) == {"RATE_LIMIT_PROCESSES": "6"}  # 2 x 3 workers
+    shared = dataclasses.replace(settings, redis_url=REDIS_URL)
+    assert worker_environment(shared, 3) == {}  # one budget on Redis

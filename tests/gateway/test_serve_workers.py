@@ -154,6 +154,9 @@ async def test_two_workers_answer_and_stop_cleanly(
             for _ in range(5):
                 answers = await asyncio.gather(*(ask() for _ in range(20)))
                 assert all(answer == names for answer in answers)
+            # Without Redis each worker enforces half of every budget (RATE_LIMIT_PROCESSES).
+            charged = await http.post("/graphql", json={"query": QUERY}, headers=headers)
+            assert charged.headers["ratelimit-policy"] == '"cost";q=25000;w=60'
             workers = await _workers_seen(base)
 
         # Two distinct worker processes, children of `gateway serve`, each served GraphQL.
@@ -161,6 +164,7 @@ async def test_two_workers_answer_and_stop_cleanly(
         assert all(count > 0 for count in workers.values()), workers
         assert {_parent_of(pid) for pid in workers} == {process.pid}
         assert "without REDIS_URL" in _text(log)
+        assert "enforces 1/2 of every rate-limit budget" in _text(log)
 
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 60) == 0, _text(log)
