@@ -236,13 +236,15 @@ class RateLimiter:
         self.metrics = RateLimitMetrics()
 
     async def _take(
-        self, key: str, cost: int, extra: int, refund_ms: float, limit: int
+        self, shared: GcraStore, key: str, cost: int, extra: int, refund_ms: float, limit: int
     ) -> GcraGrant:
+        """Redis's grant, else (Redis failed, or failed less than the backoff ago) the
+        in-process twin's charge, without a lease."""
         period = self._period
-        if self._shared is not None and time.monotonic() >= self._shared_down_until:
+        if time.monotonic() >= self._shared_down_until:
             self.metrics.shared_calls += 1
             try:
-                return await self._shared.take(
+                return await shared.take(
                     key, cost=cost, extra=extra, refund_ms=refund_ms, limit=limit, period=period
                 )
             except (RedisError, OSError, TimeoutError) as error:
@@ -252,8 +254,7 @@ class RateLimiter:
                     type(error).__name__,
                     self.settings.redis_backoff_seconds,
                 )
-        if self._shared is not None:
-            self.metrics.fallbacks += 1
+        self.metrics.fallbacks += 1
         allowed, remaining, reset_seconds, retry_after_seconds = self._local.charge_now(
             key, cost, limit, period
         )
@@ -263,7 +264,8 @@ class RateLimiter:
         """Charge `cost` points (at least 1, at most the whole budget); never raises. On
         Redis: from this process's lease of the caller's budget when it covers the charge,
         else one round trip that also renews the lease."""
-        if self._shared is None:
+        shared = self._shared
+        if shared is None:
             return self.charge_now(principal, cost)
         decision = self.leased(principal, cost)
         if decision is not None:
@@ -280,7 +282,7 @@ class RateLimiter:
             self._renewing.add(key)
         try:
             granted, remaining, reset_seconds, retry_after_seconds = await self._take(
-                key, charged, 0 if renewing else budget.lease, refund_ms, budget.limit
+                shared, key, charged, 0 if renewing else budget.lease, refund_ms, budget.limit
             )
         finally:
             if not renewing:
